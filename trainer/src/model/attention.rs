@@ -1,0 +1,69 @@
+//! Linear attention (Shen et al.) as in the reference, wrapped as `x + attn(LayerNorm(x))`.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+use super::norm::{ChannelLayerNorm, ChannelLayerNormConfig};
+
+/// Configuration of [`LinearAttention`].
+#[derive(Config, Debug)]
+pub struct LinearAttentionConfig {
+    pub dim: usize,
+    #[config(default = 4)]
+    pub heads: usize,
+    #[config(default = 32)]
+    pub dim_head: usize,
+}
+
+/// Residual pre-normed linear attention: `x + to_out(attn(to_qkv(LayerNorm(x))))`.
+///
+/// Per head, with q, k, v of shape `[d, n]` (n = H W): `k = softmax_n(k)`, `ctx = k v^T`,
+/// `out = ctx^T (q / sqrt(d))`.
+#[derive(Module, Debug)]
+pub struct LinearAttention<B: Backend> {
+    pub norm: ChannelLayerNorm<B>,
+    /// 1x1, no bias, `dim -> 3 heads dim_head`.
+    pub to_qkv: Conv2d<B>,
+    /// 1x1, `heads dim_head -> dim`.
+    pub to_out: Conv2d<B>,
+    pub heads: usize,
+    pub dim_head: usize,
+}
+
+impl LinearAttentionConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> LinearAttention<B> {
+        let hidden = self.heads * self.dim_head;
+        LinearAttention {
+            norm: ChannelLayerNormConfig::new(self.dim).init(device),
+            to_qkv: Conv2dConfig::new([self.dim, 3 * hidden], [1, 1])
+                .with_bias(false)
+                .init(device),
+            to_out: Conv2dConfig::new([hidden, self.dim], [1, 1]).init(device),
+            heads: self.heads,
+            dim_head: self.dim_head,
+        }
+    }
+}
+
+impl<B: Backend> LinearAttention<B> {
+    /// # Shapes
+    /// - x: `[B, dim, H, W]` -> `[B, dim, H, W]`
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [b, _, h, w] = x.dims();
+        let (heads, d) = (self.heads, self.dim_head);
+        let hidden = heads * d;
+        let qkv = self.to_qkv.forward(self.norm.forward(x.clone()));
+        let split = |i: usize| {
+            qkv.clone()
+                .narrow(1, i * hidden, hidden)
+                .reshape([b, heads, d, h * w])
+        };
+        let q = split(0) * (d as f64).powf(-0.5);
+        let k = softmax(split(1), 3);
+        let v = split(2);
+        let context = k.matmul(v.swap_dims(2, 3)); // [b, heads, d, e]
+        let out = context.swap_dims(2, 3).matmul(q); // [b, heads, e, n]
+        x + self.to_out.forward(out.reshape([b, hidden, h, w]))
+    }
+}

@@ -1,0 +1,87 @@
+//! The ConvNeXt block of the reference U-Net.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::gelu;
+
+use super::norm::{ChannelLayerNorm, ChannelLayerNormConfig};
+
+/// Configuration of [`ConvNextBlock`].
+#[derive(Config, Debug)]
+pub struct ConvNextBlockConfig {
+    pub dim_in: usize,
+    pub dim_out: usize,
+    /// Width of the time embedding; `None` for a block without time conditioning.
+    pub time_dim: Option<usize>,
+    /// Channel expansion of the inner 3x3 convolution.
+    #[config(default = 2)]
+    pub mult: usize,
+    /// Whether the channel LayerNorm is applied (the reference skips it in the first block).
+    #[config(default = true)]
+    pub norm: bool,
+    /// Depthwise kernel size.
+    #[config(default = 7)]
+    pub depthwise_kernel: usize,
+}
+
+/// `x -> dwconv7x7 (+ Linear(GELU(t))) -> [LayerNorm] -> conv3x3 -> GELU -> conv3x3 (+ res(x))`.
+#[derive(Module, Debug)]
+pub struct ConvNextBlock<B: Backend> {
+    pub time_proj: Option<Linear<B>>,
+    pub depthwise: Conv2d<B>,
+    pub norm: Option<ChannelLayerNorm<B>>,
+    pub conv1: Conv2d<B>,
+    pub conv2: Conv2d<B>,
+    /// 1x1 convolution on the residual path when the channel count changes.
+    pub residual: Option<Conv2d<B>>,
+}
+
+impl ConvNextBlockConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> ConvNextBlock<B> {
+        let k = self.depthwise_kernel;
+        let hidden = self.dim_out * self.mult;
+        let same3 = || PaddingConfig2d::Explicit(1, 1, 1, 1);
+        ConvNextBlock {
+            time_proj: self
+                .time_dim
+                .map(|t| LinearConfig::new(t, self.dim_in).init(device)),
+            depthwise: Conv2dConfig::new([self.dim_in, self.dim_in], [k, k])
+                .with_groups(self.dim_in)
+                .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
+                .init(device),
+            norm: self
+                .norm
+                .then(|| ChannelLayerNormConfig::new(self.dim_in).init(device)),
+            conv1: Conv2dConfig::new([self.dim_in, hidden], [3, 3])
+                .with_padding(same3())
+                .init(device),
+            conv2: Conv2dConfig::new([hidden, self.dim_out], [3, 3])
+                .with_padding(same3())
+                .init(device),
+            residual: (self.dim_in != self.dim_out)
+                .then(|| Conv2dConfig::new([self.dim_in, self.dim_out], [1, 1]).init(device)),
+        }
+    }
+}
+
+impl<B: Backend> ConvNextBlock<B> {
+    /// # Shapes
+    /// - x: `[B, dim_in, H, W]`, time: `[B, time_dim]` -> `[B, dim_out, H, W]`
+    pub fn forward(&self, x: Tensor<B, 4>, time: Option<Tensor<B, 2>>) -> Tensor<B, 4> {
+        let mut h = self.depthwise.forward(x.clone());
+        if let (Some(proj), Some(t)) = (&self.time_proj, time) {
+            let [b, c] = [h.dims()[0], h.dims()[1]];
+            h = h + proj.forward(gelu(t)).reshape([b, c, 1, 1]);
+        }
+        if let Some(n) = &self.norm {
+            h = n.forward(h);
+        }
+        let h = self.conv2.forward(gelu(self.conv1.forward(h)));
+        let res = match &self.residual {
+            Some(r) => r.forward(x),
+            None => x,
+        };
+        h + res
+    }
+}

@@ -1,0 +1,9 @@
+//! The attention U-Net, one file per part.
+
+pub mod attention;
+pub mod convnext;
+pub mod embedding;
+pub mod norm;
+pub mod unet;
+
+pub use unet::{MODEL_PRESETS, UNet, UNetConfig};

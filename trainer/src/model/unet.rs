@@ -1,0 +1,263 @@
+//! The attention U-Net restorer R(x, t) of the reference (a ConvNeXt U-Net with linear attention).
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::prelude::*;
+
+use super::attention::{LinearAttention, LinearAttentionConfig};
+use super::convnext::{ConvNextBlock, ConvNextBlockConfig};
+use super::embedding::{TimeMlp, TimeMlpConfig};
+
+/// The network's size. Serialised into checkpoints and the exported bundle's manifest.
+#[derive(Config, Debug, PartialEq)]
+pub struct UNetConfig {
+    /// Base width; level i has `dim * dim_mults[i]` channels.
+    pub dim: usize,
+    /// Width multipliers per resolution level (each level but the last halves the resolution).
+    pub dim_mults: Vec<usize>,
+    /// Image channels in and out.
+    pub channels: usize,
+    /// Linear-attention heads.
+    #[config(default = 4)]
+    pub heads: usize,
+    /// Width of each attention head.
+    #[config(default = 32)]
+    pub dim_head: usize,
+}
+
+/// Names of the built-in network sizes.
+pub const MODEL_PRESETS: &[&str] = &["tiny", "cpu", "small", "paper"];
+
+impl UNetConfig {
+    /// A named size: `tiny` (tests), `cpu` (dim 16, 1-2-4, 2x16 heads: trains on 2 cores),
+    /// `small` (dim 32, 1-2-4: the reference's small model, 3.74M parameters for 3 channels) and
+    /// `paper` (dim 64, 1-2-4-8: the paper's 56.6M-parameter model).
+    pub fn preset(name: &str, channels: usize) -> Option<Self> {
+        let c = match name {
+            "tiny" => UNetConfig::new(8, vec![1, 2], channels)
+                .with_heads(2)
+                .with_dim_head(4),
+            "cpu" => UNetConfig::new(16, vec![1, 2, 4], channels)
+                .with_heads(2)
+                .with_dim_head(16),
+            "small" => UNetConfig::new(32, vec![1, 2, 4], channels),
+            "paper" => UNetConfig::new(64, vec![1, 2, 4, 8], channels),
+            _ => return None,
+        };
+        Some(c)
+    }
+
+    /// Channels per level boundary: `[channels, dim*m0, dim*m1, ...]`.
+    pub fn level_dims(&self) -> Vec<usize> {
+        std::iter::once(self.channels)
+            .chain(self.dim_mults.iter().map(|m| self.dim * m))
+            .collect()
+    }
+
+    /// Checks that an image of `height x width` passes through the down/up path unchanged.
+    pub fn check_image_size(&self, height: usize, width: usize) -> Result<(), String> {
+        let downs = self.dim_mults.len().saturating_sub(1);
+        let f = 1usize << downs;
+        if height % f != 0 || width % f != 0 {
+            return Err(format!(
+                "a U-Net with {} levels halves the image {downs} times, so sides must be multiples \
+                 of {f}; {height}x{width} is not (use fewer dim_mults)",
+                self.dim_mults.len()
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn init<B: Backend>(&self, device: &B::Device) -> UNet<B> {
+        let dims = self.level_dims();
+        let time_dim = self.dim;
+        let n = self.dim_mults.len();
+        let attn = |d: usize| {
+            LinearAttentionConfig::new(d)
+                .with_heads(self.heads)
+                .with_dim_head(self.dim_head)
+                .init(device)
+        };
+        let block =
+            |i: usize, o: usize| ConvNextBlockConfig::new(i, o).with_time_dim(Some(time_dim));
+        let resample_pad = PaddingConfig2d::Explicit(1, 1, 1, 1);
+        let downs = (0..n)
+            .map(|i| {
+                let (din, dout) = (dims[i], dims[i + 1]);
+                DownLevel {
+                    block1: block(din, dout).with_norm(i != 0).init(device),
+                    block2: block(dout, dout).init(device),
+                    attn: attn(dout),
+                    down: (i + 1 < n).then(|| {
+                        Conv2dConfig::new([dout, dout], [4, 4])
+                            .with_stride([2, 2])
+                            .with_padding(resample_pad.clone())
+                            .init(device)
+                    }),
+                }
+            })
+            .collect();
+        let mid = dims[n];
+        let ups = (1..n)
+            .rev()
+            .map(|i| {
+                let (din, dout) = (dims[i], dims[i + 1]);
+                UpLevel {
+                    block1: block(2 * dout, din).init(device),
+                    block2: block(din, din).init(device),
+                    attn: attn(din),
+                    up: ConvTranspose2dConfig::new([din, din], [4, 4])
+                        .with_stride([2, 2])
+                        .with_padding([1, 1])
+                        .init(device),
+                }
+            })
+            .collect();
+        UNet {
+            time_mlp: TimeMlpConfig::new(self.dim).init(device),
+            downs,
+            mid_block1: block(mid, mid).init(device),
+            mid_attn: attn(mid),
+            mid_block2: block(mid, mid).init(device),
+            ups,
+            final_block: ConvNextBlockConfig::new(self.dim, self.dim).init(device),
+            final_conv: Conv2dConfig::new([self.dim, self.channels], [1, 1]).init(device),
+        }
+    }
+}
+
+/// One level of the contracting path.
+#[derive(Module, Debug)]
+pub struct DownLevel<B: Backend> {
+    pub block1: ConvNextBlock<B>,
+    pub block2: ConvNextBlock<B>,
+    pub attn: LinearAttention<B>,
+    /// 4x4 stride-2 convolution; none on the last level.
+    pub down: Option<Conv2d<B>>,
+}
+
+/// One level of the expanding path.
+#[derive(Module, Debug)]
+pub struct UpLevel<B: Backend> {
+    pub block1: ConvNextBlock<B>,
+    pub block2: ConvNextBlock<B>,
+    pub attn: LinearAttention<B>,
+    /// 4x4 stride-2 transposed convolution.
+    pub up: ConvTranspose2d<B>,
+}
+
+/// The restorer R(x, t).
+#[derive(Module, Debug)]
+pub struct UNet<B: Backend> {
+    pub time_mlp: TimeMlp<B>,
+    pub downs: Vec<DownLevel<B>>,
+    pub mid_block1: ConvNextBlock<B>,
+    pub mid_attn: LinearAttention<B>,
+    pub mid_block2: ConvNextBlock<B>,
+    pub ups: Vec<UpLevel<B>>,
+    pub final_block: ConvNextBlock<B>,
+    pub final_conv: Conv2d<B>,
+}
+
+impl<B: Backend> UNet<B> {
+    /// R(x, t): the estimate of the clean image.
+    ///
+    /// # Shapes
+    /// - x: `[B, C, H, W]` in [-1, 1], t: `[B]` degradation levels -> `[B, C, H, W]`
+    pub fn forward(&self, x: Tensor<B, 4>, t: Tensor<B, 1>) -> Tensor<B, 4> {
+        // 1. Time embedding.
+        let temb = self.time_mlp.forward(t);
+        // 2. Contracting path, keeping a skip per level.
+        let mut skips = Vec::with_capacity(self.downs.len());
+        let mut h = x;
+        for level in &self.downs {
+            h = level.block1.forward(h, Some(temb.clone()));
+            h = level.block2.forward(h, Some(temb.clone()));
+            h = level.attn.forward(h);
+            skips.push(h.clone());
+            if let Some(down) = &level.down {
+                h = down.forward(h);
+            }
+        }
+        // 3. Middle.
+        h = self.mid_block1.forward(h, Some(temb.clone()));
+        h = self.mid_attn.forward(h);
+        h = self.mid_block2.forward(h, Some(temb.clone()));
+        // 4. Expanding path: concatenate the matching skip, then upsample.
+        for level in &self.ups {
+            let skip = skips.pop().expect("one skip per level");
+            h = Tensor::cat(vec![h, skip], 1);
+            h = level.block1.forward(h, Some(temb.clone()));
+            h = level.block2.forward(h, Some(temb.clone()));
+            h = level.attn.forward(h);
+            h = level.up.forward(h);
+        }
+        // 5. Output head.
+        self.final_conv.forward(self.final_block.forward(h, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CpuBackend as B;
+    use burn::module::Module;
+
+    fn device() -> burn::tensor::Device<B> {
+        Default::default()
+    }
+
+    #[test]
+    fn parameter_counts_match_the_reference() {
+        // Independently counted from the reference's PyTorch module definitions.
+        let paper = UNetConfig::preset("paper", 1)
+            .expect("preset")
+            .init::<B>(&device());
+        assert_eq!(paper.num_params(), 56_612_916);
+        let small = UNetConfig::preset("small", 3)
+            .expect("preset")
+            .init::<B>(&device());
+        assert_eq!(small.num_params(), 3_737_692);
+        let cpu = UNetConfig::preset("cpu", 1)
+            .expect("preset")
+            .init::<B>(&device());
+        assert_eq!(cpu.num_params(), 921_204);
+    }
+
+    #[test]
+    fn shapes_through_every_stage() {
+        let cfg = UNetConfig::new(8, vec![1, 2, 4], 3)
+            .with_heads(2)
+            .with_dim_head(4);
+        let net = cfg.init::<B>(&device());
+        let x = Tensor::<B, 4>::random(
+            [2, 3, 12, 16],
+            burn::tensor::Distribution::Default,
+            &device(),
+        );
+        let t = Tensor::<B, 1>::from_floats([1.0, 7.0], &device());
+        let temb = net.time_mlp.forward(t.clone());
+        assert_eq!(temb.dims(), [2, 8]);
+        // Contracting path: 12x16 -> 6x8 -> 3x4, widths 8, 16, 32.
+        let mut h = x.clone();
+        let mut sizes = Vec::new();
+        for level in &net.downs {
+            h = level.block1.forward(h, Some(temb.clone()));
+            h = level.block2.forward(h, Some(temb.clone()));
+            h = level.attn.forward(h);
+            sizes.push(h.dims());
+            if let Some(d) = &level.down {
+                h = d.forward(h);
+            }
+        }
+        assert_eq!(sizes, vec![[2, 8, 12, 16], [2, 16, 6, 8], [2, 32, 3, 4]]);
+        let up = net.ups[0]
+            .up
+            .forward(Tensor::zeros([2, 16, 3, 4], &device()));
+        assert_eq!(up.dims(), [2, 16, 6, 8]);
+        let y = net.forward(x, t);
+        assert_eq!(y.dims(), [2, 3, 12, 16]);
+        assert!(cfg.check_image_size(12, 16).is_ok());
+        assert!(cfg.check_image_size(10, 16).is_err());
+    }
+}
