@@ -160,21 +160,26 @@ fn load_one(item: &Item, shape: Shape, resize: Resize) -> Result<(Array3<f32>, (
 /// Outputs for one image: `(suffix, image)`; the suffix "" is the main output.
 pub type Outputs = Vec<(String, DynamicImage)>;
 
-/// Runs `f` over the items in batches of `batch`. `f` gets a `[B, C, H, W]` batch in [-1, 1] and
-/// returns the outputs of each image. Bad inputs and failed writes are recorded in the report.
-pub fn run_batched<F>(
-    items: &[Item],
-    out_dir: &Path,
-    shape: Shape,
-    resize: Resize,
-    batch: usize,
-    mut report: Report,
-    what: &str,
-    mut f: F,
-) -> Result<Report>
+/// A batched pass over planned items.
+#[derive(Clone, Debug)]
+pub struct FolderRun<'a> {
+    pub items: &'a [Item],
+    pub out_dir: &'a Path,
+    pub shape: Shape,
+    pub resize: Resize,
+    /// Images per model call.
+    pub batch: usize,
+    /// Label of the progress bar.
+    pub what: &'a str,
+}
+
+/// Runs `f` over the items in batches. `f` gets a `[B, C, H, W]` batch in [-1, 1] and returns the
+/// outputs of each image. Bad inputs and failed writes are recorded in the report.
+pub fn run_batched<F>(run: &FolderRun, mut report: Report, mut f: F) -> Result<Report>
 where
     F: FnMut(Array4<f32>) -> Result<Vec<Outputs>>,
 {
+    let FolderRun { items, out_dir, shape, resize, batch, what } = run.clone();
     let batch = batch.max(1);
     fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let pb = progress_bar(items.len() as u64, what);

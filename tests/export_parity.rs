@@ -1,0 +1,155 @@
+//! The exported graphs run in ONNX Runtime (CPU) and agree with the Burn model they came from.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use burn::prelude::*;
+use cold_runtime::bundle::{Bundle, TrainingSummary};
+use cold_runtime::ortlib;
+use cold_testkit::{max_abs_diff, random_images, tiny_model, workspace_root};
+use cold_trainer::CpuBackend as B;
+use cold_trainer::degrade::DeviceDegradation;
+use cold_trainer::ema::flat_params;
+use cold_trainer::export::{self, import};
+use cold_trainer::model::UNet;
+use cold_trainer::tensor_io::{to_array, to_tensor};
+use ndarray::{Array4, ArrayD, Ix4};
+use ort::session::Session;
+use ort::value::{Tensor as OrtTensor, TensorRef};
+use protobuf::Message;
+
+fn session(path: &Path) -> Session {
+    let env = ortlib::environment().expect("ONNX Runtime");
+    Session::builder(&env).expect("builder").commit_from_file(path).expect("session")
+}
+
+fn arr4(v: ArrayD<f32>) -> Array4<f32> {
+    v.into_dimensionality::<Ix4>().expect("4-D")
+}
+
+fn levels_tensor(levels: &[i64]) -> OrtTensor<i64> {
+    OrtTensor::from_array(([levels.len()], levels.to_vec())).expect("levels")
+}
+
+fn burn_levels(levels: &[i64]) -> (Tensor<B, 1>, Tensor<B, 1, Int>) {
+    let dev = Default::default();
+    let f: Vec<f32> = levels.iter().map(|&v| v as f32).collect();
+    (
+        Tensor::from_data(TensorData::new(f, [levels.len()]), &dev),
+        Tensor::from_data(TensorData::new(levels.to_vec(), [levels.len()]), &dev),
+    )
+}
+
+/// Checks R, D and the fused step of the bundle in `dir` against `net` on random inputs.
+fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
+    let bundle = Bundle::open(dir, true).expect("bundle");
+    let m = &bundle.manifest;
+    let (c, h, w) = (m.image.channels, m.image.height, m.image.width);
+    let big_t = m.degradation.steps as i64;
+    let dev = Default::default();
+    let x = random_images((4, c, h, w), seed);
+    let t: Vec<i64> = vec![0, 1, big_t / 2, big_t];
+
+    // R(x, t)
+    let mut r = session(&bundle.path(&m.files.restorer));
+    let out = r
+        .run(ort::inputs! { "x" => TensorRef::from_array_view(x.view()).expect("x"), "t" => levels_tensor(&t) })
+        .expect("run R");
+    let got = arr4(out["x0_hat"].try_extract_array::<f32>().expect("f32").to_owned());
+    let (tf, _) = burn_levels(&t);
+    let want = to_array(net.forward(to_tensor::<B>(&x, &dev), tf));
+    let err_r = max_abs_diff(&got, &want);
+    assert!(err_r <= 1e-4, "restorer: max abs error {err_r}");
+
+    // D(x, t)
+    let mut d = session(&bundle.path(&m.files.degradation));
+    let out = d
+        .run(ort::inputs! { "x" => TensorRef::from_array_view(x.view()).expect("x"), "t" => levels_tensor(&t) })
+        .expect("run D");
+    let got = arr4(out["y"].try_extract_array::<f32>().expect("f32").to_owned());
+    let ops = m.degradation.operators().expect("operators");
+    let tu: Vec<usize> = t.iter().map(|&v| v as usize).collect();
+    let want = ops.apply(x.view(), &tu).expect("apply");
+    let err_d = max_abs_diff(&got, &want);
+    assert!(err_d <= 1e-5, "degradation: max abs error {err_d}");
+
+    // The fused step, with one sample already at level 0.
+    let s: Vec<i64> = vec![0, 1, big_t / 2, big_t];
+    let s_prev: Vec<i64> = vec![0, 0, big_t / 2 - 1, big_t - 3];
+    let mut st = session(&bundle.path(&m.files.step));
+    let out = st
+        .run(ort::inputs! {
+            "x_s" => TensorRef::from_array_view(x.view()).expect("x"),
+            "s" => levels_tensor(&s),
+            "s_prev" => levels_tensor(&s_prev),
+        })
+        .expect("run step");
+    let x0_onnx = arr4(out["x0_hat"].try_extract_array::<f32>().expect("f32").to_owned());
+    let alg2_onnx = arr4(out["x_next"].try_extract_array::<f32>().expect("f32").to_owned());
+    let alg1_onnx = arr4(out["x_next_alg1"].try_extract_array::<f32>().expect("f32").to_owned());
+    let deg = DeviceDegradation::<B>::from_operators(&ops, &dev);
+    let (sf, si) = burn_levels(&s);
+    let (_, spi) = burn_levels(&s_prev);
+    let xb = to_tensor::<B>(&x, &dev);
+    let x0 = net.forward(xb.clone(), sf);
+    let mut alg2 = to_array(xb.clone() - deg.apply(x0.clone(), si) + deg.apply(x0.clone(), spi.clone()));
+    let mut alg1 = to_array(deg.apply(x0.clone(), spi));
+    // Level-0 samples pass through unchanged.
+    alg2.index_axis_mut(ndarray::Axis(0), 0).assign(&x.index_axis(ndarray::Axis(0), 0));
+    alg1.index_axis_mut(ndarray::Axis(0), 0).assign(&x.index_axis(ndarray::Axis(0), 0));
+    let x0 = to_array(x0);
+    for (name, got, want) in [("x0_hat", &x0_onnx, &x0), ("x_next", &alg2_onnx, &alg2), ("x_next_alg1", &alg1_onnx, &alg1)] {
+        let err = max_abs_diff(got, want);
+        assert!(err <= 1e-4, "step {name}: max abs error {err}");
+    }
+    assert_eq!(alg2_onnx.index_axis(ndarray::Axis(0), 0), x.index_axis(ndarray::Axis(0), 0));
+    eprintln!("parity {}: R {err_r:.2e}, D {err_d:.2e}", dir.display());
+}
+
+#[test]
+fn tiny_bundle_matches_burn() {
+    let (cfg, net) = tiny_model(11);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("tiny");
+    export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
+    check_parity(&dir, &net, 5);
+
+    // Every Burn parameter is an ONNX initializer of the same name, and reads back identically.
+    let model = onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(dir.join("restorer.onnx")).expect("read"))
+        .expect("parse");
+    let names: BTreeSet<String> = import::external_initializers(&model).into_keys().collect();
+    let paths: BTreeSet<String> = import::parameter_paths(&net).into_iter().collect();
+    assert_eq!(names, paths);
+    let (_, back) = import::load_bundle_model::<B>(&dir, &Default::default()).expect("import");
+    assert_eq!(flat_params(&back), flat_params(&net));
+
+    // Weights are 64-byte aligned in the shared file and the graphs hold no float weights inline.
+    for (name, (offset, _, _)) in import::external_initializers(&model) {
+        assert_eq!(offset % 64, 0, "{name} at {offset}");
+    }
+    let inline_floats: usize = model.graph.initializer.iter().map(|i| i.float_data.len() + i.raw_data.len() / 4).sum();
+    assert!(inline_floats < 64, "{inline_floats} inline float values");
+}
+
+#[test]
+fn export_refuses_to_overwrite_a_different_bundle() {
+    let (cfg, net) = tiny_model(1);
+    let (_, other) = tiny_model(2);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("b");
+    export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
+    // The same model again is fine (nothing changes).
+    export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("same again");
+    let err = export::export_model(&other, &cfg, TrainingSummary::default(), &dir, false).expect_err("refuse");
+    assert!(err.to_string().contains("--force"), "{err}");
+    export::export_model(&other, &cfg, TrainingSummary::default(), &dir, true).expect("forced");
+    let (_, back) = import::load_bundle_model::<B>(&dir, &Default::default()).expect("import");
+    assert_eq!(flat_params(&back), flat_params(&other));
+}
+
+#[test]
+fn shipped_default_model_matches_burn() {
+    let dir = workspace_root().join("models/mnist-blur");
+    let (_, net) = import::load_bundle_model::<B>(&dir, &Default::default()).expect("the shipped bundle loads into Burn");
+    check_parity(&dir, &net, 9);
+}

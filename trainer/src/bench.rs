@@ -1,0 +1,77 @@
+//! Training throughput: optimiser steps per second for a model size and batch size.
+
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use cold_runtime::data::Dataset;
+use serde::Serialize;
+
+use crate::degrade::DeviceDegradation;
+use crate::error::Result;
+use crate::train::{TrainConfig, TrainState, make_batch, train_step};
+
+/// One throughput measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainBench {
+    pub backend: String,
+    pub model: String,
+    pub parameters: usize,
+    pub batch_size: usize,
+    pub image: [usize; 3],
+    /// Seconds from the start of the first step to its end (kernel compilation on GPUs).
+    pub first_step_seconds: f64,
+    pub warmup_steps: usize,
+    pub measured_steps: usize,
+    pub steps_per_second: f64,
+    pub images_per_second: f64,
+}
+
+/// Times `steps` training steps after `warmup` steps, on synthetic-free real batches of `data`.
+pub fn bench_training<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+    model_name: &str,
+    data: &Dataset,
+    warmup: usize,
+    steps: usize,
+    device: &B::Device,
+    backend: &str,
+) -> Result<TrainBench> {
+    cfg.validate()?;
+    let deg = DeviceDegradation::<B>::new(&cfg.degradation, device)?;
+    let mut state = TrainState::<B>::new(cfg, device);
+    let parameters = burn::module::Module::num_params(&state.model);
+    let t0 = Instant::now();
+    let mut first = 0.0;
+    for i in 0..warmup.max(1) {
+        let batch = make_batch(cfg, data, &deg, state.step, device);
+        let (s, loss) = train_step(cfg, state, &batch);
+        state = s;
+        if i == 0 {
+            let _ = loss;
+            B::sync(device).ok();
+            first = t0.elapsed().as_secs_f64();
+        }
+    }
+    B::sync(device).ok();
+    let t1 = Instant::now();
+    for _ in 0..steps {
+        let batch = make_batch(cfg, data, &deg, state.step, device);
+        let (s, _) = train_step(cfg, state, &batch);
+        state = s;
+    }
+    B::sync(device).ok();
+    let secs = t1.elapsed().as_secs_f64();
+    let sps = steps as f64 / secs;
+    Ok(TrainBench {
+        backend: backend.into(),
+        model: model_name.into(),
+        parameters,
+        batch_size: cfg.batch_size,
+        image: [cfg.degradation.channels, cfg.degradation.height, cfg.degradation.width],
+        first_step_seconds: first,
+        warmup_steps: warmup.max(1),
+        measured_steps: steps,
+        steps_per_second: sps,
+        images_per_second: sps * cfg.batch_size as f64,
+    })
+}

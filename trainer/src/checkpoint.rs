@@ -1,0 +1,125 @@
+//! Checkpoints: `checkpoints/step-NNNNNNN/{model,ema,optim}.mpk + state.json`, written into a
+//! temporary folder and renamed into place, then named in `checkpoints/latest` (written atomically).
+//! An interrupted save leaves the previous checkpoint as the latest.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::Optimizer;
+use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use cold_runtime::fetch;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::model::UNet;
+use crate::train::{TrainConfig, TrainState};
+
+type Rec = NamedMpkBytesRecorder<FullPrecisionSettings>;
+
+/// What `state.json` records.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub step: usize,
+    pub format: u32,
+}
+
+fn ck_err(path: &Path, reason: impl std::fmt::Display) -> TrainError {
+    TrainError::Checkpoint { path: path.into(), reason: reason.to_string() }
+}
+
+/// The name of the latest complete checkpoint, if any.
+pub fn latest_name(dir: &Path) -> Option<String> {
+    let name = fs::read_to_string(dir.join("latest")).ok()?.trim().to_string();
+    dir.join(&name).join("state.json").is_file().then_some(name)
+}
+
+/// Saves a checkpoint and prunes old ones, keeping `keep`. Returns its name.
+pub fn save<B: AutodiffBackend>(dir: &Path, state: &TrainState<B>, keep: usize) -> Result<String> {
+    let name = format!("step-{:07}", state.step);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let final_dir = dir.join(&name);
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    }
+    fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    let rec = Rec::new();
+    let model: Vec<u8> = Recorder::<B>::record(&rec, state.model.clone().into_record(), ())
+        .map_err(|e| ck_err(&tmp, e))?;
+    let ema: Vec<u8> = Recorder::<B::InnerBackend>::record(&rec, state.ema.clone().into_record(), ())
+        .map_err(|e| ck_err(&tmp, e))?;
+    let optim: Vec<u8> =
+        Recorder::<B>::record(&rec, state.optim.to_record(), ()).map_err(|e| ck_err(&tmp, e))?;
+    fetch::write_atomic(&tmp.join("model.mpk"), &model)?;
+    fetch::write_atomic(&tmp.join("ema.mpk"), &ema)?;
+    fetch::write_atomic(&tmp.join("optim.mpk"), &optim)?;
+    let js = serde_json::to_vec_pretty(&Checkpoint { step: state.step, format: 1 }).map_err(|e| ck_err(&tmp, e))?;
+    fetch::write_atomic(&tmp.join("state.json"), &js)?;
+    if final_dir.exists() {
+        fs::remove_dir_all(&final_dir).map_err(|e| TrainError::io(&final_dir, e))?;
+    }
+    fs::rename(&tmp, &final_dir).map_err(|e| TrainError::io(&final_dir, e))?;
+    fetch::write_atomic(&dir.join("latest"), name.as_bytes())?;
+    prune(dir, keep, &name)?;
+    Ok(name)
+}
+
+fn prune(dir: &Path, keep: usize, current: &str) -> Result<()> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map_err(|e| TrainError::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    names.sort();
+    let excess = names.len().saturating_sub(keep.max(1));
+    for n in names.into_iter().take(excess) {
+        if n != current {
+            let p = dir.join(&n);
+            fs::remove_dir_all(&p).map_err(|e| TrainError::io(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn latest_dir(dir: &Path) -> Result<PathBuf> {
+    let name = latest_name(dir).ok_or_else(|| {
+        ck_err(dir, "no complete checkpoint here (train first, or point --run at a training run folder)")
+    })?;
+    Ok(dir.join(name))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| TrainError::io(path, e))
+}
+
+fn read_state(d: &Path) -> Result<Checkpoint> {
+    let p = d.join("state.json");
+    serde_json::from_slice(&read(&p)?).map_err(|e| ck_err(&p, e))
+}
+
+/// Loads the latest checkpoint for training.
+pub fn load_latest<B: AutodiffBackend>(dir: &Path, cfg: &TrainConfig, device: &B::Device) -> Result<TrainState<B>> {
+    let d = latest_dir(dir)?;
+    let st = read_state(&d)?;
+    let rec = Rec::new();
+    let model_rec = Recorder::<B>::load(&rec, read(&d.join("model.mpk"))?, device).map_err(|e| ck_err(&d, e))?;
+    let model = cfg.model.init::<B>(device).load_record(model_rec);
+    let ema_rec =
+        Recorder::<B::InnerBackend>::load(&rec, read(&d.join("ema.mpk"))?, device).map_err(|e| ck_err(&d, e))?;
+    let ema = cfg.model.init::<B::InnerBackend>(device).load_record(ema_rec);
+    let optim_rec = Recorder::<B>::load(&rec, read(&d.join("optim.mpk"))?, device).map_err(|e| ck_err(&d, e))?;
+    let optim = cfg.optimizer_for_resume::<B>().load_record(optim_rec);
+    Ok(TrainState { model, ema, optim, step: st.step })
+}
+
+/// Loads only the EMA weights of the latest checkpoint, for sampling and export.
+pub fn load_latest_ema<B: Backend>(dir: &Path, cfg: &TrainConfig, device: &B::Device) -> Result<(UNet<B>, usize)> {
+    let d = latest_dir(dir)?;
+    let st = read_state(&d)?;
+    let rec = Rec::new();
+    let ema_rec = Recorder::<B>::load(&rec, read(&d.join("ema.mpk"))?, device).map_err(|e| ck_err(&d, e))?;
+    Ok((cfg.model.init::<B>(device).load_record(ema_rec), st.step))
+}

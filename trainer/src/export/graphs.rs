@@ -1,0 +1,299 @@
+//! The three graphs of a bundle, one ONNX node sequence per Burn module: the restorer R(x, t),
+//! the degradation D(x, t) and the fused sampling step.
+
+use burn::module::Param;
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::{Linear, PaddingConfig2d};
+use burn::prelude::*;
+use cold_runtime::degradation::Operators;
+use onnx_protobuf::tensor_proto::DataType;
+
+use super::onnx::{Attr, Dim, GraphBuilder};
+use crate::model::UNet;
+use crate::model::attention::LinearAttention;
+use crate::model::convnext::ConvNextBlock;
+use crate::model::embedding::sinusoidal_frequencies;
+use crate::model::norm::ChannelLayerNorm;
+
+/// Names of the graphs' inputs and outputs (recorded in the manifest too).
+pub mod io {
+    pub const X: &str = "x";
+    pub const T: &str = "t";
+    pub const X0_HAT: &str = "x0_hat";
+    pub const Y: &str = "y";
+    pub const X_S: &str = "x_s";
+    pub const S: &str = "s";
+    pub const X_NEXT: &str = "x_next";
+    pub const X_NEXT_ALG1: &str = "x_next_alg1";
+    pub const S_PREV: &str = "s_prev";
+}
+
+fn values<B: Backend, const D: usize>(p: &Param<Tensor<B, D>>) -> (Vec<f32>, Vec<usize>) {
+    let t = p.val();
+    let dims = t.dims().to_vec();
+    (t.into_data().convert::<f32>().to_vec::<f32>().expect("float weights"), dims)
+}
+
+fn weight<B: Backend, const D: usize>(g: &mut GraphBuilder, name: &str, p: &Param<Tensor<B, D>>) -> String {
+    let (v, d) = values(p);
+    g.weight(name, &v, &d)
+}
+
+fn conv<B: Backend>(g: &mut GraphBuilder, name: &str, c: &Conv2d<B>, x: &str) -> String {
+    let w = weight(g, &format!("{name}.weight"), &c.weight);
+    let mut inputs = vec![x.to_string(), w];
+    if let Some(b) = &c.bias {
+        inputs.push(weight(g, &format!("{name}.bias"), b));
+    }
+    let pads = match c.padding {
+        PaddingConfig2d::Explicit(t, l, b, r) => vec![t as i64, l as i64, b as i64, r as i64],
+        PaddingConfig2d::Valid => vec![0; 4],
+        PaddingConfig2d::Same => panic!("{name}: 'same' padding is not used by this network"),
+    };
+    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    g.op1(
+        "Conv",
+        &refs,
+        vec![
+            ("kernel_shape", Attr::Ints(c.kernel_size.iter().map(|&k| k as i64).collect())),
+            ("strides", Attr::Ints(c.stride.iter().map(|&k| k as i64).collect())),
+            ("dilations", Attr::Ints(c.dilation.iter().map(|&k| k as i64).collect())),
+            ("group", Attr::Int(c.groups as i64)),
+            ("pads", Attr::Ints(pads)),
+        ],
+    )
+}
+
+fn conv_transpose<B: Backend>(g: &mut GraphBuilder, name: &str, c: &ConvTranspose2d<B>, x: &str) -> String {
+    let w = weight(g, &format!("{name}.weight"), &c.weight);
+    let mut inputs = vec![x.to_string(), w];
+    if let Some(b) = &c.bias {
+        inputs.push(weight(g, &format!("{name}.bias"), b));
+    }
+    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let p = c.padding;
+    g.op1(
+        "ConvTranspose",
+        &refs,
+        vec![
+            ("kernel_shape", Attr::Ints(c.kernel_size.iter().map(|&k| k as i64).collect())),
+            ("strides", Attr::Ints(c.stride.iter().map(|&k| k as i64).collect())),
+            ("dilations", Attr::Ints(c.dilation.iter().map(|&k| k as i64).collect())),
+            ("group", Attr::Int(c.groups as i64)),
+            ("pads", Attr::Ints(vec![p[0] as i64, p[1] as i64, p[0] as i64, p[1] as i64])),
+            ("output_padding", Attr::Ints(c.padding_out.iter().map(|&k| k as i64).collect())),
+        ],
+    )
+}
+
+/// `x W + b` with Burn's `[d_in, d_out]` weight layout.
+fn linear<B: Backend>(g: &mut GraphBuilder, name: &str, l: &Linear<B>, x: &str) -> String {
+    let w = weight(g, &format!("{name}.weight"), &l.weight);
+    let y = g.op1("MatMul", &[x, &w], vec![]);
+    match &l.bias {
+        Some(b) => {
+            let b = weight(g, &format!("{name}.bias"), b);
+            g.op1("Add", &[&y, &b], vec![])
+        }
+        None => y,
+    }
+}
+
+fn gelu(g: &mut GraphBuilder, x: &str) -> String {
+    g.op1("Gelu", &[x], vec![("approximate", Attr::Str("none"))])
+}
+
+fn layer_norm<B: Backend>(g: &mut GraphBuilder, name: &str, n: &ChannelLayerNorm<B>, x: &str) -> String {
+    let axes = g.const_i64(&[1], &[1]);
+    let mean = g.op1("ReduceMean", &[x, &axes], vec![("keepdims", Attr::Int(1))]);
+    let centred = g.op1("Sub", &[x, &mean], vec![]);
+    let sq = g.op1("Mul", &[&centred, &centred], vec![]);
+    let var = g.op1("ReduceMean", &[&sq, &axes], vec![("keepdims", Attr::Int(1))]);
+    let eps = g.const_f32(&[n.eps as f32], &[]);
+    let v = g.op1("Add", &[&var, &eps], vec![]);
+    let sd = g.op1("Sqrt", &[&v], vec![]);
+    let normed = g.op1("Div", &[&centred, &sd], vec![]);
+    let gain = weight(g, &format!("{name}.gain"), &n.gain);
+    let bias = weight(g, &format!("{name}.bias"), &n.bias);
+    let y = g.op1("Mul", &[&normed, &gain], vec![]);
+    g.op1("Add", &[&y, &bias], vec![])
+}
+
+/// A ConvNeXt block; `temb_gelu` is GELU(time embedding), shared by all blocks.
+fn convnext<B: Backend>(
+    g: &mut GraphBuilder,
+    name: &str,
+    blk: &ConvNextBlock<B>,
+    x: &str,
+    temb_gelu: Option<&str>,
+) -> String {
+    g.scoped(name, |g| {
+        let mut h = conv(g, &format!("{name}.depthwise"), &blk.depthwise, x);
+        if let (Some(proj), Some(te)) = (&blk.time_proj, temb_gelu) {
+            let c = proj.weight.val().dims()[1] as i64;
+            let cond = linear(g, &format!("{name}.time_proj"), proj, te);
+            let shape = g.const_i64(&[0, c, 1, 1], &[4]);
+            let cond = g.op1("Reshape", &[&cond, &shape], vec![]);
+            h = g.op1("Add", &[&h, &cond], vec![]);
+        }
+        if let Some(n) = &blk.norm {
+            h = layer_norm(g, &format!("{name}.norm"), n, &h);
+        }
+        let h = conv(g, &format!("{name}.conv1"), &blk.conv1, &h);
+        let h = gelu(g, &h);
+        let h = conv(g, &format!("{name}.conv2"), &blk.conv2, &h);
+        let res = match &blk.residual {
+            Some(r) => conv(g, &format!("{name}.residual"), r, x),
+            None => x.to_string(),
+        };
+        g.op1("Add", &[&h, &res], vec![])
+    })
+}
+
+/// Residual pre-normed linear attention on an `h x w` feature map.
+fn attention<B: Backend>(g: &mut GraphBuilder, name: &str, a: &LinearAttention<B>, x: &str, hw: (usize, usize)) -> String {
+    g.scoped(name, |g| {
+        let (heads, d) = (a.heads as i64, a.dim_head as i64);
+        let hidden = heads * d;
+        let n = (hw.0 * hw.1) as i64;
+        let xn = layer_norm(g, &format!("{name}.norm"), &a.norm, x);
+        let qkv = conv(g, &format!("{name}.to_qkv"), &a.to_qkv, &xn);
+        let split = g.const_i64(&[hidden, hidden, hidden], &[3]);
+        let parts = g.op_n("Split", &[&qkv, &split], vec![("axis", Attr::Int(1))], 3);
+        let shape = g.const_i64(&[0, heads, d, n], &[4]);
+        let q = g.op1("Reshape", &[&parts[0], &shape], vec![]);
+        let k = g.op1("Reshape", &[&parts[1], &shape], vec![]);
+        let v = g.op1("Reshape", &[&parts[2], &shape], vec![]);
+        let scale = g.const_f32(&[(d as f64).powf(-0.5) as f32], &[]);
+        let q = g.op1("Mul", &[&q, &scale], vec![]);
+        let k = g.op1("Softmax", &[&k], vec![("axis", Attr::Int(3))]);
+        let vt = g.op1("Transpose", &[&v], vec![("perm", Attr::Ints(vec![0, 1, 3, 2]))]);
+        let context = g.op1("MatMul", &[&k, &vt], vec![]);
+        let ct = g.op1("Transpose", &[&context], vec![("perm", Attr::Ints(vec![0, 1, 3, 2]))]);
+        let out = g.op1("MatMul", &[&ct, &q], vec![]);
+        let back = g.const_i64(&[0, hidden, hw.0 as i64, hw.1 as i64], &[4]);
+        let out = g.op1("Reshape", &[&out, &back], vec![]);
+        let out = conv(g, &format!("{name}.to_out"), &a.to_out, &out);
+        g.op1("Add", &[x, &out], vec![])
+    })
+}
+
+/// The U-Net on input `x` ([B, C, H, W]) and float levels `t` ([B]); returns the output name.
+pub fn unet<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>, x: &str, t: &str, hw: (usize, usize)) -> String {
+    // 1. Time embedding: cat(sin(t f), cos(t f)) -> Linear -> GELU -> Linear.
+    let temb = g.scoped("time_mlp", |g| {
+        let dim = net.time_mlp.dim;
+        let freqs = sinusoidal_frequencies(dim);
+        let f = g.const_f32(&freqs, &[1, (dim / 2) as i64]);
+        let axes = g.const_i64(&[1], &[1]);
+        let tc = g.op1("Unsqueeze", &[t, &axes], vec![]);
+        let arg = g.op1("Mul", &[&tc, &f], vec![]);
+        let s = g.op1("Sin", &[&arg], vec![]);
+        let c = g.op1("Cos", &[&arg], vec![]);
+        let e = g.op1("Concat", &[&s, &c], vec![("axis", Attr::Int(1))]);
+        let h = linear(g, "time_mlp.lin1", &net.time_mlp.lin1, &e);
+        let h = gelu(g, &h);
+        linear(g, "time_mlp.lin2", &net.time_mlp.lin2, &h)
+    });
+    let te = gelu(g, &temb);
+    // 2. Contracting path.
+    let mut skips = Vec::new();
+    let mut h = x.to_string();
+    let mut size = hw;
+    for (i, level) in net.downs.iter().enumerate() {
+        let p = format!("downs.{i}");
+        h = convnext(g, &format!("{p}.block1"), &level.block1, &h, Some(&te));
+        h = convnext(g, &format!("{p}.block2"), &level.block2, &h, Some(&te));
+        h = attention(g, &format!("{p}.attn"), &level.attn, &h, size);
+        skips.push(h.clone());
+        if let Some(d) = &level.down {
+            h = conv(g, &format!("{p}.down"), d, &h);
+            size = ((size.0 + 2 - 4) / 2 + 1, (size.1 + 2 - 4) / 2 + 1);
+        }
+    }
+    // 3. Middle.
+    h = convnext(g, "mid_block1", &net.mid_block1, &h, Some(&te));
+    h = attention(g, "mid_attn", &net.mid_attn, &h, size);
+    h = convnext(g, "mid_block2", &net.mid_block2, &h, Some(&te));
+    // 4. Expanding path.
+    for (i, level) in net.ups.iter().enumerate() {
+        let p = format!("ups.{i}");
+        let skip = skips.pop().expect("one skip per level");
+        h = g.op1("Concat", &[&h, &skip], vec![("axis", Attr::Int(1))]);
+        h = convnext(g, &format!("{p}.block1"), &level.block1, &h, Some(&te));
+        h = convnext(g, &format!("{p}.block2"), &level.block2, &h, Some(&te));
+        h = attention(g, &format!("{p}.attn"), &level.attn, &h, size);
+        h = conv_transpose(g, &format!("{p}.up"), &level.up, &h);
+        size = (size.0 * 2, size.1 * 2);
+    }
+    // 5. Output head.
+    let h = convnext(g, "final_block", &net.final_block, &h, None);
+    conv(g, "final_conv", &net.final_conv, &h)
+}
+
+/// D(x, t) nodes: gather the per-level operators by t and apply them to every channel.
+pub fn degradation(g: &mut GraphBuilder, ops: &Operators, x: &str, t: &str) -> String {
+    let (levels, h, _) = ops.left.dim();
+    let w = ops.right.dim().1;
+    let left = g.weight("degradation.left", ops.left.as_slice().expect("contiguous"), &[levels, h, h]);
+    let right = g.weight("degradation.right", ops.right.as_slice().expect("contiguous"), &[levels, w, w]);
+    g.scoped("degradation", |g| {
+        let axes = g.const_i64(&[1], &[1]);
+        let l = g.op1("Gather", &[&left, t], vec![("axis", Attr::Int(0))]);
+        let l = g.op1("Unsqueeze", &[&l, &axes], vec![]);
+        let r = g.op1("Gather", &[&right, t], vec![("axis", Attr::Int(0))]);
+        let r = g.op1("Unsqueeze", &[&r, &axes], vec![]);
+        let y = g.op1("MatMul", &[&l, x], vec![]);
+        g.op1("MatMul", &[&y, &r], vec![])
+    })
+}
+
+fn image_dims(c: usize, h: usize, w: usize) -> Vec<Dim> {
+    vec![Dim::Named("batch"), Dim::Fixed(c as i64), Dim::Fixed(h as i64), Dim::Fixed(w as i64)]
+}
+
+/// The restorer graph: `x [B,C,H,W] f32, t [B] i64 -> x0_hat [B,C,H,W]`.
+pub fn restorer_graph<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>, chw: (usize, usize, usize)) {
+    let (c, h, w) = chw;
+    let x = g.input(io::X, DataType::FLOAT, &image_dims(c, h, w));
+    let t = g.input(io::T, DataType::INT64, &[Dim::Named("batch")]);
+    let tf = g.op1("Cast", &[&t], vec![("to", Attr::Int(DataType::FLOAT as i64))]);
+    let y = unet(g, net, &x, &tf, (h, w));
+    g.output(&y, io::X0_HAT, DataType::FLOAT, &image_dims(c, h, w));
+}
+
+/// The degradation graph: `x [B,C,H,W] f32, t [B] i64 -> y = D(x, t)`.
+pub fn degradation_graph(g: &mut GraphBuilder, ops: &Operators, chw: (usize, usize, usize)) {
+    let (c, h, w) = chw;
+    let x = g.input(io::X, DataType::FLOAT, &image_dims(c, h, w));
+    let t = g.input(io::T, DataType::INT64, &[Dim::Named("batch")]);
+    let y = degradation(g, ops, &x, &t);
+    g.output(&y, io::Y, DataType::FLOAT, &image_dims(c, h, w));
+}
+
+/// The fused sampling step: `x_s [B,C,H,W], s [B], s_prev [B] -> x0_hat, x_next (Algorithm 2),
+/// x_next_alg1`. `s_prev` is the level to step to (`s - 1` for the full schedule, lower to skip
+/// levels). Samples with s = 0 pass through unchanged, so one batch can hold different levels.
+pub fn step_graph<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>, ops: &Operators, chw: (usize, usize, usize)) {
+    let (c, h, w) = chw;
+    let dims = image_dims(c, h, w);
+    let x = g.input(io::X_S, DataType::FLOAT, &dims);
+    let s = g.input(io::S, DataType::INT64, &[Dim::Named("batch")]);
+    let s_prev = g.input(io::S_PREV, DataType::INT64, &[Dim::Named("batch")]);
+    let sf = g.op1("Cast", &[&s], vec![("to", Attr::Int(DataType::FLOAT as i64))]);
+    let x0 = unet(g, net, &x, &sf, (h, w));
+    let d_s = degradation(g, ops, &x0, &s);
+    let d_prev = degradation(g, ops, &x0, &s_prev);
+    let alg2 = g.op1("Sub", &[&x, &d_s], vec![]);
+    let alg2 = g.op1("Add", &[&alg2, &d_prev], vec![]);
+    // Where(s > 0) per sample: broadcast the [B] mask to [B, 1, 1, 1].
+    let zero = g.const_i64(&[0], &[]);
+    let active = g.op1("Greater", &[&s, &zero], vec![]);
+    let mshape = g.const_i64(&[-1, 1, 1, 1], &[4]);
+    let active = g.op1("Reshape", &[&active, &mshape], vec![]);
+    let alg2 = g.op1("Where", &[&active, &alg2, &x], vec![]);
+    let alg1 = g.op1("Where", &[&active, &d_prev, &x], vec![]);
+    g.output(&x0, io::X0_HAT, DataType::FLOAT, &dims);
+    g.output(&alg2, io::X_NEXT, DataType::FLOAT, &dims);
+    g.output(&alg1, io::X_NEXT_ALG1, DataType::FLOAT, &dims);
+}

@@ -1,0 +1,120 @@
+//! Export of a trained run to a model bundle (see `cold_runtime::bundle`): the restorer, the
+//! degradation and the fused sampling step as ONNX graphs sharing one weights file.
+//!
+//! Burn cannot write ONNX for this network, so each Burn module is written as its own ONNX node
+//! sequence ([`graphs`]) with the weights taken from the trained module.
+
+pub mod graphs;
+pub mod import;
+pub mod onnx;
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::prelude::*;
+use cold_runtime::bundle::{self, Files, ImageSpec, Manifest, TrainingSummary};
+use protobuf::Message;
+
+use crate::error::{Result, TrainError};
+use crate::model::UNet;
+use crate::train::{RunDir, TrainConfig, TrainSummary, load_ema};
+use onnx::{GraphBuilder, WeightStore};
+
+/// The file names inside a bundle.
+pub const RESTORER: &str = "restorer.onnx";
+pub const DEGRADATION: &str = "degradation.onnx";
+pub const STEP: &str = "step.onnx";
+pub const WEIGHTS: &str = "weights.bin";
+
+/// The serialised graphs and weights of a bundle.
+pub struct ExportedGraphs {
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// Builds the three graphs for a network and degradation.
+pub fn build_graphs<B: Backend>(net: &UNet<B>, cfg: &TrainConfig) -> Result<ExportedGraphs> {
+    let d = &cfg.degradation;
+    let ops = d.operators()?;
+    let chw = (d.channels, d.height, d.width);
+    let mut weights = WeightStore::new(WEIGHTS);
+    let ser = |m: onnx_protobuf::ModelProto| {
+        m.write_to_bytes().map_err(|e| TrainError::Export(format!("serialising ONNX: {e}")))
+    };
+    let restorer = {
+        let mut g = GraphBuilder::new("restorer", &mut weights);
+        graphs::restorer_graph(&mut g, net, chw);
+        ser(onnx::model(g.finish(), "Cold Diffusion restorer R(x, t)"))?
+    };
+    let degradation = {
+        let mut g = GraphBuilder::new("degradation", &mut weights);
+        graphs::degradation_graph(&mut g, &ops, chw);
+        ser(onnx::model(g.finish(), &format!("Degradation D(x, t): {}", d.describe())))?
+    };
+    let step = {
+        let mut g = GraphBuilder::new("step", &mut weights);
+        graphs::step_graph(&mut g, net, &ops, chw);
+        ser(onnx::model(g.finish(), "Cold Diffusion sampling step (Algorithms 1 and 2)"))?
+    };
+    Ok(ExportedGraphs {
+        files: vec![
+            (RESTORER.into(), restorer),
+            (DEGRADATION.into(), degradation),
+            (STEP.into(), step),
+            (WEIGHTS.into(), weights.bytes),
+        ],
+    })
+}
+
+/// Writes a bundle for `net` trained with `cfg` into `out`.
+pub fn export_model<B: Backend>(
+    net: &UNet<B>,
+    cfg: &TrainConfig,
+    training: TrainingSummary,
+    out: &Path,
+    force: bool,
+) -> Result<PathBuf> {
+    let graphs = build_graphs(net, cfg)?;
+    let d = &cfg.degradation;
+    let mut network = serde_json::to_value(&cfg.model).map_err(|e| TrainError::Export(e.to_string()))?;
+    network["parameters"] = serde_json::json!(net.num_params());
+    network["architecture"] = serde_json::json!("attention U-Net (ConvNeXt blocks, linear attention)");
+    let manifest = Manifest {
+        format: bundle::FORMAT.into(),
+        format_version: bundle::FORMAT_VERSION,
+        name: out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        image: ImageSpec { channels: d.channels, height: d.height, width: d.width, value_range: [-1.0, 1.0] },
+        degradation: d.clone(),
+        network,
+        training,
+        opset: onnx::OPSET,
+        files: Files {
+            restorer: RESTORER.into(),
+            degradation: DEGRADATION.into(),
+            step: STEP.into(),
+            weights: WEIGHTS.into(),
+        },
+        generation: None,
+        sha256: Default::default(),
+        created_by: format!("cold-train {}", env!("CARGO_PKG_VERSION")),
+    };
+    Ok(bundle::write_bundle(out, manifest, &graphs.files, force)?)
+}
+
+/// Exports the EMA weights of a run's latest checkpoint.
+pub fn export_run(run: &RunDir, out: &Path, force: bool) -> Result<PathBuf> {
+    let device = Default::default();
+    let (cfg, ema, step) = load_ema::<crate::CpuBackend>(run, &device)?;
+    let summary: Option<TrainSummary> =
+        std::fs::read(run.summary()).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let training = TrainingSummary {
+        dataset: cfg.dataset.clone(),
+        steps: step,
+        final_loss: summary.as_ref().and_then(|s| s.final_loss),
+        batch_size: cfg.batch_size,
+        learning_rate: cfg.learning_rate,
+        ema_decay: cfg.ema_decay,
+        seconds: summary.as_ref().map(|s| s.total_seconds).unwrap_or(0.0),
+        backend: summary.map(|s| s.backend).unwrap_or_default(),
+    };
+    export_model(&ema, &cfg, training, out, force)
+}
