@@ -20,7 +20,10 @@ use protobuf::Message;
 
 fn session(path: &Path) -> Session {
     let env = ortlib::environment().expect("ONNX Runtime");
-    Session::builder(&env).expect("builder").commit_from_file(path).expect("session")
+    Session::builder(&env)
+        .expect("builder")
+        .commit_from_file(path)
+        .expect("session")
 }
 
 fn arr4(v: ArrayD<f32>) -> Array4<f32> {
@@ -55,7 +58,12 @@ fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
     let out = r
         .run(ort::inputs! { "x" => TensorRef::from_array_view(x.view()).expect("x"), "t" => levels_tensor(&t) })
         .expect("run R");
-    let got = arr4(out["x0_hat"].try_extract_array::<f32>().expect("f32").to_owned());
+    let got = arr4(
+        out["x0_hat"]
+            .try_extract_array::<f32>()
+            .expect("f32")
+            .to_owned(),
+    );
     let (tf, _) = burn_levels(&t);
     let want = to_array(net.forward(to_tensor::<B>(&x, &dev), tf));
     let err_r = max_abs_diff(&got, &want);
@@ -84,25 +92,50 @@ fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
             "s_prev" => levels_tensor(&s_prev),
         })
         .expect("run step");
-    let x0_onnx = arr4(out["x0_hat"].try_extract_array::<f32>().expect("f32").to_owned());
-    let alg2_onnx = arr4(out["x_next"].try_extract_array::<f32>().expect("f32").to_owned());
-    let alg1_onnx = arr4(out["x_next_alg1"].try_extract_array::<f32>().expect("f32").to_owned());
+    let x0_onnx = arr4(
+        out["x0_hat"]
+            .try_extract_array::<f32>()
+            .expect("f32")
+            .to_owned(),
+    );
+    let alg2_onnx = arr4(
+        out["x_next"]
+            .try_extract_array::<f32>()
+            .expect("f32")
+            .to_owned(),
+    );
+    let alg1_onnx = arr4(
+        out["x_next_alg1"]
+            .try_extract_array::<f32>()
+            .expect("f32")
+            .to_owned(),
+    );
     let deg = DeviceDegradation::<B>::from_operators(&ops, &dev);
     let (sf, si) = burn_levels(&s);
     let (_, spi) = burn_levels(&s_prev);
     let xb = to_tensor::<B>(&x, &dev);
     let x0 = net.forward(xb.clone(), sf);
-    let mut alg2 = to_array(xb.clone() - deg.apply(x0.clone(), si) + deg.apply(x0.clone(), spi.clone()));
+    let mut alg2 =
+        to_array(xb.clone() - deg.apply(x0.clone(), si) + deg.apply(x0.clone(), spi.clone()));
     let mut alg1 = to_array(deg.apply(x0.clone(), spi));
     // Level-0 samples pass through unchanged.
-    alg2.index_axis_mut(ndarray::Axis(0), 0).assign(&x.index_axis(ndarray::Axis(0), 0));
-    alg1.index_axis_mut(ndarray::Axis(0), 0).assign(&x.index_axis(ndarray::Axis(0), 0));
+    alg2.index_axis_mut(ndarray::Axis(0), 0)
+        .assign(&x.index_axis(ndarray::Axis(0), 0));
+    alg1.index_axis_mut(ndarray::Axis(0), 0)
+        .assign(&x.index_axis(ndarray::Axis(0), 0));
     let x0 = to_array(x0);
-    for (name, got, want) in [("x0_hat", &x0_onnx, &x0), ("x_next", &alg2_onnx, &alg2), ("x_next_alg1", &alg1_onnx, &alg1)] {
+    for (name, got, want) in [
+        ("x0_hat", &x0_onnx, &x0),
+        ("x_next", &alg2_onnx, &alg2),
+        ("x_next_alg1", &alg1_onnx, &alg1),
+    ] {
         let err = max_abs_diff(got, want);
         assert!(err <= 1e-4, "step {name}: max abs error {err}");
     }
-    assert_eq!(alg2_onnx.index_axis(ndarray::Axis(0), 0), x.index_axis(ndarray::Axis(0), 0));
+    assert_eq!(
+        alg2_onnx.index_axis(ndarray::Axis(0), 0),
+        x.index_axis(ndarray::Axis(0), 0)
+    );
     eprintln!("parity {}: R {err_r:.2e}, D {err_d:.2e}", dir.display());
 }
 
@@ -115,8 +148,10 @@ fn tiny_bundle_matches_burn() {
     check_parity(&dir, &net, 5);
 
     // Every Burn parameter is an ONNX initializer of the same name, and reads back identically.
-    let model = onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(dir.join("restorer.onnx")).expect("read"))
-        .expect("parse");
+    let model = onnx_protobuf::ModelProto::parse_from_bytes(
+        &std::fs::read(dir.join("restorer.onnx")).expect("read"),
+    )
+    .expect("parse");
     let names: BTreeSet<String> = import::external_initializers(&model).into_keys().collect();
     let paths: BTreeSet<String> = import::parameter_paths(&net).into_iter().collect();
     assert_eq!(names, paths);
@@ -127,7 +162,12 @@ fn tiny_bundle_matches_burn() {
     for (name, (offset, _, _)) in import::external_initializers(&model) {
         assert_eq!(offset % 64, 0, "{name} at {offset}");
     }
-    let inline_floats: usize = model.graph.initializer.iter().map(|i| i.float_data.len() + i.raw_data.len() / 4).sum();
+    let inline_floats: usize = model
+        .graph
+        .initializer
+        .iter()
+        .map(|i| i.float_data.len() + i.raw_data.len() / 4)
+        .sum();
     assert!(inline_floats < 64, "{inline_floats} inline float values");
 }
 
@@ -140,7 +180,8 @@ fn export_refuses_to_overwrite_a_different_bundle() {
     export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
     // The same model again is fine (nothing changes).
     export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("same again");
-    let err = export::export_model(&other, &cfg, TrainingSummary::default(), &dir, false).expect_err("refuse");
+    let err = export::export_model(&other, &cfg, TrainingSummary::default(), &dir, false)
+        .expect_err("refuse");
     assert!(err.to_string().contains("--force"), "{err}");
     export::export_model(&other, &cfg, TrainingSummary::default(), &dir, true).expect("forced");
     let (_, back) = import::load_bundle_model::<B>(&dir, &Default::default()).expect("import");
@@ -150,6 +191,7 @@ fn export_refuses_to_overwrite_a_different_bundle() {
 #[test]
 fn shipped_default_model_matches_burn() {
     let dir = workspace_root().join("models/mnist-blur");
-    let (_, net) = import::load_bundle_model::<B>(&dir, &Default::default()).expect("the shipped bundle loads into Burn");
+    let (_, net) = import::load_bundle_model::<B>(&dir, &Default::default())
+        .expect("the shipped bundle loads into Burn");
     check_parity(&dir, &net, 9);
 }

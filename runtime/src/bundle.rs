@@ -81,7 +81,10 @@ pub struct Manifest {
 }
 
 fn bundle_err(path: &Path, reason: impl Into<String>) -> Error {
-    Error::Bundle { path: path.into(), reason: reason.into() }
+    Error::Bundle {
+        path: path.into(),
+        reason: reason.into(),
+    }
 }
 
 /// A bundle on disk whose manifest has been read and checked.
@@ -97,16 +100,35 @@ impl Bundle {
     pub fn open(dir: &Path, verify: bool) -> Result<Self> {
         let mpath = dir.join(MANIFEST);
         if !dir.is_dir() {
-            return Err(bundle_err(dir, "no such folder (pass --model models/<name>, a folder with manifest.json)"));
+            return Err(bundle_err(
+                dir,
+                "no such folder (pass --model models/<name>, a folder with manifest.json)",
+            ));
         }
-        let text = fs::read_to_string(&mpath)
-            .map_err(|e| bundle_err(dir, format!("cannot read {MANIFEST}: {e}; is this a model bundle folder?")))?;
-        let probe: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| bundle_err(dir, format!("{MANIFEST} is not valid JSON ({e}): the bundle is corrupt; export it again")))?;
+        let text = fs::read_to_string(&mpath).map_err(|e| {
+            bundle_err(
+                dir,
+                format!("cannot read {MANIFEST}: {e}; is this a model bundle folder?"),
+            )
+        })?;
+        let probe: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            bundle_err(
+                dir,
+                format!(
+                    "{MANIFEST} is not valid JSON ({e}): the bundle is corrupt; export it again"
+                ),
+            )
+        })?;
         if probe.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
-            return Err(bundle_err(dir, format!("{MANIFEST} is not a {FORMAT} manifest")));
+            return Err(bundle_err(
+                dir,
+                format!("{MANIFEST} is not a {FORMAT} manifest"),
+            ));
         }
-        let version = probe.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0);
+        let version = probe
+            .get("format_version")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
         if version != u64::from(FORMAT_VERSION) {
             return Err(bundle_err(
                 dir,
@@ -116,16 +138,31 @@ impl Bundle {
                 ),
             ));
         }
-        let manifest: Manifest = serde_json::from_value(probe)
-            .map_err(|e| bundle_err(dir, format!("{MANIFEST}: {e}; the bundle is corrupt, export it again")))?;
-        let b = Bundle { dir: dir.to_path_buf(), manifest };
+        let manifest: Manifest = serde_json::from_value(probe).map_err(|e| {
+            bundle_err(
+                dir,
+                format!("{MANIFEST}: {e}; the bundle is corrupt, export it again"),
+            )
+        })?;
+        let b = Bundle {
+            dir: dir.to_path_buf(),
+            manifest,
+        };
         for name in b.file_names() {
             let p = Path::new(&name);
-            if p.components().count() != 1 || !matches!(p.components().next(), Some(std::path::Component::Normal(_))) {
-                return Err(bundle_err(dir, format!("file name '{name}' must be a plain name inside the bundle")));
+            if p.components().count() != 1
+                || !matches!(p.components().next(), Some(std::path::Component::Normal(_)))
+            {
+                return Err(bundle_err(
+                    dir,
+                    format!("file name '{name}' must be a plain name inside the bundle"),
+                ));
             }
             if !b.manifest.sha256.contains_key(&name) {
-                return Err(bundle_err(dir, format!("{MANIFEST} has no sha256 for {name}")));
+                return Err(bundle_err(
+                    dir,
+                    format!("{MANIFEST} has no sha256 for {name}"),
+                ));
             }
         }
         if verify {
@@ -137,7 +174,12 @@ impl Bundle {
     /// Every file the manifest names.
     pub fn file_names(&self) -> Vec<String> {
         let f = &self.manifest.files;
-        vec![f.restorer.clone(), f.degradation.clone(), f.step.clone(), f.weights.clone()]
+        vec![
+            f.restorer.clone(),
+            f.degradation.clone(),
+            f.step.clone(),
+            f.weights.clone(),
+        ]
     }
 
     /// Checks every file against its sha256.
@@ -145,13 +187,18 @@ impl Bundle {
         for (name, want) in &self.manifest.sha256 {
             let p = self.dir.join(name);
             if !p.is_file() {
-                return Err(bundle_err(&self.dir, format!("{name} is missing; the bundle is incomplete, export it again")));
+                return Err(bundle_err(
+                    &self.dir,
+                    format!("{name} is missing; the bundle is incomplete, export it again"),
+                ));
             }
             let got = fetch::sha256_file(&p)?;
             if &got != want {
                 return Err(bundle_err(
                     &self.dir,
-                    format!("{name} does not match its sha256 in {MANIFEST} (file corrupt or modified); export the bundle again"),
+                    format!(
+                        "{name} does not match its sha256 in {MANIFEST} (file corrupt or modified); export the bundle again"
+                    ),
                 ));
             }
         }
@@ -166,8 +213,16 @@ impl Bundle {
 /// Writes a complete bundle folder atomically: the files go to a temporary sibling folder that
 /// is renamed into place. An existing different bundle is only replaced with `force`; an
 /// identical one is left as it is.
-pub fn write_bundle(out: &Path, mut manifest: Manifest, files: &[(String, Vec<u8>)], force: bool) -> Result<PathBuf> {
-    manifest.sha256 = files.iter().map(|(n, b)| (n.clone(), fetch::sha256_bytes(b))).collect();
+pub fn write_bundle(
+    out: &Path,
+    mut manifest: Manifest,
+    files: &[(String, Vec<u8>)],
+    force: bool,
+) -> Result<PathBuf> {
+    manifest.sha256 = files
+        .iter()
+        .map(|(n, b)| (n.clone(), fetch::sha256_bytes(b)))
+        .collect();
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| bundle_err(out, e.to_string()))?;
     if out.exists() {
         let existing = fs::read(out.join(MANIFEST)).ok();
@@ -182,9 +237,16 @@ pub fn write_bundle(out: &Path, mut manifest: Manifest, files: &[(String, Vec<u8
             _ => {}
         }
     }
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let name = out.file_name().ok_or_else(|| bundle_err(out, "not a folder name"))?.to_string_lossy().into_owned();
+    let name = out
+        .file_name()
+        .ok_or_else(|| bundle_err(out, "not a folder name"))?
+        .to_string_lossy()
+        .into_owned();
     let tmp = parent.join(format!(".{name}.{}.tmp", std::process::id()));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;

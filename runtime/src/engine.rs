@@ -154,12 +154,18 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("bundle", &self.bundle.dir).field("ep", &self.active_ep).finish()
+        f.debug_struct("Engine")
+            .field("bundle", &self.bundle.dir)
+            .field("ep", &self.active_ep)
+            .finish()
     }
 }
 
 fn ep_err(ep: Ep, reason: impl std::fmt::Display) -> Error {
-    Error::ExecutionProvider { ep: ep.name().into(), reason: reason.to_string() }
+    Error::ExecutionProvider {
+        ep: ep.name().into(),
+        reason: reason.to_string(),
+    }
 }
 
 impl Engine {
@@ -177,18 +183,29 @@ impl Engine {
                 let m = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(&wpath, e))?;
                 Weights::Mapped(Arc::new(m))
             }
-            WeightLoading::Read => {
-                Weights::Owned(Arc::new(std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?))
-            }
+            WeightLoading::Read => Weights::Owned(Arc::new(
+                std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?,
+            )),
             WeightLoading::Path => Weights::ByPath,
         };
         let active_ep = resolve_ep(options.ep)?;
-        Ok(Engine { bundle, options, active_ep, weights, env, step: None, degrade: None, session_seconds: 0.0 })
+        Ok(Engine {
+            bundle,
+            options,
+            active_ep,
+            weights,
+            env,
+            step: None,
+            degrade: None,
+            session_seconds: 0.0,
+        })
     }
 
     fn builder(&self) -> Result<SessionBuilder> {
         let threads = if self.options.threads == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         } else {
             self.options.threads
         };
@@ -214,7 +231,11 @@ impl Engine {
                 b.commit_from_memory(&graph_bytes)?
             }
         };
-        tracing::debug!("session {graph} on {} in {:.3} s", self.active_ep.name(), t0.elapsed().as_secs_f64());
+        tracing::debug!(
+            "session {graph} on {} in {:.3} s",
+            self.active_ep.name(),
+            t0.elapsed().as_secs_f64()
+        );
         Ok(session)
     }
 
@@ -253,11 +274,16 @@ impl Engine {
             )));
         }
         if t.len() != b {
-            return Err(Error::InvalidArgument(format!("{} levels for a batch of {b}", t.len())));
+            return Err(Error::InvalidArgument(format!(
+                "{} levels for a batch of {b}",
+                t.len()
+            )));
         }
         let big_t = self.bundle.manifest.degradation.steps;
         if let Some(bad) = t.iter().find(|&&v| v > big_t) {
-            return Err(Error::InvalidArgument(format!("level {bad} is beyond the model's T = {big_t}")));
+            return Err(Error::InvalidArgument(format!(
+                "level {bad} is beyond the model's T = {big_t}"
+            )));
         }
         Ok(())
     }
@@ -273,7 +299,9 @@ impl Engine {
             io::T => Tensor::from_array(([levels.len()], levels))?,
         })?;
         let y = out[io::Y].try_extract_array::<f32>()?;
-        Ok(y.into_dimensionality::<ndarray::Ix4>().map_err(|e| Error::OnnxRuntime(e.to_string()))?.to_owned())
+        Ok(y.into_dimensionality::<ndarray::Ix4>()
+            .map_err(|e| Error::OnnxRuntime(e.to_string()))?
+            .to_owned())
     }
 
     /// Restores a batch degraded to levels `t` (one per image). With `steps`, Algorithms 1 and 2
@@ -291,7 +319,11 @@ impl Engine {
             .iter()
             .map(|&ti| match algorithm {
                 Algorithm::Direct => {
-                    if ti == 0 { vec![0] } else { vec![ti, ti - 1] }
+                    if ti == 0 {
+                        vec![0]
+                    } else {
+                        vec![ti, ti - 1]
+                    }
                 }
                 _ => schedule(ti, steps),
             })
@@ -311,9 +343,15 @@ impl Engine {
             })
             .collect();
         #[cfg(feature = "cuda")]
-        if matches!(self.active_ep, Ep::Cuda | Ep::TensorRt) && !progression {
+        if matches!(self.active_ep, Ep::Cuda | Ep::TensorRt)
+            && !progression
+            && algorithm != Algorithm::Direct
+        {
             let out = crate::device_loop::run(self, x, &levels, algorithm)?;
-            return Ok(Restored { output: out, progression: Vec::new() });
+            return Ok(Restored {
+                output: out,
+                progression: Vec::new(),
+            });
         }
         let mut state = x.as_standard_layout().into_owned();
         let mut prog = Vec::new();
@@ -333,12 +371,16 @@ impl Engine {
                 io::S_PREV => Tensor::from_array(([b], s_prev))?,
             })?;
             let y = outputs[out_name].try_extract_array::<f32>()?;
-            let y = y.into_dimensionality::<ndarray::Ix4>().map_err(|e| Error::OnnxRuntime(e.to_string()))?;
+            let y = y
+                .into_dimensionality::<ndarray::Ix4>()
+                .map_err(|e| Error::OnnxRuntime(e.to_string()))?;
             if algorithm == Algorithm::Direct {
                 // Images at level 0 are already clean.
                 for (i, &si) in s.iter().enumerate() {
                     if si > 0 {
-                        state.index_axis_mut(Axis(0), i).assign(&y.index_axis(Axis(0), i));
+                        state
+                            .index_axis_mut(Axis(0), i)
+                            .assign(&y.index_axis(Axis(0), i));
                     }
                 }
             } else {
@@ -348,7 +390,10 @@ impl Engine {
                 prog.push(state.clone());
             }
         }
-        Ok(Restored { output: state, progression: prog })
+        Ok(Restored {
+            output: state,
+            progression: prog,
+        })
     }
 
     /// The session's native ONNX Runtime handle, for the device loop.
@@ -364,14 +409,20 @@ pub fn schedule(t: usize, steps: Option<usize>) -> Vec<usize> {
     if t == 0 {
         return vec![0];
     }
-    let mut out: Vec<usize> = (0..=k).map(|i| ((t as f64) * (1.0 - i as f64 / k as f64)).round() as usize).collect();
+    let mut out: Vec<usize> = (0..=k)
+        .map(|i| ((t as f64) * (1.0 - i as f64 / k as f64)).round() as usize)
+        .collect();
     out.dedup();
     out
 }
 
 /// Hands ONNX Runtime the weights file's bytes as the in-memory copy of `file_name`
 /// (`AddExternalInitializersFromFilesInMemory`). The bytes must outlive the session.
-fn add_external_file_in_memory(b: &mut SessionBuilder, file_name: &str, bytes: &[u8]) -> Result<()> {
+fn add_external_file_in_memory(
+    b: &mut SessionBuilder,
+    file_name: &str,
+    bytes: &[u8],
+) -> Result<()> {
     let name = CString::new(file_name).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let names = [name.as_ptr()];
     let bufs = [bytes.as_ptr() as *mut c_char];
@@ -379,7 +430,13 @@ fn add_external_file_in_memory(b: &mut SessionBuilder, file_name: &str, bytes: &
     // SAFETY: the pointers are valid for the call; ONNX Runtime reads the buffer, which the
     // engine keeps alive (and unmodified) for as long as its sessions.
     let status = unsafe {
-        (ort::api().AddExternalInitializersFromMemory)(b.ptr_mut(), names.as_ptr(), bufs.as_ptr(), lens.as_ptr(), 1)
+        (ort::api().AddExternalInitializersFromMemory)(
+            b.ptr_mut(),
+            names.as_ptr(),
+            bufs.as_ptr(),
+            lens.as_ptr(),
+            1,
+        )
     };
     // SAFETY: `status` was just returned by the C API and is consumed here.
     unsafe { ort::Error::result_from_status(status) }?;
@@ -397,7 +454,9 @@ fn resolve_ep(ep: Ep) -> Result<Ep> {
                     return Ok(cand);
                 }
             }
-            tracing::info!("execution provider: cpu (auto: no TensorRT or CUDA provider in this build)");
+            tracing::info!(
+                "execution provider: cpu (auto: no TensorRT or CUDA provider in this build)"
+            );
             Ok(Ep::Cpu)
         }
         explicit => {
@@ -424,7 +483,10 @@ fn ep_available(ep: Ep) -> Result<bool> {
         Ep::TensorRt => ort::ep::TensorRT::is_available()?,
         #[cfg(not(feature = "tensorrt"))]
         Ep::TensorRt => {
-            return Err(ep_err(ep, "this cold was built without TensorRT: rebuild with --features tensorrt"));
+            return Err(ep_err(
+                ep,
+                "this cold was built without TensorRT: rebuild with --features tensorrt",
+            ));
         }
     })
 }
@@ -435,8 +497,14 @@ fn ep_available(ep: Ep) -> Result<bool> {
         Ep::Cpu | Ep::Auto => Ok(true),
         Ep::Cuda | Ep::TensorRt => Err(ep_err(
             ep,
-            format!("this cold was built without GPU support: rebuild with `cargo build --release -p cold-runtime --features {}`",
-                if ep == Ep::Cuda { "cuda" } else { "cuda,tensorrt" }),
+            format!(
+                "this cold was built without GPU support: rebuild with `cargo build --release -p cold-runtime --features {}`",
+                if ep == Ep::Cuda {
+                    "cuda"
+                } else {
+                    "cuda,tensorrt"
+                }
+            ),
         )),
     }
 }
@@ -453,15 +521,23 @@ fn register_ep(b: SessionBuilder, ep: Ep, o: &EngineOptions) -> Result<SessionBu
                 .with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Heuristic)
                 .build()
                 .error_on_failure();
-            b.with_execution_providers([cuda]).map_err(|e| ep_err(ep, ort::Error::<()>::from(e)))
+            b.with_execution_providers([cuda])
+                .map_err(|e| ep_err(ep, ort::Error::<()>::from(e)))
         }
         #[cfg(feature = "tensorrt")]
         Ep::TensorRt => {
-            let mut trt = ort::ep::TensorRT::default().with_device_id(o.device_id).with_fp16(o.trt_fp16);
+            let mut trt = ort::ep::TensorRT::default()
+                .with_device_id(o.device_id)
+                .with_fp16(o.trt_fp16);
             if let Some(dir) = &o.trt_cache {
-                trt = trt.with_engine_cache(true).with_engine_cache_path(dir.display().to_string());
+                trt = trt
+                    .with_engine_cache(true)
+                    .with_engine_cache_path(dir.display().to_string());
             }
-            let cuda = ort::ep::CUDA::default().with_device_id(o.device_id).build().error_on_failure();
+            let cuda = ort::ep::CUDA::default()
+                .with_device_id(o.device_id)
+                .build()
+                .error_on_failure();
             b.with_execution_providers([trt.build().error_on_failure(), cuda])
                 .map_err(|e| ep_err(ep, ort::Error::<()>::from(e)))
         }

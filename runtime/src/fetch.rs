@@ -70,7 +70,9 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
 fn agent() -> ureq::Agent {
     // The platform verifier trusts the system's certificate store (and SSL_CERT_FILE), which is
     // where corporate and sandbox proxies put their CA.
-    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .build();
     let config = ureq::Agent::config_builder()
         .tls_config(tls)
         .proxy(ureq::Proxy::try_from_env())

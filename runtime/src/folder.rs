@@ -38,7 +38,11 @@ impl Report {
     /// Logs failures and a summary line.
     pub fn log(&self, what: &str) {
         for (p, why) in &self.failed {
-            tracing::error!("skipped {}: {why}", p.display());
+            if why.contains(&p.display().to_string()) {
+                tracing::error!("skipped {why}");
+            } else {
+                tracing::error!("skipped {}: {why}", p.display());
+            }
         }
         tracing::info!(
             "{what}: {} written, {} already done (use --overwrite to redo), {} failed",
@@ -179,7 +183,14 @@ pub fn run_batched<F>(run: &FolderRun, mut report: Report, mut f: F) -> Result<R
 where
     F: FnMut(Array4<f32>) -> Result<Vec<Outputs>>,
 {
-    let FolderRun { items, out_dir, shape, resize, batch, what } = run.clone();
+    let FolderRun {
+        items,
+        out_dir,
+        shape,
+        resize,
+        batch,
+        what,
+    } = run.clone();
     let batch = batch.max(1);
     fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let pb = progress_bar(items.len() as u64, what);

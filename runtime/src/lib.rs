@@ -1,19 +1,29 @@
-//! The lean cold-diffusion runtime.
+//! The lean cold-diffusion runtime: no Burn, only ONNX Runtime and small crates.
 //!
-//! - [`degradation`]: the degradation description shared with the trainer, and exact per-level
+//! - [`engine`]: ONNX Runtime sessions over a bundle (memory-mapped weights; CPU, CUDA and
+//!   TensorRT execution providers) and batched cold sampling with the fused step graph.
+//! - [`bundle`]: the model bundle format (manifest, hashes, atomic writing).
+//! - [`jobs`], [`folder`], [`imageio`]: restoring and degrading image folders safely.
+//! - [`bench`], [`eval`], [`metrics`]: throughput and the paper's quality metrics.
+//! - [`degradation`]: the degradation description shared with the trainer, with exact per-level
 //!   operators that make D(x, t) cost the same for every t.
 //! - [`data`]: MNIST / Fashion-MNIST / CIFAR-10 / image-folder data sets.
-//! - [`imageio`] and [`folder`]: image files in and out, batch folder processing.
-//! - [`fetch`]: the pinned, hash-checked downloads (MNIST, ONNX Runtime) and the cache folder.
+//! - [`fetch`], [`ortlib`]: the pinned, hash-checked downloads (MNIST, ONNX Runtime).
 
+pub mod bench;
 pub mod bundle;
 pub mod data;
-pub mod engine;
-pub mod ortlib;
 pub mod degradation;
+#[cfg(feature = "cuda")]
+mod device_loop;
+pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod fetch;
 pub mod folder;
 pub mod imageio;
+pub mod jobs;
+pub mod metrics;
+pub mod ortlib;
 
 pub use error::{Error, Result};

@@ -1,1 +1,373 @@
-fn main() {}
+//! `cold`: restore, degrade, evaluate and benchmark with an exported model bundle.
+//!
+//! Exit codes: 0 success; 1 error (nothing or not everything could be done); 2 some input files
+//! were skipped (each one is reported).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+use cold_runtime::bench::{self, BenchConfig};
+use cold_runtime::bundle::Bundle;
+use cold_runtime::data::{Dataset, Source, Split};
+use cold_runtime::engine::{Algorithm, Engine, EngineOptions, Ep, WeightLoading};
+use cold_runtime::eval::{self, EvalConfig};
+use cold_runtime::folder::{Report, Resize};
+use cold_runtime::jobs::{self, RestoreOptions};
+use cold_runtime::{fetch, ortlib};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cold",
+    version,
+    about = "Cold Diffusion runtime: restore images with an exported model bundle."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Restore every image in IN_DIR (recursively) into OUT_DIR at the same relative paths.
+    Restore(RestoreArgs),
+    /// Apply the bundle's degradation D(x, t) to every image in IN_DIR.
+    Degrade(DegradeArgs),
+    /// Describe a model bundle.
+    Info(InfoArgs),
+    /// Measure full restorations per second.
+    Bench(BenchArgs),
+    /// RMSE and SSIM of degraded, direct, Algorithm 1 and Algorithm 2 on a test set.
+    Eval(EvalArgs),
+    /// Fetch ONNX Runtime into the cache now (otherwise it is fetched on first use).
+    Setup,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ModelArgs {
+    /// Model bundle folder (models/<name>).
+    #[arg(long, default_value = "models/mnist-blur")]
+    model: PathBuf,
+    /// Execution provider.
+    #[arg(long, value_enum, default_value = "cpu")]
+    ep: Ep,
+    /// GPU index (cuda, tensorrt).
+    #[arg(long, default_value_t = 0)]
+    device: i32,
+    /// CPU threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// TensorRT: build FP16 engines.
+    #[arg(long)]
+    trt_fp16: bool,
+    /// TensorRT: engine cache folder.
+    #[arg(long)]
+    trt_cache: Option<PathBuf>,
+    /// CUDA: capture steps in CUDA graphs.
+    #[arg(long)]
+    cuda_graph: bool,
+    /// How the weights reach ONNX Runtime.
+    #[arg(long, value_enum, default_value = "mmap")]
+    weights: WeightLoading,
+}
+
+impl ModelArgs {
+    fn options(&self) -> EngineOptions {
+        EngineOptions {
+            ep: self.ep,
+            device_id: self.device,
+            trt_fp16: self.trt_fp16,
+            trt_cache: self.trt_cache.clone(),
+            cuda_graph: self.cuda_graph,
+            threads: self.threads,
+            weights: self.weights,
+            verify: true,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct RestoreArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    in_dir: PathBuf,
+    out_dir: PathBuf,
+    /// Degradation level of the inputs (default: the model's T).
+    #[arg(long)]
+    t: Option<usize>,
+    #[arg(long, value_enum, default_value = "2")]
+    algorithm: Algorithm,
+    /// Images per model call.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Levels the sampler visits (default: every level from t to 0).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Also write <name>_progression.png: the states x_t ... x_0 side by side.
+    #[arg(long)]
+    save_progression: bool,
+    /// Inputs of another size: refuse (default) or scale to the model's size and back.
+    #[arg(long, value_enum, default_value = "refuse")]
+    resize: Resize,
+    /// Redo outputs that already exist.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+#[derive(Args, Debug)]
+struct DegradeArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Degradation level, 0..=T.
+    #[arg(long)]
+    t: usize,
+    in_dir: PathBuf,
+    out_dir: PathBuf,
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    #[arg(long, value_enum, default_value = "refuse")]
+    resize: Resize,
+    #[arg(long)]
+    overwrite: bool,
+}
+
+#[derive(Args, Debug)]
+struct InfoArgs {
+    #[arg(long, default_value = "models/mnist-blur")]
+    model: PathBuf,
+    /// Print the manifest as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Batch sizes, comma-separated.
+    #[arg(long, default_value = "64", value_delimiter = ',')]
+    batch: Vec<usize>,
+    /// Start level (default T).
+    #[arg(long)]
+    t: Option<usize>,
+    #[arg(long, value_enum, default_value = "2")]
+    algorithm: Algorithm,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    #[arg(long, default_value_t = 10)]
+    repeats: usize,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Test set: mnist, mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, folder:DIR.
+    #[arg(long, default_value = "mnist")]
+    data: String,
+    /// Start levels, comma-separated (default: T).
+    #[arg(long, value_delimiter = ',')]
+    t: Vec<usize>,
+    /// Only the first N test images.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value_t = 250)]
+    batch: usize,
+    /// Folder for eval.json, eval.md and comparison.png.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn finish(report: Report, what: &str) -> ExitCode {
+    report.log(what);
+    if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Restore(a) => {
+            let mut engine = Engine::open(&a.model.model, a.model.options())?;
+            tracing::info!(
+                "model {} on {}",
+                engine.bundle.manifest.name,
+                engine.active_ep.name()
+            );
+            let o = RestoreOptions {
+                t: a.t,
+                algorithm: a.algorithm,
+                steps: a.steps,
+                batch: a.batch,
+                progression: a.save_progression,
+                resize: a.resize,
+                overwrite: a.overwrite,
+            };
+            let report = jobs::restore_folder(&mut engine, &a.in_dir, &a.out_dir, &o)?;
+            Ok(finish(report, "restore"))
+        }
+        Command::Degrade(a) => {
+            let mut engine = Engine::open(&a.model.model, a.model.options())?;
+            let report = jobs::degrade_folder(
+                &mut engine,
+                a.t,
+                &a.in_dir,
+                &a.out_dir,
+                a.batch,
+                a.resize,
+                a.overwrite,
+            )?;
+            Ok(finish(report, "degrade"))
+        }
+        Command::Info(a) => {
+            let b = Bundle::open(&a.model, true)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&b.manifest)?);
+            } else {
+                print!("{}", describe(&b)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(a) => {
+            if a.batch.is_empty() || a.batch.contains(&0) {
+                bail!("--batch takes positive batch sizes, e.g. --batch 64,256");
+            }
+            let cfg = BenchConfig {
+                batches: a.batch.clone(),
+                t: a.t,
+                algorithm: a.algorithm,
+                warmup: a.warmup,
+                repeats: a.repeats,
+            };
+            let results = bench::run(&a.model.model, a.model.options(), &cfg)?;
+            print!("{}", bench::table(&results));
+            let js = serde_json::to_string_pretty(&results)?;
+            if let Some(p) = &a.json {
+                fetch::write_atomic(p, js.as_bytes())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(a) => {
+            let mut engine = Engine::open(&a.model.model, a.model.options())?;
+            let source: Source = a.data.parse()?;
+            if let Source::Mnist(None) = source {
+                cold_runtime::data::fetch_mnist(None)?;
+            }
+            let data = Dataset::load(&source, Split::Test)?;
+            let levels = if a.t.is_empty() {
+                vec![engine.bundle.manifest.degradation.steps]
+            } else {
+                a.t.clone()
+            };
+            let cfg = EvalConfig {
+                levels,
+                limit: a.limit,
+                batch: a.batch,
+            };
+            let grid = a.out.as_ref().map(|d| d.join("comparison.png"));
+            if let Some(d) = &a.out {
+                std::fs::create_dir_all(d)?;
+            }
+            let report = eval::evaluate(&mut engine, &data, &cfg, grid.as_deref())?;
+            let md = eval::markdown(&report);
+            println!(
+                "{} on {} test images of {} ({} EP, {:.0} s)\n\n{md}",
+                report.model, report.images, a.data, report.ep, report.seconds
+            );
+            if let Some(d) = &a.out {
+                fetch::write_atomic(
+                    &d.join("eval.json"),
+                    serde_json::to_string_pretty(&report)?.as_bytes(),
+                )?;
+                fetch::write_atomic(&d.join("eval.md"), md.as_bytes())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Setup => {
+            println!("{}", ortlib::library_path()?.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn describe(b: &Bundle) -> Result<String> {
+    let m = &b.manifest;
+    let n = &m.network;
+    let mut s = String::new();
+    s.push_str(&format!(
+        "model        {} ({}, format v{})\n",
+        m.name,
+        b.dir.display(),
+        m.format_version
+    ));
+    s.push_str(&format!(
+        "image        {}x{}x{} (channels x height x width), values in [{}, {}]\n",
+        m.image.channels,
+        m.image.height,
+        m.image.width,
+        m.image.value_range[0],
+        m.image.value_range[1]
+    ));
+    s.push_str(&format!("degradation  {}\n", m.degradation.describe()));
+    s.push_str(&format!(
+        "network      {}, dim {}, dim_mults {}, {} attention heads x {}, {} parameters\n",
+        n["architecture"].as_str().unwrap_or("U-Net"),
+        n["dim"],
+        n["dim_mults"],
+        n["heads"],
+        n["dim_head"],
+        n["parameters"]
+    ));
+    let t = &m.training;
+    s.push_str(&format!(
+        "training     {} steps on {} (batch {}, lr {}, EMA {}), final loss {}, {:.0} s on {}\n",
+        t.steps,
+        t.dataset,
+        t.batch_size,
+        t.learning_rate,
+        t.ema_decay,
+        t.final_loss
+            .map(|l| format!("{l:.4}"))
+            .unwrap_or_else(|| "n/a".into()),
+        t.seconds,
+        if t.backend.is_empty() {
+            "?"
+        } else {
+            &t.backend
+        }
+    ));
+    s.push_str(&format!(
+        "graphs       opset {}; files (sha256 checked):\n",
+        m.opset
+    ));
+    for name in b.file_names() {
+        let size = std::fs::metadata(b.path(&name))
+            .map(|md| md.len())
+            .unwrap_or(0);
+        s.push_str(&format!("  {name:<18} {:>10} bytes\n", size));
+    }
+    s.push_str(&format!("created by   {}\n", m.created_by));
+    Ok(s)
+}

@@ -50,7 +50,10 @@ pub fn library_path() -> Result<PathBuf> {
 pub fn fetch_library(dir: &Path) -> Result<PathBuf> {
     let lib = dir.join(LIB_NAME);
     // The size is checked on every start; the hash when the file is written.
-    if fs::metadata(&lib).map(|m| m.len() == 29_352_200).unwrap_or(false) {
+    if fs::metadata(&lib)
+        .map(|m| m.len() == 29_352_200)
+        .unwrap_or(false)
+    {
         return Ok(lib);
     }
     if cfg!(not(all(target_os = "linux", target_arch = "x86_64"))) {
@@ -58,7 +61,10 @@ pub fn fetch_library(dir: &Path) -> Result<PathBuf> {
             "no pinned ONNX Runtime build for this platform: install ONNX Runtime {ORT_VERSION} and set ORT_DYLIB_PATH"
         )));
     }
-    tracing::info!("fetching ONNX Runtime {ORT_VERSION} (CPU) from PyPI into {}", dir.display());
+    tracing::info!(
+        "fetching ONNX Runtime {ORT_VERSION} (CPU) from PyPI into {}",
+        dir.display()
+    );
     let wheel = fetch::fetch(&ORT_WHEEL, dir).map_err(|e| {
         Error::OnnxRuntime(format!(
             "{e}. Without network access, download {} yourself and set ORT_DYLIB_PATH to the extracted {LIB_IN_WHEEL}",
@@ -68,14 +74,20 @@ pub fn fetch_library(dir: &Path) -> Result<PathBuf> {
     let f = File::open(&wheel).map_err(|e| Error::io(&wheel, e))?;
     let mut zip = zip::ZipArchive::new(f)
         .map_err(|e| Error::OnnxRuntime(format!("{}: not a valid wheel: {e}", wheel.display())))?;
-    let mut entry = zip
-        .by_name(LIB_IN_WHEEL)
-        .map_err(|e| Error::OnnxRuntime(format!("{}: {LIB_IN_WHEEL} missing: {e}", wheel.display())))?;
+    let mut entry = zip.by_name(LIB_IN_WHEEL).map_err(|e| {
+        Error::OnnxRuntime(format!("{}: {LIB_IN_WHEEL} missing: {e}", wheel.display()))
+    })?;
     let mut bytes = Vec::with_capacity(entry.size() as usize);
-    entry.read_to_end(&mut bytes).map_err(|e| Error::io(&wheel, e))?;
+    entry
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(&wheel, e))?;
     let actual = fetch::sha256_bytes(&bytes);
     if actual != LIB_SHA256 {
-        return Err(Error::HashMismatch { what: LIB_IN_WHEEL.into(), expected: LIB_SHA256.into(), actual });
+        return Err(Error::HashMismatch {
+            what: LIB_IN_WHEEL.into(),
+            expected: LIB_SHA256.into(),
+            actual,
+        });
     }
     fetch::write_atomic(&lib, &bytes)?;
     drop(entry);
@@ -87,7 +99,9 @@ static ENV: Mutex<Option<Environment>> = Mutex::new(None);
 
 /// The process's ONNX Runtime environment, loading the library on first use.
 pub fn environment() -> Result<Environment> {
-    let mut g = ENV.lock().map_err(|_| Error::OnnxRuntime("environment lock poisoned".into()))?;
+    let mut g = ENV
+        .lock()
+        .map_err(|_| Error::OnnxRuntime("environment lock poisoned".into()))?;
     if let Some(env) = &*g {
         return Ok(env.clone());
     }

@@ -35,6 +35,17 @@ pub fn random_images(shape: (usize, usize, usize, usize), seed: u64) -> Array4<f
 }
 
 /// Largest absolute difference.
-pub fn max_abs_diff<'a>(a: impl IntoIterator<Item = &'a f32>, b: impl IntoIterator<Item = &'a f32>) -> f32 {
-    a.into_iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+pub fn max_abs_diff<'a>(
+    a: impl IntoIterator<Item = &'a f32>,
+    b: impl IntoIterator<Item = &'a f32>,
+) -> f32 {
+    a.into_iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// The committed tiny bundle (random weights) used by the runtime's tests.
+pub fn tiny_bundle_dir() -> PathBuf {
+    workspace_root().join("tests/fixtures/tiny-bundle")
 }

@@ -67,7 +67,11 @@ pub fn bench_training<B: AutodiffBackend>(
         model: model_name.into(),
         parameters,
         batch_size: cfg.batch_size,
-        image: [cfg.degradation.channels, cfg.degradation.height, cfg.degradation.width],
+        image: [
+            cfg.degradation.channels,
+            cfg.degradation.height,
+            cfg.degradation.width,
+        ],
         first_step_seconds: first,
         warmup_steps: warmup.max(1),
         measured_steps: steps,

@@ -27,12 +27,18 @@ pub struct Checkpoint {
 }
 
 fn ck_err(path: &Path, reason: impl std::fmt::Display) -> TrainError {
-    TrainError::Checkpoint { path: path.into(), reason: reason.to_string() }
+    TrainError::Checkpoint {
+        path: path.into(),
+        reason: reason.to_string(),
+    }
 }
 
 /// The name of the latest complete checkpoint, if any.
 pub fn latest_name(dir: &Path) -> Option<String> {
-    let name = fs::read_to_string(dir.join("latest")).ok()?.trim().to_string();
+    let name = fs::read_to_string(dir.join("latest"))
+        .ok()?
+        .trim()
+        .to_string();
     dir.join(&name).join("state.json").is_file().then_some(name)
 }
 
@@ -48,14 +54,19 @@ pub fn save<B: AutodiffBackend>(dir: &Path, state: &TrainState<B>, keep: usize) 
     let rec = Rec::new();
     let model: Vec<u8> = Recorder::<B>::record(&rec, state.model.clone().into_record(), ())
         .map_err(|e| ck_err(&tmp, e))?;
-    let ema: Vec<u8> = Recorder::<B::InnerBackend>::record(&rec, state.ema.clone().into_record(), ())
-        .map_err(|e| ck_err(&tmp, e))?;
+    let ema: Vec<u8> =
+        Recorder::<B::InnerBackend>::record(&rec, state.ema.clone().into_record(), ())
+            .map_err(|e| ck_err(&tmp, e))?;
     let optim: Vec<u8> =
         Recorder::<B>::record(&rec, state.optim.to_record(), ()).map_err(|e| ck_err(&tmp, e))?;
     fetch::write_atomic(&tmp.join("model.mpk"), &model)?;
     fetch::write_atomic(&tmp.join("ema.mpk"), &ema)?;
     fetch::write_atomic(&tmp.join("optim.mpk"), &optim)?;
-    let js = serde_json::to_vec_pretty(&Checkpoint { step: state.step, format: 1 }).map_err(|e| ck_err(&tmp, e))?;
+    let js = serde_json::to_vec_pretty(&Checkpoint {
+        step: state.step,
+        format: 1,
+    })
+    .map_err(|e| ck_err(&tmp, e))?;
     fetch::write_atomic(&tmp.join("state.json"), &js)?;
     if final_dir.exists() {
         fs::remove_dir_all(&final_dir).map_err(|e| TrainError::io(&final_dir, e))?;
@@ -86,7 +97,10 @@ fn prune(dir: &Path, keep: usize, current: &str) -> Result<()> {
 
 fn latest_dir(dir: &Path) -> Result<PathBuf> {
     let name = latest_name(dir).ok_or_else(|| {
-        ck_err(dir, "no complete checkpoint here (train first, or point --run at a training run folder)")
+        ck_err(
+            dir,
+            "no complete checkpoint here (train first, or point --run at a training run folder)",
+        )
     })?;
     Ok(dir.join(name))
 }
@@ -101,25 +115,44 @@ fn read_state(d: &Path) -> Result<Checkpoint> {
 }
 
 /// Loads the latest checkpoint for training.
-pub fn load_latest<B: AutodiffBackend>(dir: &Path, cfg: &TrainConfig, device: &B::Device) -> Result<TrainState<B>> {
+pub fn load_latest<B: AutodiffBackend>(
+    dir: &Path,
+    cfg: &TrainConfig,
+    device: &B::Device,
+) -> Result<TrainState<B>> {
     let d = latest_dir(dir)?;
     let st = read_state(&d)?;
     let rec = Rec::new();
-    let model_rec = Recorder::<B>::load(&rec, read(&d.join("model.mpk"))?, device).map_err(|e| ck_err(&d, e))?;
+    let model_rec = Recorder::<B>::load(&rec, read(&d.join("model.mpk"))?, device)
+        .map_err(|e| ck_err(&d, e))?;
     let model = cfg.model.init::<B>(device).load_record(model_rec);
-    let ema_rec =
-        Recorder::<B::InnerBackend>::load(&rec, read(&d.join("ema.mpk"))?, device).map_err(|e| ck_err(&d, e))?;
-    let ema = cfg.model.init::<B::InnerBackend>(device).load_record(ema_rec);
-    let optim_rec = Recorder::<B>::load(&rec, read(&d.join("optim.mpk"))?, device).map_err(|e| ck_err(&d, e))?;
+    let ema_rec = Recorder::<B::InnerBackend>::load(&rec, read(&d.join("ema.mpk"))?, device)
+        .map_err(|e| ck_err(&d, e))?;
+    let ema = cfg
+        .model
+        .init::<B::InnerBackend>(device)
+        .load_record(ema_rec);
+    let optim_rec = Recorder::<B>::load(&rec, read(&d.join("optim.mpk"))?, device)
+        .map_err(|e| ck_err(&d, e))?;
     let optim = cfg.optimizer_for_resume::<B>().load_record(optim_rec);
-    Ok(TrainState { model, ema, optim, step: st.step })
+    Ok(TrainState {
+        model,
+        ema,
+        optim,
+        step: st.step,
+    })
 }
 
 /// Loads only the EMA weights of the latest checkpoint, for sampling and export.
-pub fn load_latest_ema<B: Backend>(dir: &Path, cfg: &TrainConfig, device: &B::Device) -> Result<(UNet<B>, usize)> {
+pub fn load_latest_ema<B: Backend>(
+    dir: &Path,
+    cfg: &TrainConfig,
+    device: &B::Device,
+) -> Result<(UNet<B>, usize)> {
     let d = latest_dir(dir)?;
     let st = read_state(&d)?;
     let rec = Rec::new();
-    let ema_rec = Recorder::<B>::load(&rec, read(&d.join("ema.mpk"))?, device).map_err(|e| ck_err(&d, e))?;
+    let ema_rec =
+        Recorder::<B>::load(&rec, read(&d.join("ema.mpk"))?, device).map_err(|e| ck_err(&d, e))?;
     Ok((cfg.model.init::<B>(device).load_record(ema_rec), st.step))
 }

@@ -25,7 +25,11 @@ impl<B: Backend> DeviceDegradation<B> {
             let data: Vec<f32> = a.iter().copied().collect();
             Tensor::<B, 3>::from_data(TensorData::new(data, [shape.0, shape.1, shape.2]), device)
         };
-        DeviceDegradation { left: to(&ops.left), right: to(&ops.right), steps: ops.steps() }
+        DeviceDegradation {
+            left: to(&ops.left),
+            right: to(&ops.right),
+            steps: ops.steps(),
+        }
     }
 
     /// Applies D with a level per sample.
@@ -34,8 +38,18 @@ impl<B: Backend> DeviceDegradation<B> {
     /// - x: `[B, C, H, W]`, t: `[B]` -> `[B, C, H, W]`
     pub fn apply(&self, x: Tensor<B, 4>, t: Tensor<B, 1, Int>) -> Tensor<B, 4> {
         let [b, c, h, w] = x.dims();
-        let l = self.left.clone().select(0, t.clone()).reshape([b, 1, h, h]).expand([b, c, h, h]);
-        let r = self.right.clone().select(0, t).reshape([b, 1, w, w]).expand([b, c, w, w]);
+        let l = self
+            .left
+            .clone()
+            .select(0, t.clone())
+            .reshape([b, 1, h, h])
+            .expand([b, c, h, h]);
+        let r = self
+            .right
+            .clone()
+            .select(0, t)
+            .reshape([b, 1, w, w])
+            .expand([b, c, w, w]);
         l.matmul(x).matmul(r)
     }
 }
@@ -56,10 +70,15 @@ mod tests {
             let dd = DeviceDegradation::<B>::from_operators(&ops, &dev);
             let mut rng = StdRng::seed_from_u64(3);
             let levels = [0usize, 1, d.steps / 2, d.steps];
-            let x = Array4::from_shape_fn((4, d.channels, d.height, d.width), |_| rng.random_range(-1.0f32..1.0));
+            let x = Array4::from_shape_fn((4, d.channels, d.height, d.width), |_| {
+                rng.random_range(-1.0f32..1.0)
+            });
             let want = ops.apply(x.view(), &levels).expect("apply");
             let xt = Tensor::<B, 4>::from_data(
-                TensorData::new(x.iter().copied().collect::<Vec<_>>(), [4, d.channels, d.height, d.width]),
+                TensorData::new(
+                    x.iter().copied().collect::<Vec<_>>(),
+                    [4, d.channels, d.height, d.width],
+                ),
                 &dev,
             );
             let t = Tensor::<B, 1, Int>::from_data(
@@ -67,7 +86,11 @@ mod tests {
                 &dev,
             );
             let got = dd.apply(xt, t).into_data().to_vec::<f32>().expect("f32");
-            let err = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let err = want
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             assert!(err < 1e-5, "{preset}: {err}");
         }
     }
@@ -94,7 +117,11 @@ pub fn degrade_folder(
     let run = FolderRun {
         items: &items,
         out_dir,
-        shape: Shape { channels: deg.channels, height: deg.height, width: deg.width },
+        shape: Shape {
+            channels: deg.channels,
+            height: deg.height,
+            width: deg.width,
+        },
         resize: Resize::Refuse,
         batch: 256,
         what: "degrading",
@@ -102,7 +129,12 @@ pub fn degrade_folder(
     folder::run_batched(&run, report, |x| {
         let y = ops.apply_uniform(x.view(), t)?;
         y.outer_iter()
-            .map(|im| Ok(vec![(String::new(), cold_runtime::imageio::unit_to_image(im)?)]))
+            .map(|im| {
+                Ok(vec![(
+                    String::new(),
+                    cold_runtime::imageio::unit_to_image(im)?,
+                )])
+            })
             .collect()
     })
 }

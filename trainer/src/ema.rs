@@ -23,7 +23,10 @@ struct Blend<B: Backend> {
 impl<B: Backend> ModuleMapper<B> for Blend<B> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, ema, mapper) = param.consume();
-        let src = self.src.next().expect("the EMA and the model have the same structure");
+        let src = self
+            .src
+            .next()
+            .expect("the EMA and the model have the same structure");
         let shape = ema.shape();
         let blended = ema * self.decay + src.reshape(shape) * (1.0 - self.decay);
         Param::from_mapped_value(id, blended, mapper)
@@ -34,7 +37,10 @@ impl<B: Backend> ModuleMapper<B> for Blend<B> {
 pub fn ema_update<B: Backend, M: Module<B>>(ema: M, model: &M, decay: f64) -> M {
     let mut collect = Collect { out: Vec::new() };
     model.visit(&mut collect);
-    let mut blend = Blend { src: collect.out.into_iter(), decay };
+    let mut blend = Blend {
+        src: collect.out.into_iter(),
+        decay,
+    };
     let out = ema.map(&mut blend);
     debug_assert!(blend.src.next().is_none());
     out
@@ -71,7 +77,10 @@ mod tests {
         assert_eq!(updated.len(), m.len());
         for ((u, e), m) in updated.iter().zip(&e).zip(&m) {
             let want = decay as f32 * e + (1.0 - decay as f32) * m;
-            assert!((u - want).abs() <= 1e-6 * (1.0 + want.abs()), "{u} vs {want}");
+            assert!(
+                (u - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                "{u} vs {want}"
+            );
         }
         // decay 0 copies the model.
         let ema = cfg.init::<B>(&dev);

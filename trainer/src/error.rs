@@ -25,7 +25,11 @@ pub enum TrainError {
         "the loss became {value} at step {step}; training stopped. The last good checkpoint is kept \
          ({last_good}). Lower --lr or set --grad-clip, then --resume"
     )]
-    NonFiniteLoss { step: usize, value: f32, last_good: String },
+    NonFiniteLoss {
+        step: usize,
+        value: f32,
+        last_good: String,
+    },
 
     #[error("plot: {0}")]
     Plot(String),
@@ -39,6 +43,9 @@ pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 
 impl TrainError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        TrainError::Io { path: path.into(), source }
+        TrainError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

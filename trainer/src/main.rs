@@ -13,7 +13,11 @@ use cold_runtime::degradation::Degradation;
 use cold_trainer::train::{self, RunDir, RunOptions, TrainConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "cold-train", version, about = "Train and export Cold Diffusion restorers (Burn).")]
+#[command(
+    name = "cold-train",
+    version,
+    about = "Train and export Cold Diffusion restorers (Burn)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -160,7 +164,10 @@ struct ExportArgs {
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -176,9 +183,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(a) => train_cmd(a),
         Command::Degrade(a) => {
             let deg = Degradation::preset(&a.preset)?;
-            let report = cold_trainer::degrade::degrade_folder(&deg, a.t, &a.in_dir, &a.out_dir, a.overwrite)?;
+            let report = cold_trainer::degrade::degrade_folder(
+                &deg,
+                a.t,
+                &a.in_dir,
+                &a.out_dir,
+                a.overwrite,
+            )?;
             report.log("degrade");
-            Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+            Ok(if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
         }
         Command::Fetch(a) => {
             if a.dataset != "mnist" {
@@ -252,7 +269,9 @@ fn stop_flag() -> Arc<AtomicBool> {
             eprintln!("\nsecond Ctrl-C: aborting without a checkpoint");
             std::process::exit(130);
         }
-        eprintln!("\nCtrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to abort)");
+        eprintln!(
+            "\nCtrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to abort)"
+        );
     });
     stop
 }
@@ -285,24 +304,44 @@ fn cuda_device(index: usize) -> burn::backend::cuda::CudaDevice {
 }
 
 #[cfg(feature = "cuda")]
-fn train_cuda(cfg: &TrainConfig, run: &RunDir, opts: &RunOptions, device: usize) -> Result<train::TrainSummary> {
+fn train_cuda(
+    cfg: &TrainConfig,
+    run: &RunDir,
+    opts: &RunOptions,
+    device: usize,
+) -> Result<train::TrainSummary> {
     type B = burn::backend::Autodiff<burn::backend::Cuda>;
     Ok(train::train::<B>(cfg, run, &cuda_device(device), opts)?)
 }
 
 #[cfg(not(feature = "cuda"))]
-fn train_cuda(_: &TrainConfig, _: &RunDir, _: &RunOptions, _: usize) -> Result<train::TrainSummary> {
-    bail!("this cold-train was built without CUDA: rebuild with `cargo build --release -p cold-trainer --features cuda`")
+fn train_cuda(
+    _: &TrainConfig,
+    _: &RunDir,
+    _: &RunOptions,
+    _: usize,
+) -> Result<train::TrainSummary> {
+    bail!(
+        "this cold-train was built without CUDA: rebuild with `cargo build --release -p cold-trainer --features cuda`"
+    )
 }
 
-fn bench_one<B: AutodiffBackend>(a: &BenchArgs, device: &B::Device) -> Result<Vec<cold_trainer::bench::TrainBench>> {
+fn bench_one<B: AutodiffBackend>(
+    a: &BenchArgs,
+    device: &B::Device,
+) -> Result<Vec<cold_trainer::bench::TrainBench>> {
     let base = TrainConfig::new(&a.dataset, &a.preset, "tiny")?;
-    let data = base.load_data(Split::Train).or_else(|_| base.load_data(Split::Test))?;
+    let data = base
+        .load_data(Split::Train)
+        .or_else(|_| base.load_data(Split::Test))?;
     let mut out = Vec::new();
     for model in a.model.split(',') {
         for batch in a.batch.split(',') {
             let mut cfg = TrainConfig::new(&a.dataset, &a.preset, model)?;
-            cfg.batch_size = batch.trim().parse().context("--batch takes comma-separated integers")?;
+            cfg.batch_size = batch
+                .trim()
+                .parse()
+                .context("--batch takes comma-separated integers")?;
             let r = cold_trainer::bench::bench_training::<B>(
                 &cfg,
                 model,
@@ -314,7 +353,12 @@ fn bench_one<B: AutodiffBackend>(a: &BenchArgs, device: &B::Device) -> Result<Ve
             )?;
             eprintln!(
                 "{:>6} {:>8} params batch {:>4}: first step {:>7.2} s, {:>7.3} steps/s, {:>8.1} images/s",
-                r.model, r.parameters, r.batch_size, r.first_step_seconds, r.steps_per_second, r.images_per_second
+                r.model,
+                r.parameters,
+                r.batch_size,
+                r.first_step_seconds,
+                r.steps_per_second,
+                r.images_per_second
             );
             out.push(r);
         }
@@ -342,5 +386,7 @@ fn bench_cuda(a: &BenchArgs) -> Result<Vec<cold_trainer::bench::TrainBench>> {
 
 #[cfg(not(feature = "cuda"))]
 fn bench_cuda(_: &BenchArgs) -> Result<Vec<cold_trainer::bench::TrainBench>> {
-    bail!("this cold-train was built without CUDA: rebuild with `cargo build --release -p cold-trainer --features cuda`")
+    bail!(
+        "this cold-train was built without CUDA: rebuild with `cargo build --release -p cold-trainer --features cuda`"
+    )
 }

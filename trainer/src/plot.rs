@@ -55,14 +55,22 @@ pub fn loss_curve(points: &[(usize, f64)], title: &str, path: &Path) -> Result<(
             .draw()
             .map_err(|e| err(e.to_string()))?;
         chart
-            .draw_series(LineSeries::new(pts.iter().copied(), RGBColor(170, 190, 230)))
+            .draw_series(LineSeries::new(
+                pts.iter().copied(),
+                RGBColor(170, 190, 230),
+            ))
             .map_err(|e| err(e.to_string()))?
             .label("per step")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RGBColor(170, 190, 230)));
         let win = (pts.len() / 50).clamp(1, 200);
         let smooth: Vec<(f64, f64)> = pts
             .windows(win)
-            .map(|wd| (wd[wd.len() - 1].0, wd.iter().map(|p| p.1).sum::<f64>() / wd.len() as f64))
+            .map(|wd| {
+                (
+                    wd[wd.len() - 1].0,
+                    wd.iter().map(|p| p.1).sum::<f64>() / wd.len() as f64,
+                )
+            })
             .collect();
         chart
             .draw_series(LineSeries::new(smooth, BLUE.stroke_width(2)))

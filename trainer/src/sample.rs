@@ -60,5 +60,9 @@ pub fn restore_all<B: Backend>(
 ) -> Restorations<B> {
     let (direct, algorithm1) = sample(model, deg, x_t.clone(), t, false);
     let (_, algorithm2) = sample(model, deg, x_t, t, true);
-    Restorations { direct, algorithm1, algorithm2 }
+    Restorations {
+        direct,
+        algorithm1,
+        algorithm2,
+    }
 }

@@ -116,26 +116,37 @@ impl TrainConfig {
         self.model
             .check_image_size(self.degradation.height, self.degradation.width)
             .map_err(TrainError::Config)?;
-        if self.batch_size == 0 || self.steps == 0 || self.ema_every == 0 || self.checkpoint_every == 0 {
+        if self.batch_size == 0
+            || self.steps == 0
+            || self.ema_every == 0
+            || self.checkpoint_every == 0
+        {
             return Err(TrainError::Config(
                 "batch_size, steps, ema_every and checkpoint_every must be positive".into(),
             ));
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(TrainError::Config(format!("learning rate {} must be positive", self.learning_rate)));
+            return Err(TrainError::Config(format!(
+                "learning rate {} must be positive",
+                self.learning_rate
+            )));
         }
         Ok(())
     }
 
     /// The optimiser, to receive a checkpoint's state.
-    pub(crate) fn optimizer_for_resume<B: AutodiffBackend>(&self) -> OptimizerAdaptor<Adam, UNet<B>, B> {
+    pub(crate) fn optimizer_for_resume<B: AutodiffBackend>(
+        &self,
+    ) -> OptimizerAdaptor<Adam, UNet<B>, B> {
         self.optimizer()
     }
 
     fn optimizer<B: AutodiffBackend>(&self) -> OptimizerAdaptor<Adam, UNet<B>, B> {
         let mut c = AdamConfig::new().with_epsilon(self.adam_epsilon);
         if let Some(clip) = self.grad_clip {
-            c = c.with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(clip)));
+            c = c.with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(
+                clip,
+            )));
         }
         c.init()
     }
@@ -176,7 +187,12 @@ impl<B: AutodiffBackend> TrainState<B> {
         B::seed(device, cfg.seed);
         let model = cfg.model.init::<B>(device);
         let ema = model.valid();
-        TrainState { model, ema, optim: cfg.optimizer(), step: 0 }
+        TrainState {
+            model,
+            ema,
+            optim: cfg.optimizer(),
+            step: 0,
+        }
     }
 }
 
@@ -212,7 +228,9 @@ pub fn make_batch<B: Backend>(
             }
         }
     }
-    let levels: Vec<i64> = (0..n).map(|_| rng.random_range(1..=cfg.degradation.steps as i64)).collect();
+    let levels: Vec<i64> = (0..n)
+        .map(|_| rng.random_range(1..=cfg.degradation.steps as i64))
+        .collect();
     let x0 = tensor_io::to_tensor::<B>(&x, device);
     let ti = Tensor::<B, 1, Int>::from_data(TensorData::new(levels.clone(), [n]), device);
     let xt = deg.apply(x0.clone(), ti);
@@ -225,7 +243,9 @@ pub fn make_batch<B: Backend>(
 
 /// The L1 loss of the model on a batch.
 pub fn loss<B: Backend>(model: &UNet<B>, batch: &Batch<B>) -> Tensor<B, 1> {
-    (model.forward(batch.xt.clone(), batch.t.clone()) - batch.x0.clone()).abs().mean()
+    (model.forward(batch.xt.clone(), batch.t.clone()) - batch.x0.clone())
+        .abs()
+        .mean()
 }
 
 /// One optimiser step (and the EMA schedule); returns the loss before the step.
@@ -234,18 +254,35 @@ pub fn train_step<B: AutodiffBackend>(
     state: TrainState<B>,
     batch: &Batch<B>,
 ) -> (TrainState<B>, f32) {
-    let TrainState { model, ema, mut optim, step } = state;
+    let TrainState {
+        model,
+        ema,
+        mut optim,
+        step,
+    } = state;
     let l = loss(&model, batch);
     let value: f32 = l.clone().into_scalar().elem();
     let grads = GradientsParams::from_grads(l.backward(), &model);
     let model = optim.step(cfg.learning_rate, model, grads);
     let step = step + 1;
     let ema = if step % cfg.ema_every == 0 {
-        if step < cfg.ema_start { model.valid() } else { ema_update(ema, &model.valid(), cfg.ema_decay) }
+        if step < cfg.ema_start {
+            model.valid()
+        } else {
+            ema_update(ema, &model.valid(), cfg.ema_decay)
+        }
     } else {
         ema
     };
-    (TrainState { model, ema, optim, step }, value)
+    (
+        TrainState {
+            model,
+            ema,
+            optim,
+            step,
+        },
+        value,
+    )
 }
 
 /// A run folder: `config.json`, `loss.csv`, `loss.png`, `samples/`, `checkpoints/`.
@@ -305,7 +342,9 @@ pub struct TrainSummary {
 }
 
 fn read_losses(path: &Path) -> Vec<(usize, f64)> {
-    let Ok(s) = fs::read_to_string(path) else { return Vec::new() };
+    let Ok(s) = fs::read_to_string(path) else {
+        return Vec::new();
+    };
     s.lines()
         .skip(1)
         .filter_map(|l| {
@@ -352,7 +391,11 @@ pub fn write_sample_grid<B: Backend>(
         .collect();
     let views: Vec<Vec<_>> = rows.iter().map(|a| a.outer_iter().collect()).collect();
     let im = imageio::grid(&views)?;
-    let im = im.resize(im.width() * 3, im.height() * 3, image::imageops::FilterType::Nearest);
+    let im = im.resize(
+        im.width() * 3,
+        im.height() * 3,
+        image::imageops::FilterType::Nearest,
+    );
     imageio::save_png(path, &im)?;
     Ok(())
 }
@@ -410,10 +453,13 @@ pub fn train<B: AutodiffBackend>(
         }
         TrainState::new(cfg, device)
     };
-    let config_json = serde_json::to_string_pretty(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
+    let config_json =
+        serde_json::to_string_pretty(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
     fetch::write_atomic(&run.config(), config_json.as_bytes())?;
-    let mut losses: Vec<(usize, f64)> =
-        read_losses(&run.loss_csv()).into_iter().filter(|(s, _)| *s <= state.step).collect();
+    let mut losses: Vec<(usize, f64)> = read_losses(&run.loss_csv())
+        .into_iter()
+        .filter(|(s, _)| *s <= state.step)
+        .collect();
     let grid_x0 = grid_images(cfg, &data, 8);
     let n_params = state.model.num_params();
     tracing::info!("model: {n_params} parameters, {:?}", cfg.model);
@@ -425,13 +471,18 @@ pub fn train<B: AutodiffBackend>(
     }
     let t0 = Instant::now();
     let mut first_step_seconds = 0.0;
-    let mut last_good = checkpoint::latest_name(&run.checkpoints()).unwrap_or_else(|| "none".into());
+    let mut last_good =
+        checkpoint::latest_name(&run.checkpoints()).unwrap_or_else(|| "none".into());
     let mut interrupted = false;
 
     let save = |state: &TrainState<B>, losses: &[(usize, f64)]| -> Result<String> {
         let name = checkpoint::save(&run.checkpoints(), state, cfg.keep_checkpoints)?;
         write_losses(&run.loss_csv(), losses)?;
-        plot::loss_curve(losses, &format!("{} / {}", cfg.dataset, cfg.degradation.describe()), &run.loss_png())?;
+        plot::loss_curve(
+            losses,
+            &format!("{} / {}", cfg.dataset, cfg.degradation.describe()),
+            &run.loss_png(),
+        )?;
         Ok(name)
     };
 
@@ -444,7 +495,11 @@ pub fn train<B: AutodiffBackend>(
         let (next, l) = train_step(cfg, state, &batch);
         if !l.is_finite() {
             pb.finish_and_clear();
-            return Err(TrainError::NonFiniteLoss { step: next.step, value: l, last_good });
+            return Err(TrainError::NonFiniteLoss {
+                step: next.step,
+                value: l,
+                last_good,
+            });
         }
         state = next;
         losses.push((state.step, f64::from(l)));
@@ -454,7 +509,16 @@ pub fn train<B: AutodiffBackend>(
         pb.inc(1);
         if state.step % 10 == 0 || state.step == cfg.steps {
             let done = (state.step - start_step) as f64;
-            pb.set_message(format!("step {} loss {l:.4} ({:.2} steps/s)", state.step, done / t0.elapsed().as_secs_f64()));
+            let msg = format!(
+                "step {} loss {l:.4} ({:.2} steps/s)",
+                state.step,
+                done / t0.elapsed().as_secs_f64()
+            );
+            if opts.progress {
+                pb.set_message(msg);
+            } else if state.step % 100 == 0 {
+                tracing::info!("{msg}");
+            }
         }
         if cfg.sample_every > 0 && state.step % cfg.sample_every == 0 {
             let p = run.samples().join(format!("step-{:07}.png", state.step));
@@ -490,18 +554,26 @@ pub fn train<B: AutodiffBackend>(
         seconds,
         total_seconds: previous_seconds + seconds,
         steps_per_second: if seconds > 0.0 { done / seconds } else { 0.0 },
-        images_per_second: if seconds > 0.0 { done * cfg.batch_size as f64 / seconds } else { 0.0 },
+        images_per_second: if seconds > 0.0 {
+            done * cfg.batch_size as f64 / seconds
+        } else {
+            0.0
+        },
         first_step_seconds,
         interrupted,
         backend: opts.backend.clone(),
     };
-    let js = serde_json::to_string_pretty(&summary).map_err(|e| TrainError::Config(e.to_string()))?;
+    let js =
+        serde_json::to_string_pretty(&summary).map_err(|e| TrainError::Config(e.to_string()))?;
     fetch::write_atomic(&run.summary(), js.as_bytes())?;
     Ok(summary)
 }
 
 /// Loads the EMA weights of a run's latest checkpoint for inference.
-pub fn load_ema<B: Backend>(run: &RunDir, device: &B::Device) -> Result<(TrainConfig, UNet<B>, usize)> {
+pub fn load_ema<B: Backend>(
+    run: &RunDir,
+    device: &B::Device,
+) -> Result<(TrainConfig, UNet<B>, usize)> {
     let cfg = run.load_config()?;
     let (ema, step) = checkpoint::load_latest_ema::<B>(&run.checkpoints(), &cfg, device)?;
     Ok((cfg, ema, step))
@@ -515,7 +587,8 @@ mod tests {
 
     fn tiny_config() -> TrainConfig {
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
-        let mut cfg = TrainConfig::new(&format!("mnist:{}", fixture.display()), "mnist", "tiny").expect("cfg");
+        let mut cfg = TrainConfig::new(&format!("mnist:{}", fixture.display()), "mnist", "tiny")
+            .expect("cfg");
         cfg.split = "test".into();
         cfg.batch_size = 4;
         cfg.learning_rate = 1e-3;
@@ -537,7 +610,10 @@ mod tests {
         let batch = make_batch(&cfg, &data, &deg, 0, &dev);
         let (state, before) = train_step(&cfg, state, &batch);
         let after: f32 = loss(&state.model, &batch).into_scalar().elem();
-        assert!(before.is_finite() && after < before, "loss {before} -> {after}");
+        assert!(
+            before.is_finite() && after < before,
+            "loss {before} -> {after}"
+        );
     }
 
     #[test]
@@ -552,7 +628,10 @@ mod tests {
         assert_eq!(a.xt.clone().into_data(), b.xt.into_data());
         assert_ne!(a.xt.into_data(), c.xt.into_data());
         let t = a.t.into_data().to_vec::<f32>().expect("t");
-        assert!(t.iter().all(|&v| (1.0..=20.0).contains(&v) && v.fract() == 0.0));
+        assert!(
+            t.iter()
+                .all(|&v| (1.0..=20.0).contains(&v) && v.fract() == 0.0)
+        );
     }
 
     #[test]
@@ -579,17 +658,29 @@ mod tests {
         let mut first = cfg.clone();
         first.steps = 3;
         train::<AD>(&first, &split, &dev, &opts).expect("first half");
-        assert!(train::<AD>(&cfg, &split, &dev, &opts).is_err(), "a second run without --resume must refuse");
-        let resumed = RunOptions { resume: true, ..opts.clone() };
+        assert!(
+            train::<AD>(&cfg, &split, &dev, &opts).is_err(),
+            "a second run without --resume must refuse"
+        );
+        let resumed = RunOptions {
+            resume: true,
+            ..opts.clone()
+        };
         train::<AD>(&cfg, &split, &dev, &resumed).expect("resume");
         let (_, ema_b, _) = load_ema::<B>(&split, &dev).expect("ema");
         assert_eq!(flat_params(&ema_a), flat_params(&ema_b));
         let ck_a = checkpoint::load_latest::<AD>(&straight.checkpoints(), &cfg, &dev).expect("ck");
         let ck_b = checkpoint::load_latest::<AD>(&split.checkpoints(), &cfg, &dev).expect("ck");
-        assert_eq!(flat_params(&ck_a.model.valid()), flat_params(&ck_b.model.valid()));
+        assert_eq!(
+            flat_params(&ck_a.model.valid()),
+            flat_params(&ck_b.model.valid())
+        );
         // The loss log of the resumed run has each step once.
         let rows = read_losses(&split.loss_csv());
-        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5, 6]
+        );
         assert_eq!(rows, read_losses(&straight.loss_csv()));
     }
 
@@ -609,10 +700,17 @@ mod tests {
         train::<AD>(&cfg, &run, &dev, &opts).expect("train");
         // Ctrl-C before the first resumed step: nothing is lost, the step-3 checkpoint stays latest.
         cfg.steps = 6;
-        let stopped = RunOptions { resume: true, stop: Arc::new(AtomicBool::new(true)), ..opts };
+        let stopped = RunOptions {
+            resume: true,
+            stop: Arc::new(AtomicBool::new(true)),
+            ..opts
+        };
         let s = train::<AD>(&cfg, &run, &dev, &stopped).expect("train");
         assert!(s.interrupted);
         assert_eq!(s.steps, 3);
-        assert_eq!(checkpoint::latest_name(&run.checkpoints()).as_deref(), Some("step-0000003"));
+        assert_eq!(
+            checkpoint::latest_name(&run.checkpoints()).as_deref(),
+            Some("step-0000003")
+        );
     }
 }

@@ -31,10 +31,20 @@ pub mod io {
 fn values<B: Backend, const D: usize>(p: &Param<Tensor<B, D>>) -> (Vec<f32>, Vec<usize>) {
     let t = p.val();
     let dims = t.dims().to_vec();
-    (t.into_data().convert::<f32>().to_vec::<f32>().expect("float weights"), dims)
+    (
+        t.into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .expect("float weights"),
+        dims,
+    )
 }
 
-fn weight<B: Backend, const D: usize>(g: &mut GraphBuilder, name: &str, p: &Param<Tensor<B, D>>) -> String {
+fn weight<B: Backend, const D: usize>(
+    g: &mut GraphBuilder,
+    name: &str,
+    p: &Param<Tensor<B, D>>,
+) -> String {
     let (v, d) = values(p);
     g.weight(name, &v, &d)
 }
@@ -55,16 +65,30 @@ fn conv<B: Backend>(g: &mut GraphBuilder, name: &str, c: &Conv2d<B>, x: &str) ->
         "Conv",
         &refs,
         vec![
-            ("kernel_shape", Attr::Ints(c.kernel_size.iter().map(|&k| k as i64).collect())),
-            ("strides", Attr::Ints(c.stride.iter().map(|&k| k as i64).collect())),
-            ("dilations", Attr::Ints(c.dilation.iter().map(|&k| k as i64).collect())),
+            (
+                "kernel_shape",
+                Attr::Ints(c.kernel_size.iter().map(|&k| k as i64).collect()),
+            ),
+            (
+                "strides",
+                Attr::Ints(c.stride.iter().map(|&k| k as i64).collect()),
+            ),
+            (
+                "dilations",
+                Attr::Ints(c.dilation.iter().map(|&k| k as i64).collect()),
+            ),
             ("group", Attr::Int(c.groups as i64)),
             ("pads", Attr::Ints(pads)),
         ],
     )
 }
 
-fn conv_transpose<B: Backend>(g: &mut GraphBuilder, name: &str, c: &ConvTranspose2d<B>, x: &str) -> String {
+fn conv_transpose<B: Backend>(
+    g: &mut GraphBuilder,
+    name: &str,
+    c: &ConvTranspose2d<B>,
+    x: &str,
+) -> String {
     let w = weight(g, &format!("{name}.weight"), &c.weight);
     let mut inputs = vec![x.to_string(), w];
     if let Some(b) = &c.bias {
@@ -76,12 +100,27 @@ fn conv_transpose<B: Backend>(g: &mut GraphBuilder, name: &str, c: &ConvTranspos
         "ConvTranspose",
         &refs,
         vec![
-            ("kernel_shape", Attr::Ints(c.kernel_size.iter().map(|&k| k as i64).collect())),
-            ("strides", Attr::Ints(c.stride.iter().map(|&k| k as i64).collect())),
-            ("dilations", Attr::Ints(c.dilation.iter().map(|&k| k as i64).collect())),
+            (
+                "kernel_shape",
+                Attr::Ints(c.kernel_size.iter().map(|&k| k as i64).collect()),
+            ),
+            (
+                "strides",
+                Attr::Ints(c.stride.iter().map(|&k| k as i64).collect()),
+            ),
+            (
+                "dilations",
+                Attr::Ints(c.dilation.iter().map(|&k| k as i64).collect()),
+            ),
             ("group", Attr::Int(c.groups as i64)),
-            ("pads", Attr::Ints(vec![p[0] as i64, p[1] as i64, p[0] as i64, p[1] as i64])),
-            ("output_padding", Attr::Ints(c.padding_out.iter().map(|&k| k as i64).collect())),
+            (
+                "pads",
+                Attr::Ints(vec![p[0] as i64, p[1] as i64, p[0] as i64, p[1] as i64]),
+            ),
+            (
+                "output_padding",
+                Attr::Ints(c.padding_out.iter().map(|&k| k as i64).collect()),
+            ),
         ],
     )
 }
@@ -103,12 +142,21 @@ fn gelu(g: &mut GraphBuilder, x: &str) -> String {
     g.op1("Gelu", &[x], vec![("approximate", Attr::Str("none"))])
 }
 
-fn layer_norm<B: Backend>(g: &mut GraphBuilder, name: &str, n: &ChannelLayerNorm<B>, x: &str) -> String {
+fn layer_norm<B: Backend>(
+    g: &mut GraphBuilder,
+    name: &str,
+    n: &ChannelLayerNorm<B>,
+    x: &str,
+) -> String {
     let axes = g.const_i64(&[1], &[1]);
     let mean = g.op1("ReduceMean", &[x, &axes], vec![("keepdims", Attr::Int(1))]);
     let centred = g.op1("Sub", &[x, &mean], vec![]);
     let sq = g.op1("Mul", &[&centred, &centred], vec![]);
-    let var = g.op1("ReduceMean", &[&sq, &axes], vec![("keepdims", Attr::Int(1))]);
+    let var = g.op1(
+        "ReduceMean",
+        &[&sq, &axes],
+        vec![("keepdims", Attr::Int(1))],
+    );
     let eps = g.const_f32(&[n.eps as f32], &[]);
     let v = g.op1("Add", &[&var, &eps], vec![]);
     let sd = g.op1("Sqrt", &[&v], vec![]);
@@ -151,7 +199,13 @@ fn convnext<B: Backend>(
 }
 
 /// Residual pre-normed linear attention on an `h x w` feature map.
-fn attention<B: Backend>(g: &mut GraphBuilder, name: &str, a: &LinearAttention<B>, x: &str, hw: (usize, usize)) -> String {
+fn attention<B: Backend>(
+    g: &mut GraphBuilder,
+    name: &str,
+    a: &LinearAttention<B>,
+    x: &str,
+    hw: (usize, usize),
+) -> String {
     g.scoped(name, |g| {
         let (heads, d) = (a.heads as i64, a.dim_head as i64);
         let hidden = heads * d;
@@ -167,9 +221,17 @@ fn attention<B: Backend>(g: &mut GraphBuilder, name: &str, a: &LinearAttention<B
         let scale = g.const_f32(&[(d as f64).powf(-0.5) as f32], &[]);
         let q = g.op1("Mul", &[&q, &scale], vec![]);
         let k = g.op1("Softmax", &[&k], vec![("axis", Attr::Int(3))]);
-        let vt = g.op1("Transpose", &[&v], vec![("perm", Attr::Ints(vec![0, 1, 3, 2]))]);
+        let vt = g.op1(
+            "Transpose",
+            &[&v],
+            vec![("perm", Attr::Ints(vec![0, 1, 3, 2]))],
+        );
         let context = g.op1("MatMul", &[&k, &vt], vec![]);
-        let ct = g.op1("Transpose", &[&context], vec![("perm", Attr::Ints(vec![0, 1, 3, 2]))]);
+        let ct = g.op1(
+            "Transpose",
+            &[&context],
+            vec![("perm", Attr::Ints(vec![0, 1, 3, 2]))],
+        );
         let out = g.op1("MatMul", &[&ct, &q], vec![]);
         let back = g.const_i64(&[0, hidden, hw.0 as i64, hw.1 as i64], &[4]);
         let out = g.op1("Reshape", &[&out, &back], vec![]);
@@ -179,7 +241,13 @@ fn attention<B: Backend>(g: &mut GraphBuilder, name: &str, a: &LinearAttention<B
 }
 
 /// The U-Net on input `x` ([B, C, H, W]) and float levels `t` ([B]); returns the output name.
-pub fn unet<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>, x: &str, t: &str, hw: (usize, usize)) -> String {
+pub fn unet<B: Backend>(
+    g: &mut GraphBuilder,
+    net: &UNet<B>,
+    x: &str,
+    t: &str,
+    hw: (usize, usize),
+) -> String {
     // 1. Time embedding: cat(sin(t f), cos(t f)) -> Linear -> GELU -> Linear.
     let temb = g.scoped("time_mlp", |g| {
         let dim = net.time_mlp.dim;
@@ -235,8 +303,16 @@ pub fn unet<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>, x: &str, t: &str, h
 pub fn degradation(g: &mut GraphBuilder, ops: &Operators, x: &str, t: &str) -> String {
     let (levels, h, _) = ops.left.dim();
     let w = ops.right.dim().1;
-    let left = g.weight("degradation.left", ops.left.as_slice().expect("contiguous"), &[levels, h, h]);
-    let right = g.weight("degradation.right", ops.right.as_slice().expect("contiguous"), &[levels, w, w]);
+    let left = g.weight(
+        "degradation.left",
+        ops.left.as_slice().expect("contiguous"),
+        &[levels, h, h],
+    );
+    let right = g.weight(
+        "degradation.right",
+        ops.right.as_slice().expect("contiguous"),
+        &[levels, w, w],
+    );
     g.scoped("degradation", |g| {
         let axes = g.const_i64(&[1], &[1]);
         let l = g.op1("Gather", &[&left, t], vec![("axis", Attr::Int(0))]);
@@ -249,7 +325,12 @@ pub fn degradation(g: &mut GraphBuilder, ops: &Operators, x: &str, t: &str) -> S
 }
 
 fn image_dims(c: usize, h: usize, w: usize) -> Vec<Dim> {
-    vec![Dim::Named("batch"), Dim::Fixed(c as i64), Dim::Fixed(h as i64), Dim::Fixed(w as i64)]
+    vec![
+        Dim::Named("batch"),
+        Dim::Fixed(c as i64),
+        Dim::Fixed(h as i64),
+        Dim::Fixed(w as i64),
+    ]
 }
 
 /// The restorer graph: `x [B,C,H,W] f32, t [B] i64 -> x0_hat [B,C,H,W]`.
@@ -257,7 +338,11 @@ pub fn restorer_graph<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>, chw: (usi
     let (c, h, w) = chw;
     let x = g.input(io::X, DataType::FLOAT, &image_dims(c, h, w));
     let t = g.input(io::T, DataType::INT64, &[Dim::Named("batch")]);
-    let tf = g.op1("Cast", &[&t], vec![("to", Attr::Int(DataType::FLOAT as i64))]);
+    let tf = g.op1(
+        "Cast",
+        &[&t],
+        vec![("to", Attr::Int(DataType::FLOAT as i64))],
+    );
     let y = unet(g, net, &x, &tf, (h, w));
     g.output(&y, io::X0_HAT, DataType::FLOAT, &image_dims(c, h, w));
 }
@@ -274,13 +359,22 @@ pub fn degradation_graph(g: &mut GraphBuilder, ops: &Operators, chw: (usize, usi
 /// The fused sampling step: `x_s [B,C,H,W], s [B], s_prev [B] -> x0_hat, x_next (Algorithm 2),
 /// x_next_alg1`. `s_prev` is the level to step to (`s - 1` for the full schedule, lower to skip
 /// levels). Samples with s = 0 pass through unchanged, so one batch can hold different levels.
-pub fn step_graph<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>, ops: &Operators, chw: (usize, usize, usize)) {
+pub fn step_graph<B: Backend>(
+    g: &mut GraphBuilder,
+    net: &UNet<B>,
+    ops: &Operators,
+    chw: (usize, usize, usize),
+) {
     let (c, h, w) = chw;
     let dims = image_dims(c, h, w);
     let x = g.input(io::X_S, DataType::FLOAT, &dims);
     let s = g.input(io::S, DataType::INT64, &[Dim::Named("batch")]);
     let s_prev = g.input(io::S_PREV, DataType::INT64, &[Dim::Named("batch")]);
-    let sf = g.op1("Cast", &[&s], vec![("to", Attr::Int(DataType::FLOAT as i64))]);
+    let sf = g.op1(
+        "Cast",
+        &[&s],
+        vec![("to", Attr::Int(DataType::FLOAT as i64))],
+    );
     let x0 = unet(g, net, &x, &sf, (h, w));
     let d_s = degradation(g, ops, &x0, &s);
     let d_prev = degradation(g, ops, &x0, &s_prev);

@@ -17,11 +17,19 @@ use crate::model::{UNet, UNetConfig};
 pub fn external_initializers(model: &ModelProto) -> HashMap<String, (usize, usize, Vec<usize>)> {
     let mut out = HashMap::new();
     for init in &model.graph.initializer {
-        let get = |k: &str| init.external_data.iter().find(|e| e.key == k).map(|e| e.value.clone());
+        let get = |k: &str| {
+            init.external_data
+                .iter()
+                .find(|e| e.key == k)
+                .map(|e| e.value.clone())
+        };
         if let (Some(o), Some(l)) = (get("offset"), get("length"))
             && let (Ok(o), Ok(l)) = (o.parse(), l.parse())
         {
-            out.insert(init.name.clone(), (o, l, init.dims.iter().map(|&d| d as usize).collect()));
+            out.insert(
+                init.name.clone(),
+                (o, l, init.dims.iter().map(|&d| d as usize).collect()),
+            );
         }
     }
     out
@@ -44,7 +52,10 @@ pub fn parameter_paths<B: Backend, M: Module<B>>(m: &M) -> Vec<String> {
             self.out.push(self.stack.join("."));
         }
     }
-    let mut p = Paths { stack: Vec::new(), out: Vec::new() };
+    let mut p = Paths {
+        stack: Vec::new(),
+        out: Vec::new(),
+    };
     m.visit(&mut p);
     p.out
 }
@@ -69,7 +80,9 @@ impl<B: Backend> ModuleMapper<B> for Load<'_, B> {
         let name = self.stack.join(".");
         let shape = old.dims();
         let loaded = match self.index.get(&name) {
-            Some((o, l, dims)) if dims.as_slice() == shape.as_slice() && o + l <= self.weights.len() => {
+            Some((o, l, dims))
+                if dims.as_slice() == shape.as_slice() && o + l <= self.weights.len() =>
+            {
                 let vals: Vec<f32> = self.weights[*o..o + l]
                     .chunks_exact(4)
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -77,11 +90,14 @@ impl<B: Backend> ModuleMapper<B> for Load<'_, B> {
                 Tensor::<B, D>::from_data(TensorData::new(vals, shape), &self.device)
             }
             Some((_, _, dims)) => {
-                self.error.get_or_insert(format!("{name}: shape {dims:?} in the bundle, {shape:?} in the model"));
+                self.error.get_or_insert(format!(
+                    "{name}: shape {dims:?} in the bundle, {shape:?} in the model"
+                ));
                 old
             }
             None => {
-                self.error.get_or_insert(format!("{name}: not in the bundle"));
+                self.error
+                    .get_or_insert(format!("{name}: not in the bundle"));
                 old
             }
         };
@@ -91,17 +107,27 @@ impl<B: Backend> ModuleMapper<B> for Load<'_, B> {
 
 /// Loads the network of a bundle into Burn (its configuration from the manifest, its weights
 /// from the shared weights file).
-pub fn load_bundle_model<B: Backend>(dir: &Path, device: &B::Device) -> Result<(UNetConfig, UNet<B>)> {
+pub fn load_bundle_model<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+) -> Result<(UNetConfig, UNet<B>)> {
     let bundle = Bundle::open(dir, true)?;
     let cfg: UNetConfig = serde_json::from_value(bundle.manifest.network.clone())
         .map_err(|e| TrainError::Export(format!("manifest network config: {e}")))?;
     let rpath = bundle.path(&bundle.manifest.files.restorer);
     let bytes = std::fs::read(&rpath).map_err(|e| TrainError::io(&rpath, e))?;
-    let model = ModelProto::parse_from_bytes(&bytes).map_err(|e| TrainError::Export(format!("{}: {e}", rpath.display())))?;
+    let model = ModelProto::parse_from_bytes(&bytes)
+        .map_err(|e| TrainError::Export(format!("{}: {e}", rpath.display())))?;
     let index = external_initializers(&model);
     let wpath = bundle.path(&bundle.manifest.files.weights);
     let weights = std::fs::read(&wpath).map_err(|e| TrainError::io(&wpath, e))?;
-    let mut load = Load::<B> { stack: Vec::new(), index: &index, weights: &weights, device: device.clone(), error: None };
+    let mut load = Load::<B> {
+        stack: Vec::new(),
+        index: &index,
+        weights: &weights,
+        device: device.clone(),
+        error: None,
+    };
     let net = cfg.init::<B>(device).map(&mut load);
     if let Some(e) = load.error {
         return Err(TrainError::Export(format!("bundle {}: {e}", dir.display())));

@@ -38,7 +38,8 @@ pub fn build_graphs<B: Backend>(net: &UNet<B>, cfg: &TrainConfig) -> Result<Expo
     let chw = (d.channels, d.height, d.width);
     let mut weights = WeightStore::new(WEIGHTS);
     let ser = |m: onnx_protobuf::ModelProto| {
-        m.write_to_bytes().map_err(|e| TrainError::Export(format!("serialising ONNX: {e}")))
+        m.write_to_bytes()
+            .map_err(|e| TrainError::Export(format!("serialising ONNX: {e}")))
     };
     let restorer = {
         let mut g = GraphBuilder::new("restorer", &mut weights);
@@ -48,12 +49,18 @@ pub fn build_graphs<B: Backend>(net: &UNet<B>, cfg: &TrainConfig) -> Result<Expo
     let degradation = {
         let mut g = GraphBuilder::new("degradation", &mut weights);
         graphs::degradation_graph(&mut g, &ops, chw);
-        ser(onnx::model(g.finish(), &format!("Degradation D(x, t): {}", d.describe())))?
+        ser(onnx::model(
+            g.finish(),
+            &format!("Degradation D(x, t): {}", d.describe()),
+        ))?
     };
     let step = {
         let mut g = GraphBuilder::new("step", &mut weights);
         graphs::step_graph(&mut g, net, &ops, chw);
-        ser(onnx::model(g.finish(), "Cold Diffusion sampling step (Algorithms 1 and 2)"))?
+        ser(onnx::model(
+            g.finish(),
+            "Cold Diffusion sampling step (Algorithms 1 and 2)",
+        ))?
     };
     Ok(ExportedGraphs {
         files: vec![
@@ -75,14 +82,24 @@ pub fn export_model<B: Backend>(
 ) -> Result<PathBuf> {
     let graphs = build_graphs(net, cfg)?;
     let d = &cfg.degradation;
-    let mut network = serde_json::to_value(&cfg.model).map_err(|e| TrainError::Export(e.to_string()))?;
+    let mut network =
+        serde_json::to_value(&cfg.model).map_err(|e| TrainError::Export(e.to_string()))?;
     network["parameters"] = serde_json::json!(net.num_params());
-    network["architecture"] = serde_json::json!("attention U-Net (ConvNeXt blocks, linear attention)");
+    network["architecture"] =
+        serde_json::json!("attention U-Net (ConvNeXt blocks, linear attention)");
     let manifest = Manifest {
         format: bundle::FORMAT.into(),
         format_version: bundle::FORMAT_VERSION,
-        name: out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        image: ImageSpec { channels: d.channels, height: d.height, width: d.width, value_range: [-1.0, 1.0] },
+        name: out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        image: ImageSpec {
+            channels: d.channels,
+            height: d.height,
+            width: d.width,
+            value_range: [-1.0, 1.0],
+        },
         degradation: d.clone(),
         network,
         training,
@@ -104,8 +121,9 @@ pub fn export_model<B: Backend>(
 pub fn export_run(run: &RunDir, out: &Path, force: bool) -> Result<PathBuf> {
     let device = Default::default();
     let (cfg, ema, step) = load_ema::<crate::CpuBackend>(run, &device)?;
-    let summary: Option<TrainSummary> =
-        std::fs::read(run.summary()).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let summary: Option<TrainSummary> = std::fs::read(run.summary())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     let training = TrainingSummary {
         dataset: cfg.dataset.clone(),
         steps: step,

@@ -8,7 +8,8 @@ use onnx_protobuf::tensor_proto::{DataLocation, DataType};
 use onnx_protobuf::tensor_shape_proto::{Dimension, dimension};
 use onnx_protobuf::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType, type_proto,
+    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
+    type_proto,
 };
 use protobuf::{EnumOrUnknown, MessageField};
 
@@ -30,13 +31,20 @@ pub struct WeightStore {
 
 impl WeightStore {
     pub fn new(file_name: &str) -> Self {
-        WeightStore { file_name: file_name.into(), ..Default::default() }
+        WeightStore {
+            file_name: file_name.into(),
+            ..Default::default()
+        }
     }
 
     /// Adds a tensor (once per name) and returns its location.
     fn add(&mut self, name: &str, data: &[f32], dims: &[i64]) -> (usize, usize) {
         if let Some((o, l, d)) = self.index.get(name) {
-            assert_eq!(d.as_slice(), dims, "weight {name} added twice with different shapes");
+            assert_eq!(
+                d.as_slice(),
+                dims,
+                "weight {name} added twice with different shapes"
+            );
             return (*o, *l);
         }
         let pad = (ALIGN - self.bytes.len() % ALIGN) % ALIGN;
@@ -60,7 +68,10 @@ pub enum Attr {
 }
 
 fn attribute(name: &str, v: Attr) -> AttributeProto {
-    let mut a = AttributeProto { name: name.into(), ..Default::default() };
+    let mut a = AttributeProto {
+        name: name.into(),
+        ..Default::default()
+    };
     match v {
         Attr::Int(i) => {
             a.type_ = EnumOrUnknown::new(AttributeType::INT);
@@ -133,7 +144,10 @@ pub struct GraphBuilder<'w> {
 impl<'w> GraphBuilder<'w> {
     pub fn new(name: &str, weights: &'w mut WeightStore) -> Self {
         GraphBuilder {
-            graph: GraphProto { name: name.into(), ..Default::default() },
+            graph: GraphProto {
+                name: name.into(),
+                ..Default::default()
+            },
             weights,
             counter: 0,
             attached: HashMap::new(),
@@ -188,7 +202,13 @@ impl<'w> GraphBuilder<'w> {
     }
 
     /// Adds a node with `outputs` outputs; returns their names.
-    pub fn op_n(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>, outputs: usize) -> Vec<String> {
+    pub fn op_n(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+        outputs: usize,
+    ) -> Vec<String> {
         let name = self.fresh(op);
         let outs: Vec<String> = (0..outputs).map(|i| format!("{name}:{i}")).collect();
         self.graph.node.push(NodeProto {
@@ -205,12 +225,20 @@ impl<'w> GraphBuilder<'w> {
     /// A float weight stored as external data under a stable name.
     pub fn weight(&mut self, name: &str, data: &[f32], dims: &[usize]) -> String {
         let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-        assert_eq!(data.len() as i64, dims.iter().product::<i64>(), "weight {name}: data and shape disagree");
+        assert_eq!(
+            data.len() as i64,
+            dims.iter().product::<i64>(),
+            "weight {name}: data and shape disagree"
+        );
         if self.attached.contains_key(name) {
             return name.into();
         }
         let (offset, length) = self.weights.add(name, data, &dims);
-        let kv = |k: &str, v: String| StringStringEntryProto { key: k.into(), value: v, ..Default::default() };
+        let kv = |k: &str, v: String| StringStringEntryProto {
+            key: k.into(),
+            value: v,
+            ..Default::default()
+        };
         self.graph.initializer.push(TensorProto {
             name: name.into(),
             dims,
@@ -247,7 +275,10 @@ impl<'w> GraphBuilder<'w> {
 
     /// An inline float scalar or small vector.
     pub fn const_f32(&mut self, values: &[f32], dims: &[i64]) -> String {
-        let key = format!("f32{dims:?}{:?}", values.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        let key = format!(
+            "f32{dims:?}{:?}",
+            values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
         if let Some(n) = self.consts.get(&key) {
             return n.clone();
         }
@@ -275,7 +306,11 @@ pub fn model(graph: GraphProto, doc: &str) -> ModelProto {
         producer_name: "cold-train".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         doc_string: doc.into(),
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET, ..Default::default() }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+            ..Default::default()
+        }],
         graph: MessageField::some(graph),
         ..Default::default()
     }

@@ -1,0 +1,480 @@
+//! The `cold` binary on real files: folder restoration with bad inputs, reruns, atomic outputs,
+//! progression strips, resizing, degrade, info, bench, and clear errors for bad bundles, missing
+//! providers and a missing ONNX Runtime library.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cold_runtime::data::{Dataset, Source, Split};
+use cold_runtime::imageio;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn bundle() -> PathBuf {
+    root().join("tests/fixtures/tiny-bundle")
+}
+
+fn cold(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cold"))
+        .args(args)
+        .output()
+        .expect("run cold")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Writes `n` real MNIST test digits as 8-bit PNGs under `dir/<sub>/`.
+fn write_digits(dir: &Path, sub: &str, n: usize) -> Vec<PathBuf> {
+    let d = Dataset::load(
+        &Source::Mnist(Some(root().join("tests/fixtures/mnist"))),
+        Split::Test,
+    )
+    .expect("fixture");
+    (0..n)
+        .map(|i| {
+            let p = dir.join(sub).join(format!("digit{i}.png"));
+            fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            let im = image::GrayImage::from_raw(28, 28, d.image_u8(i).to_vec()).expect("28x28");
+            im.save(&p).expect("save");
+            p
+        })
+        .collect()
+}
+
+/// CRC-32 (ISO-HDLC) as PNG chunks use it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = 0xffff_ffffu32;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 == 1 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+fn no_temp_files(dir: &Path) {
+    for e in fs::read_dir(dir).expect("ls") {
+        let e = e.expect("entry");
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(
+            !name.ends_with(".tmp") && !name.ends_with(".part"),
+            "leftover temp file {name}"
+        );
+        if e.path().is_dir() {
+            no_temp_files(&e.path());
+        }
+    }
+}
+
+#[test]
+fn restore_a_folder_with_bad_files_reports_and_continues() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let inp = tmp.path().join("in");
+    let out = tmp.path().join("out");
+    write_digits(&inp, "a/b", 3);
+    write_digits(&inp, "", 2);
+    // Bad inputs, each of which must be reported and skipped.
+    fs::write(inp.join("zero.png"), b"").expect("w");
+    fs::write(inp.join("text.jpg"), b"this is not an image").expect("w");
+    let good = fs::read(inp.join("digit0.png")).expect("r");
+    fs::write(inp.join("truncated.png"), &good[..good.len() / 2]).expect("w");
+    let mut corrupt = good.clone();
+    for b in corrupt.iter_mut().skip(40) {
+        *b ^= 0x5a;
+    }
+    fs::write(inp.join("corrupt.png"), corrupt).expect("w");
+    image::GrayImage::new(32, 32)
+        .save(inp.join("wrong_size.png"))
+        .expect("w");
+    // A PNG whose header claims 60000 x 60000 pixels: refused before any decoding.
+    let mut huge = good[..33].to_vec();
+    huge[16..20].copy_from_slice(&60000u32.to_be_bytes());
+    huge[20..24].copy_from_slice(&60000u32.to_be_bytes());
+    let crc = crc32(&huge[12..29]);
+    huge[29..33].copy_from_slice(&crc.to_be_bytes());
+    huge.extend_from_slice(&good[33..]);
+    fs::write(inp.join("huge.png"), huge).expect("w");
+    // Convertible inputs: 16-bit grayscale and RGBA of the right size are restored.
+    image::ImageBuffer::<image::Luma<u16>, _>::from_pixel(28, 28, image::Luma([30000u16]))
+        .save(inp.join("sixteen.png"))
+        .expect("w");
+    image::RgbaImage::from_pixel(28, 28, image::Rgba([200, 10, 10, 128]))
+        .save(inp.join("alpha.png"))
+        .expect("w");
+
+    let o = cold(&[
+        "restore",
+        "--model",
+        bundle().to_str().expect("utf8"),
+        inp.to_str().expect("p"),
+        out.to_str().expect("p"),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "some inputs failed: exit code 2\n{err}"
+    );
+    for bad in [
+        "zero.png",
+        "text.jpg",
+        "truncated.png",
+        "corrupt.png",
+        "wrong_size.png",
+        "huge.png",
+    ] {
+        assert!(err.contains(bad), "{bad} must be reported:\n{err}");
+        let stem = bad.rsplit_once('.').expect("ext").0;
+        assert!(
+            !out.join(format!("{stem}.png")).exists(),
+            "{bad} must not produce an output"
+        );
+    }
+    assert!(err.contains("0 bytes"), "{err}");
+    assert!(err.contains("60000x60000"), "{err}");
+    for ok in [
+        "a/b/digit0.png",
+        "a/b/digit1.png",
+        "a/b/digit2.png",
+        "digit0.png",
+        "digit1.png",
+        "sixteen.png",
+        "alpha.png",
+    ] {
+        let p = out.join(ok);
+        let im = image::open(&p).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        assert_eq!((im.width(), im.height()), (28, 28), "{ok}");
+        assert_eq!(
+            im.color(),
+            image::ColorType::L8,
+            "{ok}: 8-bit grayscale like the model"
+        );
+    }
+    assert!(err.contains("7 written"), "{err}");
+    no_temp_files(&out);
+
+    // A rerun skips finished outputs (and does not touch them) unless --overwrite.
+    let before = fs::metadata(out.join("digit0.png"))
+        .expect("m")
+        .modified()
+        .expect("mtime");
+    let o = cold(&[
+        "restore",
+        "--model",
+        bundle().to_str().expect("utf8"),
+        inp.to_str().expect("p"),
+        out.to_str().expect("p"),
+    ]);
+    assert!(
+        stderr(&o).contains("0 written, 7 already done"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        fs::metadata(out.join("digit0.png"))
+            .expect("m")
+            .modified()
+            .expect("mtime"),
+        before
+    );
+    let o = cold(&[
+        "restore",
+        "--model",
+        bundle().to_str().expect("utf8"),
+        "--overwrite",
+        inp.to_str().expect("p"),
+        out.to_str().expect("p"),
+    ]);
+    assert!(stderr(&o).contains("7 written"), "{}", stderr(&o));
+}
+
+#[test]
+fn output_folder_may_not_be_the_input_folder() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    write_digits(tmp.path(), "", 1);
+    let p = tmp.path().to_str().expect("p");
+    let o = cold(&["restore", "--model", bundle().to_str().expect("utf8"), p, p]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is the input folder"), "{}", stderr(&o));
+    // The input is untouched.
+    assert_eq!(fs::read_dir(tmp.path()).expect("ls").count(), 1);
+}
+
+#[test]
+fn progression_strips_and_resize() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let inp = tmp.path().join("in");
+    let out = tmp.path().join("out");
+    write_digits(&inp, "", 2);
+    let big = image::imageops::resize(
+        &image::open(inp.join("digit0.png"))
+            .expect("open")
+            .to_luma8(),
+        56,
+        56,
+        image::imageops::FilterType::Nearest,
+    );
+    big.save(inp.join("big.png")).expect("save");
+    let o = cold(&[
+        "restore",
+        "--model",
+        bundle().to_str().expect("utf8"),
+        "--t",
+        "5",
+        "--save-progression",
+        "--resize",
+        "scale",
+        inp.to_str().expect("p"),
+        out.to_str().expect("p"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // x_5 ... x_0: six frames of 28 pixels with 1-pixel gaps.
+    let strip = image::open(out.join("digit0_progression.png")).expect("strip");
+    assert_eq!((strip.width(), strip.height()), (6 * 28 + 5, 28));
+    let big_out = image::open(out.join("big.png")).expect("big");
+    assert_eq!(
+        (big_out.width(), big_out.height()),
+        (56, 56),
+        "scaled back to the input's size"
+    );
+    // The first frame is the input itself.
+    let first = strip.crop_imm(0, 0, 28, 28).to_luma8();
+    assert_eq!(
+        first,
+        image::open(inp.join("digit0.png")).expect("in").to_luma8()
+    );
+}
+
+#[test]
+fn degrade_matches_the_exact_operators() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let inp = tmp.path().join("in");
+    let out = tmp.path().join("out");
+    let files = write_digits(&inp, "", 3);
+    let o = cold(&[
+        "degrade",
+        "--model",
+        bundle().to_str().expect("utf8"),
+        "--t",
+        "4",
+        inp.to_str().expect("p"),
+        out.to_str().expect("p"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let ops = cold_runtime::degradation::Degradation::preset("mnist")
+        .expect("preset")
+        .operators()
+        .expect("ops");
+    for f in files {
+        let x = imageio::load_unit(&f, 1, 28, 28).expect("in");
+        let want = ops
+            .apply_uniform(x.insert_axis(ndarray::Axis(0)).view(), 4)
+            .expect("apply");
+        let got =
+            imageio::load_unit(&out.join(f.file_name().expect("name")), 1, 28, 28).expect("out");
+        let err = want
+            .iter()
+            .zip(got.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(err <= 1.0 / 127.5 + 1e-6, "8-bit rounding only, got {err}");
+    }
+    let o = cold(&[
+        "degrade",
+        "--model",
+        bundle().to_str().expect("utf8"),
+        "--t",
+        "99",
+        inp.to_str().expect("p"),
+        out.to_str().expect("p"),
+    ]);
+    assert!(
+        stderr(&o).contains("beyond this model's T = 20"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+fn copy_bundle(to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for e in fs::read_dir(bundle()).expect("ls") {
+        let e = e.expect("e");
+        fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+    }
+}
+
+#[test]
+fn corrupt_or_mismatched_bundles_are_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let inp = tmp.path().join("in");
+    write_digits(&inp, "", 1);
+    let out = tmp.path().join("out");
+
+    let missing = cold(&[
+        "info",
+        "--model",
+        tmp.path().join("nope").to_str().expect("p"),
+    ]);
+    assert!(
+        stderr(&missing).contains("no such folder"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let b = tmp.path().join("flipped");
+    copy_bundle(&b);
+    let mut w = fs::read(b.join("weights.bin")).expect("r");
+    w[1000] ^= 1;
+    fs::write(b.join("weights.bin"), w).expect("w");
+    let o = cold(&[
+        "restore",
+        "--model",
+        b.to_str().expect("p"),
+        inp.to_str().expect("p"),
+        out.to_str().expect("p"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("weights.bin does not match its sha256"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists(), "nothing is written for a refused bundle");
+
+    let b = tmp.path().join("version");
+    copy_bundle(&b);
+    let m = fs::read_to_string(b.join("manifest.json"))
+        .expect("r")
+        .replace("\"format_version\": 1", "\"format_version\": 99");
+    fs::write(b.join("manifest.json"), m).expect("w");
+    let o = cold(&["info", "--model", b.to_str().expect("p")]);
+    assert!(stderr(&o).contains("format version 99"), "{}", stderr(&o));
+
+    let b = tmp.path().join("garbled");
+    copy_bundle(&b);
+    fs::write(b.join("manifest.json"), b"{ not json").expect("w");
+    let o = cold(&["info", "--model", b.to_str().expect("p")]);
+    assert!(stderr(&o).contains("not valid JSON"), "{}", stderr(&o));
+
+    let b = tmp.path().join("incomplete");
+    copy_bundle(&b);
+    fs::remove_file(b.join("step.onnx")).expect("rm");
+    let o = cold(&["info", "--model", b.to_str().expect("p")]);
+    assert!(
+        stderr(&o).contains("step.onnx is missing"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn unavailable_providers_and_libraries_are_clear_errors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let inp = tmp.path().join("in");
+    write_digits(&inp, "", 1);
+    let out = tmp.path().join("out");
+    let args = |ep: &'static str| {
+        vec![
+            "restore".to_string(),
+            "--model".into(),
+            bundle().display().to_string(),
+            "--ep".into(),
+            ep.into(),
+            inp.display().to_string(),
+            out.display().to_string(),
+        ]
+    };
+    for ep in ["cuda", "tensorrt"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_cold"))
+            .args(args(ep))
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(1));
+        let e = stderr(&o);
+        assert!(e.contains(&format!("execution provider {ep}")), "{e}");
+        assert!(!e.contains("panicked"), "{e}");
+    }
+    // `auto` falls back to the CPU and says so.
+    let o = Command::new(env!("CARGO_BIN_EXE_cold"))
+        .args(args("auto"))
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("execution provider: cpu (auto"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = Command::new(env!("CARGO_BIN_EXE_cold"))
+        .args(args("cpu"))
+        .env("ORT_DYLIB_PATH", tmp.path().join("missing.so"))
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("ORT_DYLIB_PATH"), "{}", stderr(&o));
+    let fake = tmp.path().join("libonnxruntime.so");
+    fs::write(&fake, b"not a library").expect("w");
+    let o = Command::new(env!("CARGO_BIN_EXE_cold"))
+        .args(args("cpu"))
+        .env("ORT_DYLIB_PATH", &fake)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("could not be loaded"), "{}", stderr(&o));
+}
+
+#[test]
+fn info_and_bench() {
+    let o = cold(&["info", "--model", bundle().to_str().expect("utf8")]);
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        s.contains("gaussian blur, kernel 11x11, constant sigma 7"),
+        "{s}"
+    );
+    assert!(s.contains("60388 parameters"), "{s}");
+    let o = cold(&[
+        "info",
+        "--json",
+        "--model",
+        bundle().to_str().expect("utf8"),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["degradation"]["steps"], 20);
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let js = tmp.path().join("bench.json");
+    let o = cold(&[
+        "bench",
+        "--model",
+        bundle().to_str().expect("utf8"),
+        "--batch",
+        "2,3",
+        "--t",
+        "3",
+        "--warmup",
+        "0",
+        "--repeats",
+        "2",
+        "--json",
+        js.to_str().expect("p"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_slice(&fs::read(&js).expect("json")).expect("parse");
+    let rows = v.as_array().expect("array");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["batch"], 3);
+    assert_eq!(rows[1]["steps"], 3);
+    assert!(rows[0]["images_per_second"].as_f64().expect("f") > 0.0);
+}
