@@ -31,6 +31,8 @@ enum Command {
     Degrade(DegradeArgs),
     /// Download a data set into the cache (pinned and sha256-checked).
     Fetch(FetchArgs),
+    /// Write images of a data set as PNG files (`NNNNN_<label>.png`), e.g. to make test inputs.
+    Dump(DumpArgs),
     /// Measure training steps per second.
     Bench(BenchArgs),
     /// Export a trained run to a self-describing ONNX model bundle for the `cold` runtime.
@@ -62,7 +64,7 @@ struct TrainArgs {
     /// Degradation preset: mnist or cifar10.
     #[arg(long)]
     preset: Option<String>,
-    /// Network size: tiny, cpu, small or paper.
+    /// Network size: tiny, compact, small or paper.
     #[arg(long)]
     model: Option<String>,
     #[arg(long)]
@@ -92,6 +94,10 @@ struct TrainArgs {
     /// Train on the first N images only.
     #[arg(long)]
     max_images: Option<usize>,
+    /// Stop cleanly (with a checkpoint) after this many seconds of training (counted from the end
+    /// of the first step, which on a GPU includes kernel compilation).
+    #[arg(long)]
+    max_seconds: Option<f64>,
     #[arg(long, value_enum, default_value = "flex")]
     backend: BackendKind,
     /// GPU index for --backend cuda.
@@ -124,13 +130,28 @@ struct FetchArgs {
 }
 
 #[derive(Args, Debug)]
+struct DumpArgs {
+    /// Data set: mnist, mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, folder:DIR.
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// First image index.
+    #[arg(long, default_value_t = 0)]
+    start: usize,
+    #[arg(long, default_value_t = 64)]
+    count: usize,
+    out_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
 struct BenchArgs {
     #[arg(long, default_value = "mnist")]
     dataset: String,
     #[arg(long, default_value = "mnist")]
     preset: String,
     /// Network sizes, comma-separated.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "compact")]
     model: String,
     /// Batch sizes, comma-separated.
     #[arg(long, default_value = "16")]
@@ -139,6 +160,10 @@ struct BenchArgs {
     warmup: usize,
     #[arg(long, default_value_t = 10)]
     steps: usize,
+    /// Use random images of this side instead of the data set (e.g. 32 for the paper's 32x32
+    /// MNIST setting, which the 4-level paper network needs).
+    #[arg(long)]
+    synthetic: Option<usize>,
     #[arg(long, value_enum, default_value = "flex")]
     backend: BackendKind,
     #[arg(long, default_value_t = 0)]
@@ -208,6 +233,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Dump(a) => {
+            let source: data::Source = a.dataset.parse()?;
+            if let data::Source::Mnist(None) = source {
+                data::fetch_mnist(None)?;
+            }
+            let d = data::Dataset::load(&source, a.split.parse()?)?;
+            let end = (a.start + a.count).min(d.len());
+            for i in a.start..end {
+                let x = d.batch(&[i]);
+                let p = a.out_dir.join(format!("{i:05}_{}.png", d.class_names[d.labels[i] as usize]));
+                cold_runtime::imageio::save_unit_png(&p, x.index_axis(ndarray::Axis(0), 0))?;
+            }
+            println!("{} images written to {}", end.saturating_sub(a.start), a.out_dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(a) => bench_cmd(a),
         Command::Export(a) => {
             let bundle = cold_trainer::export::export_run(&RunDir::new(&a.run), &a.out, a.force)?;
@@ -228,7 +268,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         TrainConfig::new(
             a.dataset.as_deref().unwrap_or("mnist"),
             a.preset.as_deref().unwrap_or("mnist"),
-            a.model.as_deref().unwrap_or("cpu"),
+            a.model.as_deref().unwrap_or("compact"),
         )?
     };
     if a.config.is_some() || a.resume {
@@ -283,6 +323,7 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         stop: stop_flag(),
         backend: format!("{:?}", a.backend).to_lowercase(),
+        max_seconds: a.max_seconds,
     };
     let run = RunDir::new(&a.out);
     let summary = match a.backend {
@@ -298,9 +339,23 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Checks the NVIDIA driver and the CUDA toolkit are there before Burn's CUDA backend starts
+/// (it panics deep inside otherwise), and points `CUDA_PATH` at /usr/local/cuda when unset.
 #[cfg(feature = "cuda")]
-fn cuda_device(index: usize) -> burn::backend::cuda::CudaDevice {
-    burn::backend::cuda::CudaDevice::new(index)
+fn cuda_device(index: usize) -> Result<burn::backend::cuda::CudaDevice> {
+    // SAFETY: loading the driver library runs its initialisers, as the CUDA backend would.
+    if let Err(e) = unsafe { libloading::Library::new("libcuda.so.1") } {
+        bail!("--backend cuda needs an NVIDIA GPU and its driver, but libcuda.so.1 could not be loaded ({e}); use --backend flex on the CPU");
+    }
+    if std::env::var_os("CUDA_PATH").is_none() {
+        let default = std::path::Path::new("/usr/local/cuda");
+        if !default.join("include").is_dir() {
+            bail!("--backend cuda compiles kernels with NVRTC and needs the CUDA toolkit: set CUDA_PATH to its root (the folder with include/)");
+        }
+        // SAFETY: called before any thread of the CUDA backend exists.
+        unsafe { std::env::set_var("CUDA_PATH", default) };
+    }
+    Ok(burn::backend::cuda::CudaDevice::new(index))
 }
 
 #[cfg(feature = "cuda")]
@@ -311,7 +366,7 @@ fn train_cuda(
     device: usize,
 ) -> Result<train::TrainSummary> {
     type B = burn::backend::Autodiff<burn::backend::Cuda>;
-    Ok(train::train::<B>(cfg, run, &cuda_device(device), opts)?)
+    Ok(train::train::<B>(cfg, run, &cuda_device(device)?, opts)?)
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -381,7 +436,7 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
 
 #[cfg(feature = "cuda")]
 fn bench_cuda(a: &BenchArgs) -> Result<Vec<cold_trainer::bench::TrainBench>> {
-    bench_one::<burn::backend::Autodiff<burn::backend::Cuda>>(a, &cuda_device(a.device))
+    bench_one::<burn::backend::Autodiff<burn::backend::Cuda>>(a, &cuda_device(a.device)?)
 }
 
 #[cfg(not(feature = "cuda"))]

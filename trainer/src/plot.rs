@@ -41,16 +41,21 @@ pub fn loss_curve(points: &[(usize, f64)], title: &str, path: &Path) -> Result<(
         let y_min = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min) * 0.9;
         let y_max = pts.iter().map(|p| p.1).fold(0.0, f64::max) * 1.1;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
+            .caption(title, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
             .build_cartesian_2d(x_min..x_max, (y_min..y_max).log_scale())
             .map_err(|e| err(e.to_string()))?;
         chart
             .configure_mesh()
             .x_desc("step")
-            .y_desc("L1 loss")
+            .y_desc("L1 loss (log scale)")
+            .x_labels(8)
+            .y_labels(12)
+            .light_line_style(RGBColor(238, 238, 238))
+            .label_style(("sans-serif", 15))
+            .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| format!("{v:.3}"))
             .draw()
             .map_err(|e| err(e.to_string()))?;

@@ -409,6 +409,9 @@ pub struct RunOptions {
     pub stop: Arc<AtomicBool>,
     /// A name for the backend in logs and the summary.
     pub backend: String,
+    /// Stop (with a checkpoint) once this many seconds have passed after the first step (which on
+    /// a GPU includes compiling the kernels).
+    pub max_seconds: Option<f64>,
 }
 
 /// Trains according to `cfg` in `run`, resuming from its latest checkpoint if asked.
@@ -488,6 +491,11 @@ pub fn train<B: AutodiffBackend>(
 
     while state.step < cfg.steps {
         if opts.stop.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
+        if opts.max_seconds.is_some_and(|m| state.step > start_step && t0.elapsed().as_secs_f64() - first_step_seconds >= m) {
+            tracing::info!("time budget of {:.0} s reached at step {}", opts.max_seconds.unwrap_or(0.0), state.step);
             interrupted = true;
             break;
         }
@@ -644,6 +652,7 @@ mod tests {
             progress: false,
             stop: Arc::new(AtomicBool::new(false)),
             backend: "flex".into(),
+            max_seconds: None,
         };
         // Straight through: 6 steps, with a checkpoint at step 3.
         let straight = RunDir::new(tmp.path().join("straight"));
@@ -696,6 +705,7 @@ mod tests {
             progress: false,
             stop: Arc::new(AtomicBool::new(false)),
             backend: "flex".into(),
+            max_seconds: None,
         };
         train::<AD>(&cfg, &run, &dev, &opts).expect("train");
         // Ctrl-C before the first resumed step: nothing is lost, the step-3 checkpoint stays latest.
