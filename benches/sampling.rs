@@ -21,7 +21,10 @@ fn iterated_convolutions(d: &Degradation, x: &Array4<f32>, t: usize) -> Array4<f
     let (n, c, h, w) = x.dim();
     let mut cur = x.clone();
     for step in 0..t {
-        let g: Vec<f32> = gaussian_kernel_1d(b.kernel_size, b.schedule.sigma(step)).iter().map(|&v| v as f32).collect();
+        let g: Vec<f32> = gaussian_kernel_1d(b.kernel_size, b.schedule.sigma(step))
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
         let mut next = Array4::<f32>::zeros((n, c, h, w));
         for bi in 0..n {
             for ch in 0..c {
@@ -32,7 +35,12 @@ fn iterated_convolutions(d: &Degradation, x: &Array4<f32>, t: usize) -> Array4<f
                         for (ki, gi) in g.iter().enumerate() {
                             let si = pad_index(i as isize + ki as isize - r, h, b.padding);
                             for (kj, gj) in g.iter().enumerate() {
-                                acc += gi * gj * src[[si, pad_index(j as isize + kj as isize - r, w, b.padding)]];
+                                acc += gi
+                                    * gj
+                                    * src[[
+                                        si,
+                                        pad_index(j as isize + kj as isize - r, w, b.padding),
+                                    ]];
                             }
                         }
                         next[[bi, ch, i, j]] = acc;
@@ -64,7 +72,11 @@ fn degradation(c: &mut Criterion) {
 }
 
 fn engine() -> Engine {
-    Engine::open(&workspace_root().join("models/mnist-blur"), EngineOptions::default()).expect("models/mnist-blur")
+    Engine::open(
+        &workspace_root().join("models/mnist-blur"),
+        EngineOptions::default(),
+    )
+    .expect("models/mnist-blur")
 }
 
 fn step_graph(c: &mut Criterion) {
@@ -74,7 +86,12 @@ fn step_graph(c: &mut Criterion) {
         let x = random_images((batch, 1, 28, 28), 2);
         g.throughput(Throughput::Elements(batch as u64));
         g.bench_with_input(BenchmarkId::new("direct", batch), &batch, |b, &batch| {
-            b.iter(|| black_box(e.restore(x.view(), &vec![20; batch], Algorithm::Direct, None, false).expect("run")))
+            b.iter(|| {
+                black_box(
+                    e.restore(x.view(), &vec![20; batch], Algorithm::Direct, None, false)
+                        .expect("run"),
+                )
+            })
         });
     }
     g.finish();
@@ -87,9 +104,18 @@ fn restore(c: &mut Criterion) {
     for batch in [16usize, 64] {
         let x = random_images((batch, 1, 28, 28), 3);
         g.throughput(Throughput::Elements(batch as u64));
-        g.bench_with_input(BenchmarkId::new("algorithm2_t20", batch), &batch, |b, &batch| {
-            b.iter(|| black_box(e.restore(x.view(), &vec![20; batch], Algorithm::Two, None, false).expect("run")))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("algorithm2_t20", batch),
+            &batch,
+            |b, &batch| {
+                b.iter(|| {
+                    black_box(
+                        e.restore(x.view(), &vec![20; batch], Algorithm::Two, None, false)
+                            .expect("run"),
+                    )
+                })
+            },
+        );
     }
     g.finish();
 }

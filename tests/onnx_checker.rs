@@ -18,7 +18,12 @@ fn python() -> Option<PathBuf> {
     if venv.is_file() {
         return Some(venv);
     }
-    Command::new("python3").arg("--version").output().ok().filter(|o| o.status.success()).map(|_| "python3".into())
+    Command::new("python3")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| "python3".into())
 }
 
 const CHECK: &str = r#"
@@ -35,10 +40,15 @@ for path in sys.argv[1:]:
 #[test]
 fn exported_graphs_pass_onnx_checker_and_shape_inference() {
     let Some(py) = python() else {
-        eprintln!("SKIPPED exported_graphs_pass_onnx_checker_and_shape_inference: no Python found (install python3 and run tests/run.sh)");
+        eprintln!(
+            "SKIPPED exported_graphs_pass_onnx_checker_and_shape_inference: no Python found (install python3 and run tests/run.sh)"
+        );
         return;
     };
-    let probe = Command::new(&py).args(["-c", "import onnx; print(onnx.__version__)"]).output().expect("run python");
+    let probe = Command::new(&py)
+        .args(["-c", "import onnx; print(onnx.__version__)"])
+        .output()
+        .expect("run python");
     assert!(
         probe.status.success(),
         "{} cannot import onnx: run tests/run.sh (it installs tests/requirements.txt into .venv)\n{}",
@@ -51,16 +61,31 @@ fn exported_graphs_pass_onnx_checker_and_shape_inference() {
     export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
     check(&py, &dir);
     let shipped = workspace_root().join("models/mnist-blur");
-    assert!(shipped.join("manifest.json").is_file(), "the default model bundle models/mnist-blur is missing");
+    assert!(
+        shipped.join("manifest.json").is_file(),
+        "the default model bundle models/mnist-blur is missing"
+    );
     check(&py, &shipped);
 }
 
 fn check(py: &std::path::Path, b: &std::path::Path) {
-    let graphs: Vec<String> =
-        ["restorer.onnx", "degradation.onnx", "step.onnx"].iter().map(|g| b.join(g).display().to_string()).collect();
-    let out = Command::new(py).arg("-c").arg(CHECK).args(&graphs).output().expect("run checker");
+    let graphs: Vec<String> = ["restorer.onnx", "degradation.onnx", "step.onnx"]
+        .iter()
+        .map(|g| b.join(g).display().to_string())
+        .collect();
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(CHECK)
+        .args(&graphs)
+        .output()
+        .expect("run checker");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "onnx checker failed on {}:\n{stdout}\n{}", b.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "onnx checker failed on {}:\n{stdout}\n{}",
+        b.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("step.onnx ok"), "{stdout}");
     assert!(
         stdout.contains("'x_next': ['batch', 1, 28, 28]"),

@@ -75,8 +75,6 @@ pub struct EngineOptions {
     pub trt_fp16: bool,
     /// TensorRT: folder for the engine cache (engines are slow to build).
     pub trt_cache: Option<std::path::PathBuf>,
-    /// CUDA: capture the step in a CUDA graph (needs fixed shapes; off by default).
-    pub cuda_graph: bool,
     /// Intra-op threads on the CPU (0 = all cores).
     pub threads: usize,
     pub weights: WeightLoading,
@@ -91,7 +89,6 @@ impl Default for EngineOptions {
             device_id: 0,
             trt_fp16: false,
             trt_cache: None,
-            cuda_graph: false,
             threads: 0,
             weights: WeightLoading::Mmap,
             verify: true,
@@ -517,7 +514,6 @@ fn register_ep(b: SessionBuilder, ep: Ep, o: &EngineOptions) -> Result<SessionBu
         Ep::Cuda => {
             let cuda = ort::ep::CUDA::default()
                 .with_device_id(o.device_id)
-                .with_cuda_graph(o.cuda_graph)
                 .with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Heuristic)
                 .build()
                 .error_on_failure();

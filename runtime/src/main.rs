@@ -64,9 +64,6 @@ struct ModelArgs {
     /// TensorRT: engine cache folder.
     #[arg(long)]
     trt_cache: Option<PathBuf>,
-    /// CUDA: capture steps in CUDA graphs.
-    #[arg(long)]
-    cuda_graph: bool,
     /// How the weights reach ONNX Runtime.
     #[arg(long, value_enum, default_value = "mmap")]
     weights: WeightLoading,
@@ -79,7 +76,6 @@ impl ModelArgs {
             device_id: self.device,
             trt_fp16: self.trt_fp16,
             trt_cache: self.trt_cache.clone(),
-            cuda_graph: self.cuda_graph,
             threads: self.threads,
             weights: self.weights,
             verify: true,

@@ -189,6 +189,29 @@ mod tests {
     }
 
     #[test]
+    fn real_digits_match_scikit_image() {
+        // Values from scikit-image 0.25.2, `structural_similarity(a, b, data_range=1.0,
+        // gaussian_weights=True, sigma=1.5, use_sample_covariance=False, win_size=11)`: the same
+        // window, constants and valid region as pytorch_msssim, on the first two MNIST test digits.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
+        let d = crate::data::Dataset::load(
+            &crate::data::Source::Mnist(Some(dir)),
+            crate::data::Split::Test,
+        )
+        .expect("fixture");
+        let x = d.batch(&[0, 1]);
+        let (a, b) = (
+            x.slice(ndarray::s![0..1, .., .., ..]),
+            x.slice(ndarray::s![1..2, .., .., ..]),
+        );
+        let s01 = ssim_per_image(a, b, &SsimConfig::default())[0];
+        assert!((s01 - (-0.008_811_209_122_456_974)).abs() < 1e-9, "{s01}");
+        let half = a.mapv(|v| v * 0.5);
+        let s_half = ssim_per_image(a, half.view(), &SsimConfig::default())[0];
+        assert!((s_half - 0.456_087_180_425_443_5).abs() < 1e-9, "{s_half}");
+    }
+
+    #[test]
     fn window_is_the_reference_gaussian() {
         let g = gaussian_window(11, 1.5);
         assert!((g.iter().sum::<f64>() - 1.0).abs() < 1e-12);

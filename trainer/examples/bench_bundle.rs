@@ -23,9 +23,15 @@ impl<Bk: Backend> ModuleMapper<Bk> for Zero {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 3 {
-        anyhow::bail!("usage: bench_bundle MODEL SIDE OUT_DIR [--zeros]   (MODEL: tiny, compact, small, paper)");
+        anyhow::bail!(
+            "usage: bench_bundle MODEL SIDE OUT_DIR [--zeros]   (MODEL: tiny, compact, small, paper)"
+        );
     }
-    let (model, side, out) = (&args[0], args[1].parse::<usize>()?, std::path::PathBuf::from(&args[2]));
+    let (model, side, out) = (
+        &args[0],
+        args[1].parse::<usize>()?,
+        std::path::PathBuf::from(&args[2]),
+    );
     let mut cfg = TrainConfig::new("none", "mnist", model)?;
     cfg.degradation.height = side;
     cfg.degradation.width = side;
@@ -36,7 +42,10 @@ fn main() -> anyhow::Result<()> {
     if args.iter().any(|a| a == "--zeros") {
         net = net.map(&mut Zero);
     }
-    let training = TrainingSummary { dataset: "none (untrained, for benchmarks)".into(), ..Default::default() };
+    let training = TrainingSummary {
+        dataset: "none (untrained, for benchmarks)".into(),
+        ..Default::default()
+    };
     export::export_model(&net, &cfg, training, &out, true)?;
     println!("{}", out.display());
     Ok(())

@@ -242,10 +242,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let end = (a.start + a.count).min(d.len());
             for i in a.start..end {
                 let x = d.batch(&[i]);
-                let p = a.out_dir.join(format!("{i:05}_{}.png", d.class_names[d.labels[i] as usize]));
+                let p = a.out_dir.join(format!(
+                    "{i:05}_{}.png",
+                    d.class_names[d.labels[i] as usize]
+                ));
                 cold_runtime::imageio::save_unit_png(&p, x.index_axis(ndarray::Axis(0), 0))?;
             }
-            println!("{} images written to {}", end.saturating_sub(a.start), a.out_dir.display());
+            println!(
+                "{} images written to {}",
+                end.saturating_sub(a.start),
+                a.out_dir.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(a) => bench_cmd(a),
@@ -345,12 +352,16 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
 fn cuda_device(index: usize) -> Result<burn::backend::cuda::CudaDevice> {
     // SAFETY: loading the driver library runs its initialisers, as the CUDA backend would.
     if let Err(e) = unsafe { libloading::Library::new("libcuda.so.1") } {
-        bail!("--backend cuda needs an NVIDIA GPU and its driver, but libcuda.so.1 could not be loaded ({e}); use --backend flex on the CPU");
+        bail!(
+            "--backend cuda needs an NVIDIA GPU and its driver, but libcuda.so.1 could not be loaded ({e}); use --backend flex on the CPU"
+        );
     }
     if std::env::var_os("CUDA_PATH").is_none() {
         let default = std::path::Path::new("/usr/local/cuda");
         if !default.join("include").is_dir() {
-            bail!("--backend cuda compiles kernels with NVRTC and needs the CUDA toolkit: set CUDA_PATH to its root (the folder with include/)");
+            bail!(
+                "--backend cuda compiles kernels with NVRTC and needs the CUDA toolkit: set CUDA_PATH to its root (the folder with include/)"
+            );
         }
         // SAFETY: called before any thread of the CUDA backend exists.
         unsafe { std::env::set_var("CUDA_PATH", default) };
@@ -386,13 +397,34 @@ fn bench_one<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<Vec<cold_trainer::bench::TrainBench>> {
     let base = TrainConfig::new(&a.dataset, &a.preset, "tiny")?;
-    let data = base
-        .load_data(Split::Train)
-        .or_else(|_| base.load_data(Split::Test))?;
+    let data = match a.synthetic {
+        Some(side) => {
+            let c = base.degradation.channels;
+            let n = 1024;
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+            let pixels: Vec<u8> = (0..n * c * side * side)
+                .map(|_| rand::Rng::random(&mut rng))
+                .collect();
+            data::Dataset::from_parts(
+                "synthetic",
+                (c, side, side),
+                pixels,
+                vec![0; n],
+                vec!["noise".into()],
+            )?
+        }
+        None => base
+            .load_data(Split::Train)
+            .or_else(|_| base.load_data(Split::Test))?,
+    };
     let mut out = Vec::new();
     for model in a.model.split(',') {
         for batch in a.batch.split(',') {
             let mut cfg = TrainConfig::new(&a.dataset, &a.preset, model)?;
+            if let Some(side) = a.synthetic {
+                cfg.degradation.height = side;
+                cfg.degradation.width = side;
+            }
             cfg.batch_size = batch
                 .trim()
                 .parse()

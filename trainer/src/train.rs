@@ -494,8 +494,14 @@ pub fn train<B: AutodiffBackend>(
             interrupted = true;
             break;
         }
-        if opts.max_seconds.is_some_and(|m| state.step > start_step && t0.elapsed().as_secs_f64() - first_step_seconds >= m) {
-            tracing::info!("time budget of {:.0} s reached at step {}", opts.max_seconds.unwrap_or(0.0), state.step);
+        if opts.max_seconds.is_some_and(|m| {
+            state.step > start_step && t0.elapsed().as_secs_f64() - first_step_seconds >= m
+        }) {
+            tracing::info!(
+                "time budget of {:.0} s reached at step {}",
+                opts.max_seconds.unwrap_or(0.0),
+                state.step
+            );
             interrupted = true;
             break;
         }
