@@ -2,7 +2,7 @@
 //! Burn sampler on the same network: direct, Algorithm 1 and Algorithm 2, mixed levels in a batch.
 
 use cold_runtime::bundle::TrainingSummary;
-use cold_runtime::engine::{Algorithm, Engine, EngineOptions};
+use cold_runtime::engine::{Algorithm, Engine, EngineOptions, WeightLoading};
 use cold_testkit::{max_abs_diff, random_images, tiny_model};
 use cold_trainer::CpuBackend as B;
 use cold_trainer::degrade::DeviceDegradation;
@@ -60,6 +60,22 @@ fn runtime_sampling_matches_burn_sampling() {
         mixed.index_axis(ndarray::Axis(0), 2),
         xt.index_axis(ndarray::Axis(0), 2)
     );
+    // Every way of handing over the weights gives the same restorations.
+    for weights in [WeightLoading::Mmap, WeightLoading::Read] {
+        let mut other = Engine::open(
+            &dir,
+            EngineOptions {
+                weights,
+                ..EngineOptions::default()
+            },
+        )
+        .expect("engine");
+        let again = other
+            .restore(xt.view(), &levels, Algorithm::Two, None, false)
+            .expect("restore")
+            .output;
+        assert_eq!(again, mixed, "{weights:?}");
+    }
     // A shorter schedule visits fewer levels and still ends at a restoration.
     let r = engine
         .restore(xt.view(), &[20, 20, 20], Algorithm::Two, Some(4), true)

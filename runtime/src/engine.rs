@@ -54,15 +54,20 @@ impl Ep {
 }
 
 /// How the weights file reaches ONNX Runtime.
+///
+/// Measured with ONNX Runtime 1.31.1 on the CPU (BENCHMARKS.md): handing ONNX Runtime a mapping
+/// (`mmap`) or a buffer (`read`) through `AddExternalInitializersFromFilesInMemory` does not save
+/// a copy, because ONNX Runtime copies the initializers out of it; letting it open the files
+/// itself (`path`) keeps one copy of the weights and starts fastest, so it is the default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WeightLoading {
-    /// memmap2 the file and hand ONNX Runtime the mapping (no copy by us).
-    Mmap,
-    /// Read the file into memory and hand ONNX Runtime the buffer.
-    Read,
-    /// Let ONNX Runtime open the graph and its external data by path.
+    /// ONNX Runtime opens the graph and its external weights file by path.
     Path,
+    /// memmap2 the weights file and hand ONNX Runtime the mapping.
+    Mmap,
+    /// Read the weights file into memory and hand ONNX Runtime the buffer.
+    Read,
 }
 
 /// Execution-provider settings.
@@ -90,7 +95,7 @@ impl Default for EngineOptions {
             trt_fp16: false,
             trt_cache: None,
             threads: 0,
-            weights: WeightLoading::Mmap,
+            weights: WeightLoading::Path,
             verify: true,
         }
     }
@@ -177,7 +182,8 @@ impl Engine {
                 let f = std::fs::File::open(&wpath).map_err(|e| Error::io(&wpath, e))?;
                 // SAFETY: the bundle's files are not modified while a run uses them; the hash was
                 // checked above when `verify` is set.
-                let m = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(&wpath, e))?;
+                let m = unsafe { memmap2::MmapOptions::new().populate().map(&f) }
+                    .map_err(|e| Error::io(&wpath, e))?;
                 Weights::Mapped(Arc::new(m))
             }
             WeightLoading::Read => Weights::Owned(Arc::new(

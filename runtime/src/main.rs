@@ -64,8 +64,8 @@ struct ModelArgs {
     /// TensorRT: engine cache folder.
     #[arg(long)]
     trt_cache: Option<PathBuf>,
-    /// How the weights reach ONNX Runtime.
-    #[arg(long, value_enum, default_value = "mmap")]
+    /// How the weights reach ONNX Runtime (see BENCHMARKS.md for start-up time and memory).
+    #[arg(long, value_enum, default_value = "path")]
     weights: WeightLoading,
 }
 
