@@ -19,6 +19,28 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
 
+/// Input and output names of the bundle's graphs.
+pub mod io {
+    /// Images `[B, C, H, W]` f32 (restorer and degradation input).
+    pub const X: &str = "x";
+    /// Levels `[B]` i64 (restorer and degradation input).
+    pub const T: &str = "t";
+    /// Degradation output.
+    pub const Y: &str = "y";
+    /// Step input: the current state.
+    pub const X_S: &str = "x_s";
+    /// Step input: its level.
+    pub const S: &str = "s";
+    /// Step input: the level to step to.
+    pub const S_PREV: &str = "s_prev";
+    /// Restorer output, and the step's estimate of the clean image.
+    pub const X0_HAT: &str = "x0_hat";
+    /// Step output: the Algorithm 2 next state.
+    pub const X_NEXT: &str = "x_next";
+    /// Step output: the Algorithm 1 next state.
+    pub const X_NEXT_ALG1: &str = "x_next_alg1";
+}
+
 /// Image geometry and value range.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ImageSpec {

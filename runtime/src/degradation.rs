@@ -266,6 +266,33 @@ fn blur_axis_operators(b: &Blur, steps: usize, n: usize) -> Array3<f64> {
     out
 }
 
+/// D the way the reference computes it: `t` direct 2-D convolutions of one channel, in float64.
+/// O(t k^2 H W); the ground truth for [`Operators`] in tests and the baseline in benchmarks.
+pub fn iterated_blur(x: &Array2<f64>, b: &Blur, t: usize) -> Array2<f64> {
+    let (h, w) = x.dim();
+    let r = (b.kernel_size / 2) as isize;
+    let mut cur = x.clone();
+    for step in 0..t {
+        let g = gaussian_kernel_1d(b.kernel_size, b.schedule.sigma(step));
+        let mut next = Array2::<f64>::zeros((h, w));
+        for i in 0..h {
+            for j in 0..w {
+                let mut acc = 0.0;
+                for (ki, gi) in g.iter().enumerate() {
+                    let si = pad_index(i as isize + ki as isize - r, h, b.padding);
+                    for (kj, gj) in g.iter().enumerate() {
+                        let sj = pad_index(j as isize + kj as isize - r, w, b.padding);
+                        acc += gi * gj * cur[[si, sj]];
+                    }
+                }
+                next[[i, j]] = acc;
+            }
+        }
+        cur = next;
+    }
+    cur
+}
+
 /// Precomputed per-level operators: `D(x, t)[c] = left[t] . x[c] . right[t]`.
 #[derive(Clone, Debug)]
 pub struct Operators {
@@ -335,32 +362,6 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng, rngs::StdRng};
 
-    /// t iterated direct 2-D convolutions in float64, the way the reference computes D.
-    fn direct(x: &Array2<f64>, b: &Blur, t: usize) -> Array2<f64> {
-        let (h, w) = x.dim();
-        let r = (b.kernel_size / 2) as isize;
-        let mut cur = x.clone();
-        for step in 0..t {
-            let g = gaussian_kernel_1d(b.kernel_size, b.schedule.sigma(step));
-            let mut next = Array2::<f64>::zeros((h, w));
-            for i in 0..h {
-                for j in 0..w {
-                    let mut acc = 0.0;
-                    for (ki, gi) in g.iter().enumerate() {
-                        let si = pad_index(i as isize + ki as isize - r, h, b.padding);
-                        for (kj, gj) in g.iter().enumerate() {
-                            let sj = pad_index(j as isize + kj as isize - r, w, b.padding);
-                            acc += gi * gj * cur[[si, sj]];
-                        }
-                    }
-                    next[[i, j]] = acc;
-                }
-            }
-            cur = next;
-        }
-        cur
-    }
-
     #[test]
     fn pad_index_matches_pytorch_modes() {
         // n = 5: reflect of -1 is 1, of -2 is 2, of 5 is 3, of 6 is 2; circular wraps.
@@ -416,7 +417,7 @@ mod tests {
                     for (bi, &t) in levels.iter().enumerate() {
                         for c in 0..2 {
                             let xc = x.slice(s![bi, c, .., ..]).mapv(f64::from);
-                            let want = direct(&xc, &blur, t);
+                            let want = iterated_blur(&xc, &blur, t);
                             let got = y.slice(s![bi, c, .., ..]);
                             let err = want
                                 .iter()

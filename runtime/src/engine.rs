@@ -13,22 +13,9 @@ use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::value::{Tensor, TensorRef};
 
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, io};
 use crate::error::{Error, Result};
 use crate::ortlib;
-
-/// Graph input and output names (fixed by the bundle format).
-pub mod io {
-    pub const X: &str = "x";
-    pub const T: &str = "t";
-    pub const Y: &str = "y";
-    pub const X_S: &str = "x_s";
-    pub const S: &str = "s";
-    pub const S_PREV: &str = "s_prev";
-    pub const X0_HAT: &str = "x0_hat";
-    pub const X_NEXT: &str = "x_next";
-    pub const X_NEXT_ALG1: &str = "x_next_alg1";
-}
 
 /// Which execution provider runs the graphs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -112,6 +99,13 @@ pub enum Algorithm {
     One,
     /// One restorer call: `x0_hat = R(x_t, t)`.
     Direct,
+}
+
+/// The bundle graphs the engine runs.
+#[derive(Clone, Copy, Debug)]
+enum Graph {
+    Step,
+    Degradation,
 }
 
 /// The weights as ONNX Runtime sees them; kept alive as long as the sessions.
@@ -242,24 +236,33 @@ impl Engine {
         Ok(session)
     }
 
-    fn step_session(&mut self) -> Result<&mut Session> {
-        if self.step.is_none() {
+    /// The session of one of the bundle's graphs, created on first use.
+    fn session(&mut self, graph: Graph) -> Result<&mut Session> {
+        let (file, slot_full) = match graph {
+            Graph::Step => (&self.bundle.manifest.files.step, self.step.is_some()),
+            Graph::Degradation => (
+                &self.bundle.manifest.files.degradation,
+                self.degrade.is_some(),
+            ),
+        };
+        if !slot_full {
             let t0 = Instant::now();
-            let s = self.create_session(&self.bundle.manifest.files.step.clone())?;
+            let session = self.create_session(&file.clone())?;
             self.session_seconds += t0.elapsed().as_secs_f64();
-            self.step = Some(s);
+            match graph {
+                Graph::Step => self.step = Some(session),
+                Graph::Degradation => self.degrade = Some(session),
+            }
         }
-        Ok(self.step.as_mut().expect("just created"))
+        let slot = match graph {
+            Graph::Step => &mut self.step,
+            Graph::Degradation => &mut self.degrade,
+        };
+        Ok(slot.as_mut().expect("created above"))
     }
 
-    fn degrade_session(&mut self) -> Result<&mut Session> {
-        if self.degrade.is_none() {
-            let t0 = Instant::now();
-            let s = self.create_session(&self.bundle.manifest.files.degradation.clone())?;
-            self.session_seconds += t0.elapsed().as_secs_f64();
-            self.degrade = Some(s);
-        }
-        Ok(self.degrade.as_mut().expect("just created"))
+    fn step_session(&mut self) -> Result<&mut Session> {
+        self.session(Graph::Step)
     }
 
     /// Creates the sampling session now (start-up cost outside of timed work).
@@ -296,7 +299,7 @@ impl Engine {
         self.check_input(&x, t)?;
         let x = x.as_standard_layout();
         let levels: Vec<i64> = t.iter().map(|&v| v as i64).collect();
-        let session = self.degrade_session()?;
+        let session = self.session(Graph::Degradation)?;
         let out = session.run(ort::inputs! {
             io::X => TensorRef::from_array_view(x.view())?,
             io::T => Tensor::from_array(([levels.len()], levels))?,

@@ -5,6 +5,7 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
+use cold_runtime::bundle::io;
 use cold_runtime::degradation::Operators;
 use onnx_protobuf::tensor_proto::DataType;
 
@@ -14,19 +15,6 @@ use crate::model::attention::LinearAttention;
 use crate::model::convnext::ConvNextBlock;
 use crate::model::embedding::sinusoidal_frequencies;
 use crate::model::norm::ChannelLayerNorm;
-
-/// Names of the graphs' inputs and outputs (recorded in the manifest too).
-pub mod io {
-    pub const X: &str = "x";
-    pub const T: &str = "t";
-    pub const X0_HAT: &str = "x0_hat";
-    pub const Y: &str = "y";
-    pub const X_S: &str = "x_s";
-    pub const S: &str = "s";
-    pub const X_NEXT: &str = "x_next";
-    pub const X_NEXT_ALG1: &str = "x_next_alg1";
-    pub const S_PREV: &str = "s_prev";
-}
 
 fn values<B: Backend, const D: usize>(p: &Param<Tensor<B, D>>) -> (Vec<f32>, Vec<usize>) {
     let t = p.val();
@@ -49,12 +37,23 @@ fn weight<B: Backend, const D: usize>(
     g.weight(name, &v, &d)
 }
 
-fn conv<B: Backend>(g: &mut GraphBuilder, name: &str, c: &Conv2d<B>, x: &str) -> String {
-    let w = weight(g, &format!("{name}.weight"), &c.weight);
-    let mut inputs = vec![x.to_string(), w];
-    if let Some(b) = &c.bias {
+/// `[x, name.weight, name.bias?]`: the inputs of a convolution node.
+fn conv_inputs<B: Backend>(
+    g: &mut GraphBuilder,
+    name: &str,
+    x: &str,
+    w: &Param<Tensor<B, 4>>,
+    bias: &Option<Param<Tensor<B, 1>>>,
+) -> Vec<String> {
+    let mut inputs = vec![x.to_string(), weight(g, &format!("{name}.weight"), w)];
+    if let Some(b) = bias {
         inputs.push(weight(g, &format!("{name}.bias"), b));
     }
+    inputs
+}
+
+fn conv<B: Backend>(g: &mut GraphBuilder, name: &str, c: &Conv2d<B>, x: &str) -> String {
+    let inputs = conv_inputs(g, name, x, &c.weight, &c.bias);
     let pads = match c.padding {
         PaddingConfig2d::Explicit(t, l, b, r) => vec![t as i64, l as i64, b as i64, r as i64],
         PaddingConfig2d::Valid => vec![0; 4],
@@ -89,11 +88,7 @@ fn conv_transpose<B: Backend>(
     c: &ConvTranspose2d<B>,
     x: &str,
 ) -> String {
-    let w = weight(g, &format!("{name}.weight"), &c.weight);
-    let mut inputs = vec![x.to_string(), w];
-    if let Some(b) = &c.bias {
-        inputs.push(weight(g, &format!("{name}.bias"), b));
-    }
+    let inputs = conv_inputs(g, name, x, &c.weight, &c.bias);
     let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
     let p = c.padding;
     g.op1(
