@@ -188,9 +188,15 @@ fn export_refuses_to_overwrite_a_different_bundle() {
     std::fs::create_dir_all(dir.join("examples/t20")).expect("mkdir");
     std::fs::write(dir.join("examples/t20/a.png"), b"png").expect("example");
     export::export_model(&other, &cfg, TrainingSummary::default(), &dir, true).expect("forced");
-    assert_eq!(std::fs::read_to_string(dir.join("README.md")).expect("card"), "model card");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("README.md")).expect("card"),
+        "model card"
+    );
     assert!(dir.join("examples/t20/a.png").is_file());
-    let siblings: Vec<_> = std::fs::read_dir(tmp.path()).expect("ls").map(|e| e.expect("e").file_name()).collect();
+    let siblings: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("ls")
+        .map(|e| e.expect("e").file_name())
+        .collect();
     assert_eq!(siblings.len(), 1, "no temporary folders left: {siblings:?}");
     let (_, back) = import::load_bundle_model::<B>(&dir, &Default::default()).expect("import");
     assert_eq!(flat_params(&back), flat_params(&other));

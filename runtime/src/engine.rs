@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use ndarray::{Array4, ArrayView4, Axis};
 use ort::AsPointer;
-use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::{OutputSelector, RunOptions, Session};
 use ort::value::{Tensor, TensorRef};
 
 use crate::bundle::{Bundle, io};
@@ -207,7 +207,7 @@ impl Engine {
             self.options.threads
         };
         let b = Session::builder(&self.env)?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(ort::Error::<()>::from)?
             .with_intra_threads(threads)
             .map_err(ort::Error::<()>::from)?
@@ -369,13 +369,19 @@ impl Engine {
             Algorithm::One => io::X_NEXT_ALG1,
             Algorithm::Direct => io::X0_HAT,
         };
+        // Fetch only the output the algorithm needs.
+        let run_options =
+            RunOptions::new()?.with_outputs(OutputSelector::no_default().with(out_name));
         let session = self.step_session()?;
         for (s, s_prev) in levels {
-            let outputs = session.run(ort::inputs! {
-                io::X_S => TensorRef::from_array_view(state.view())?,
-                io::S => Tensor::from_array(([b], s.clone()))?,
-                io::S_PREV => Tensor::from_array(([b], s_prev))?,
-            })?;
+            let outputs = session.run_with_options(
+                ort::inputs! {
+                    io::X_S => TensorRef::from_array_view(state.view())?,
+                    io::S => Tensor::from_array(([b], s.clone()))?,
+                    io::S_PREV => Tensor::from_array(([b], s_prev))?,
+                },
+                &run_options,
+            )?;
             let y = outputs[out_name].try_extract_array::<f32>()?;
             let y = y
                 .into_dimensionality::<ndarray::Ix4>()
