@@ -11,7 +11,7 @@ use crate::data::Dataset;
 use crate::engine::{Algorithm, Engine};
 use crate::error::Result;
 use crate::folder::progress_bar;
-use crate::imageio;
+use crate::imageio::{self, BitDepth};
 use crate::metrics::{MetricSet, Scores};
 
 /// What to evaluate.
@@ -22,6 +22,8 @@ pub struct EvalConfig {
     /// Only the first N test images.
     pub limit: Option<usize>,
     pub batch: usize,
+    /// Round the degraded inputs as a PNG of this depth would (None: float, the paper's protocol).
+    pub input_depth: Option<BitDepth>,
 }
 
 /// One line of the table.
@@ -40,6 +42,8 @@ pub struct EvalReport {
     pub dataset: String,
     pub images: usize,
     pub ep: String,
+    /// `float`, `16-bit` or `8-bit`: how the degraded inputs reached the restorer.
+    pub inputs: String,
     pub seconds: f64,
     pub rows: Vec<EvalRow>,
 }
@@ -63,7 +67,10 @@ pub fn evaluate(
             let idx: Vec<usize> = (start..(start + cfg.batch).min(n)).collect();
             let x0 = data.batch(&idx);
             let levels = vec![t; idx.len()];
-            let xt = engine.degrade(x0.view(), &levels)?;
+            let mut xt = engine.degrade(x0.view(), &levels)?;
+            if let Some(depth) = cfg.input_depth {
+                xt.mapv_inplace(|v| imageio::quantize(v, depth));
+            }
             let direct = engine
                 .restore(xt.view(), &levels, Algorithm::Direct, None, false)?
                 .output;
@@ -98,6 +105,11 @@ pub fn evaluate(
         dataset: data.name.clone(),
         images: n,
         ep: engine.active_ep.name().into(),
+        inputs: match cfg.input_depth {
+            None => "float".into(),
+            Some(BitDepth::Sixteen) => "16-bit".into(),
+            Some(BitDepth::Eight) => "8-bit".into(),
+        },
         seconds: t0.elapsed().as_secs_f64(),
         rows,
     })

@@ -98,7 +98,8 @@ pub fn restore_folder(
     })
 }
 
-/// Degrades every image under `in_dir` to level `t` with the bundle's D graph.
+/// Degrades every image under `in_dir` to level `t` with the bundle's D graph, writing PNGs of
+/// `depth` bits per channel.
 pub fn degrade_folder(
     engine: &mut Engine,
     t: usize,
@@ -107,6 +108,7 @@ pub fn degrade_folder(
     batch: usize,
     resize: Resize,
     overwrite: bool,
+    depth: imageio::BitDepth,
 ) -> Result<Report> {
     let t = level(engine, Some(t))?;
     let (items, report) = folder::plan(in_dir, out_dir, overwrite)?;
@@ -122,7 +124,12 @@ pub fn degrade_folder(
         let b = x.len_of(Axis(0));
         let y = engine.degrade(x.view(), &vec![t; b])?;
         y.outer_iter()
-            .map(|im| Ok(vec![(String::new(), imageio::unit_to_image(im)?)]))
+            .map(|im| {
+                Ok(vec![(
+                    String::new(),
+                    imageio::unit_to_image_depth(im, depth)?,
+                )])
+            })
             .collect()
     })
 }

@@ -14,6 +14,7 @@ use cold_runtime::data::{Dataset, Source, Split};
 use cold_runtime::engine::{Algorithm, Engine, EngineOptions, Ep, WeightLoading};
 use cold_runtime::eval::{self, EvalConfig};
 use cold_runtime::folder::{Report, Resize};
+use cold_runtime::imageio::BitDepth;
 use cold_runtime::jobs::{self, RestoreOptions};
 use cold_runtime::{fetch, ortlib};
 
@@ -126,6 +127,10 @@ struct DegradeArgs {
     resize: Resize,
     #[arg(long)]
     overwrite: bool,
+    /// Bits per channel of the output PNGs. Use 16 for deep levels: at t = T of the mnist preset a
+    /// digit spans about one 8-bit grey level, so 8 bits keep almost nothing to restore from.
+    #[arg(long, value_enum, default_value = "8")]
+    depth: BitDepth,
 }
 
 #[derive(Args, Debug)]
@@ -173,6 +178,10 @@ struct EvalArgs {
     limit: Option<usize>,
     #[arg(long, default_value_t = 250)]
     batch: usize,
+    /// Round the degraded inputs to 8- or 16-bit levels, as restoring from PNG files would see
+    /// them (default: float, the reference's protocol).
+    #[arg(long, value_enum)]
+    input_depth: Option<BitDepth>,
     /// Folder for eval.json, eval.md and comparison.png.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -235,6 +244,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 a.batch,
                 a.resize,
                 a.overwrite,
+                a.depth,
             )?;
             Ok(finish(report, "degrade"))
         }
@@ -282,6 +292,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 levels,
                 limit: a.limit,
                 batch: a.batch,
+                input_depth: a.input_depth,
             };
             let grid = a.out.as_ref().map(|d| d.join("comparison.png"));
             if let Some(d) = &a.out {
@@ -290,8 +301,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let report = eval::evaluate(&mut engine, &data, &cfg, grid.as_deref())?;
             let md = eval::markdown(&report);
             println!(
-                "{} on {} test images of {} ({} EP, {:.0} s)\n\n{md}",
-                report.model, report.images, a.data, report.ep, report.seconds
+                "{} on {} test images of {}, {} inputs ({} EP, {:.0} s)\n\n{md}",
+                report.model, report.images, a.data, report.inputs, report.ep, report.seconds
             );
             if let Some(d) = &a.out {
                 fetch::write_atomic(

@@ -289,6 +289,45 @@ fn degrade_matches_the_exact_operators() {
             .fold(0f32, f32::max);
         assert!(err <= 1.0 / 127.5 + 1e-6, "8-bit rounding only, got {err}");
     }
+    // 16-bit outputs keep what 8 bits round away: at t = 20 a digit spans about one 8-bit level.
+    let out16 = tmp.path().join("out16");
+    let o = cold(&[
+        "degrade",
+        "--model",
+        bundle().to_str().expect("utf8"),
+        "--t",
+        "20",
+        "--depth",
+        "16",
+        inp.to_str().expect("p"),
+        out16.to_str().expect("p"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let f = &write_digits(&inp, "", 1)[0];
+    let written = image::open(out16.join(f.file_name().expect("name"))).expect("16-bit png");
+    assert_eq!(written.color(), image::ColorType::L16);
+    let x = imageio::load_unit(f, 1, 28, 28).expect("in");
+    let want = ops
+        .apply_uniform(x.insert_axis(ndarray::Axis(0)).view(), 20)
+        .expect("apply");
+    let got = imageio::load_unit(&out16.join(f.file_name().expect("name")), 1, 28, 28).expect("o");
+    let err = want
+        .iter()
+        .zip(got.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        err <= 1.0 / 65535.0 + 1e-6,
+        "16-bit rounding only, got {err}"
+    );
+    let spread = |a: &ndarray::Array3<f32>| {
+        a.iter().cloned().fold(f32::MIN, f32::max) - a.iter().cloned().fold(f32::MAX, f32::min)
+    };
+    assert!(
+        spread(&got) > 100.0 / 65535.0 * 2.0,
+        "the faint digit survives in 16 bits: spread {}",
+        spread(&got)
+    );
     let o = cold(&[
         "degrade",
         "--model",
@@ -477,4 +516,119 @@ fn info_and_bench() {
     assert_eq!(rows[1]["batch"], 3);
     assert_eq!(rows[1]["steps"], 3);
     assert!(rows[0]["images_per_second"].as_f64().expect("f") > 0.0);
+}
+
+/// RMSE over all pixels on [0, 1] (the reference's protocol), computed here independently.
+fn rmse01(a: &ndarray::Array4<f32>, b: &ndarray::Array4<f32>) -> f64 {
+    let sq: f64 = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| (f64::from(*x - *y) * 0.5).powi(2))
+        .sum();
+    (sq / a.len() as f64).sqrt()
+}
+
+#[test]
+fn eval_writes_table_json_and_grid_with_the_reference_rmse() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = format!("mnist:{}", root().join("tests/fixtures/mnist").display());
+    let model = bundle();
+    let run = |out: &Path, depth: Option<&str>| -> serde_json::Value {
+        let mut args = vec![
+            "eval",
+            "--model",
+            model.to_str().expect("utf8"),
+            "--data",
+            &data,
+            "--t",
+            "20,5",
+            "--limit",
+            "12",
+            "--batch",
+            "5",
+            "--out",
+            out.to_str().expect("p"),
+        ];
+        if let Some(d) = depth {
+            args.extend(["--input-depth", d]);
+        }
+        let o = cold(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let md = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(md.contains("| 20 | algorithm2 |"), "{md}");
+        assert_eq!(
+            fs::read_to_string(out.join("eval.md"))
+                .expect("eval.md")
+                .trim(),
+            md.split("\n\n").nth(1).expect("table").trim()
+        );
+        serde_json::from_slice(&fs::read(out.join("eval.json")).expect("json")).expect("parse")
+    };
+    let float = run(&tmp.path().join("float"), None);
+    assert_eq!(float["images"], 12);
+    assert_eq!(float["inputs"], "float");
+    let rows = float["rows"].as_array().expect("rows");
+    let methods: Vec<(u64, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["t"].as_u64().expect("t"),
+                r["method"].as_str().expect("m"),
+            )
+        })
+        .collect();
+    let want: Vec<(u64, &str)> = [20u64, 5]
+        .iter()
+        .flat_map(|&t| {
+            ["degraded", "direct", "algorithm1", "algorithm2"]
+                .into_iter()
+                .map(move |m| (t, m))
+        })
+        .collect();
+    assert_eq!(methods, want);
+    for r in rows {
+        let (rmse, ssim) = (
+            r["rmse"].as_f64().expect("rmse"),
+            r["ssim"].as_f64().expect("s"),
+        );
+        assert!(
+            (0.0..=1.0).contains(&rmse) && ssim <= 1.0 && ssim > -1.0,
+            "{r}"
+        );
+    }
+
+    // The degraded rows equal the RMSE of the exact operators' output, over the 12 digits.
+    let d = Dataset::load(
+        &Source::Mnist(Some(root().join("tests/fixtures/mnist"))),
+        Split::Test,
+    )
+    .expect("fixture");
+    let x0 = d.batch(&(0..12).collect::<Vec<_>>());
+    let ops = cold_runtime::degradation::Degradation::preset("mnist")
+        .expect("preset")
+        .operators()
+        .expect("ops");
+    for (i, t) in [(0usize, 20usize), (4, 5)] {
+        let xt = ops.apply_uniform(x0.view(), t).expect("apply");
+        let got = rows[i]["rmse"].as_f64().expect("rmse");
+        let want = rmse01(&xt, &x0);
+        assert!((got - want).abs() < 1e-5, "t {t}: {got} vs {want}");
+    }
+
+    // 8-bit inputs move each degraded pixel by at most half a level: the degraded RMSE by at most
+    // 0.5/255, and the rest of the table is still produced.
+    let eight = run(&tmp.path().join("eight"), Some("8"));
+    assert_eq!(eight["inputs"], "8-bit");
+    for i in [0usize, 4] {
+        let (a, b) = (
+            float["rows"][i]["rmse"].as_f64().expect("a"),
+            eight["rows"][i]["rmse"].as_f64().expect("b"),
+        );
+        assert!((a - b).abs() <= 0.5 / 255.0 + 1e-6, "{a} vs {b}");
+    }
+    // Columns degraded | direct | alg 1 | alg 2 | original, one row per image of the first batch (5),
+    // 28-pixel tiles with 2-pixel gaps, scaled 4x.
+    let grid = image::open(tmp.path().join("float/comparison.png")).expect("grid");
+    let side = 4 * (5 * (28 + 2) + 2);
+    assert_eq!((grid.width(), grid.height()), (side, side));
 }

@@ -96,14 +96,15 @@ mod tests {
     }
 }
 
-/// Applies D(., t) of `deg` to every image under `in_dir`, writing 8-bit PNGs at the same relative
-/// paths under `out_dir` (exact operators on the CPU; no model involved).
+/// Applies D(., t) of `deg` to every image under `in_dir`, writing PNGs of `depth` bits per channel
+/// at the same relative paths under `out_dir` (exact operators on the CPU; no model involved).
 pub fn degrade_folder(
     deg: &Degradation,
     t: usize,
     in_dir: &std::path::Path,
     out_dir: &std::path::Path,
     overwrite: bool,
+    depth: cold_runtime::imageio::BitDepth,
 ) -> cold_runtime::Result<cold_runtime::folder::Report> {
     use cold_runtime::folder::{self, FolderRun, Resize, Shape};
     if t > deg.steps {
@@ -132,7 +133,7 @@ pub fn degrade_folder(
             .map(|im| {
                 Ok(vec![(
                     String::new(),
-                    cold_runtime::imageio::unit_to_image(im)?,
+                    cold_runtime::imageio::unit_to_image_depth(im, depth)?,
                 )])
             })
             .collect()

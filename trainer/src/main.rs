@@ -116,6 +116,9 @@ struct DegradeArgs {
     /// Redo outputs that already exist.
     #[arg(long)]
     overwrite: bool,
+    /// Bits per channel of the output PNGs (16 keeps the faint contrast of deep levels).
+    #[arg(long, value_enum, default_value = "8")]
+    depth: cold_runtime::imageio::BitDepth,
     in_dir: PathBuf,
     out_dir: PathBuf,
 }
@@ -215,6 +218,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &a.in_dir,
                 &a.out_dir,
                 a.overwrite,
+                a.depth,
             )?;
             report.log("degrade");
             Ok(if report.failed.is_empty() {
