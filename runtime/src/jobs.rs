@@ -98,20 +98,28 @@ pub fn restore_folder(
     })
 }
 
-/// Degrades every image under `in_dir` to level `t` with the bundle's D graph, writing PNGs of
-/// `depth` bits per channel.
+/// Options of `cold degrade`.
+#[derive(Clone, Debug)]
+pub struct DegradeOptions {
+    /// Level to degrade to, 0..=T.
+    pub t: usize,
+    pub batch: usize,
+    pub resize: Resize,
+    pub overwrite: bool,
+    /// Bits per channel of the written PNGs.
+    pub depth: imageio::BitDepth,
+}
+
+/// Degrades every image under `in_dir` to level `o.t` with the bundle's D graph.
 pub fn degrade_folder(
     engine: &mut Engine,
-    t: usize,
     in_dir: &Path,
     out_dir: &Path,
-    batch: usize,
-    resize: Resize,
-    overwrite: bool,
-    depth: imageio::BitDepth,
+    o: &DegradeOptions,
 ) -> Result<Report> {
-    let t = level(engine, Some(t))?;
-    let (items, report) = folder::plan(in_dir, out_dir, overwrite)?;
+    let t = level(engine, Some(o.t))?;
+    let (batch, resize, depth) = (o.batch, o.resize, o.depth);
+    let (items, report) = folder::plan(in_dir, out_dir, o.overwrite)?;
     let run = FolderRun {
         items: &items,
         out_dir,

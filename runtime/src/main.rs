@@ -15,7 +15,7 @@ use cold_runtime::engine::{Algorithm, Engine, EngineOptions, Ep, WeightLoading};
 use cold_runtime::eval::{self, EvalConfig};
 use cold_runtime::folder::{Report, Resize};
 use cold_runtime::imageio::BitDepth;
-use cold_runtime::jobs::{self, RestoreOptions};
+use cold_runtime::jobs::{self, DegradeOptions, RestoreOptions};
 use cold_runtime::{fetch, ortlib};
 
 #[derive(Parser, Debug)]
@@ -236,16 +236,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Degrade(a) => {
             let mut engine = Engine::open(&a.model.model, a.model.options())?;
-            let report = jobs::degrade_folder(
-                &mut engine,
-                a.t,
-                &a.in_dir,
-                &a.out_dir,
-                a.batch,
-                a.resize,
-                a.overwrite,
-                a.depth,
-            )?;
+            let o = DegradeOptions {
+                t: a.t,
+                batch: a.batch,
+                resize: a.resize,
+                overwrite: a.overwrite,
+                depth: a.depth,
+            };
+            let report = jobs::degrade_folder(&mut engine, &a.in_dir, &a.out_dir, &o)?;
             Ok(finish(report, "degrade"))
         }
         Command::Info(a) => {

@@ -54,48 +54,6 @@ impl<B: Backend> DeviceDegradation<B> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::CpuBackend as B;
-    use ndarray::Array4;
-    use rand::{Rng, SeedableRng, rngs::StdRng};
-
-    #[test]
-    fn device_degradation_equals_the_runtime_operators() {
-        for preset in ["mnist", "cifar10"] {
-            let d = Degradation::preset(preset).expect("preset");
-            let ops = d.operators().expect("ops");
-            let dev = Default::default();
-            let dd = DeviceDegradation::<B>::from_operators(&ops, &dev);
-            let mut rng = StdRng::seed_from_u64(3);
-            let levels = [0usize, 1, d.steps / 2, d.steps];
-            let x = Array4::from_shape_fn((4, d.channels, d.height, d.width), |_| {
-                rng.random_range(-1.0f32..1.0)
-            });
-            let want = ops.apply(x.view(), &levels).expect("apply");
-            let xt = Tensor::<B, 4>::from_data(
-                TensorData::new(
-                    x.iter().copied().collect::<Vec<_>>(),
-                    [4, d.channels, d.height, d.width],
-                ),
-                &dev,
-            );
-            let t = Tensor::<B, 1, Int>::from_data(
-                TensorData::new(levels.iter().map(|&v| v as i64).collect::<Vec<_>>(), [4]),
-                &dev,
-            );
-            let got = dd.apply(xt, t).into_data().to_vec::<f32>().expect("f32");
-            let err = want
-                .iter()
-                .zip(&got)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(err < 1e-5, "{preset}: {err}");
-        }
-    }
-}
-
 /// Applies D(., t) of `deg` to every image under `in_dir`, writing PNGs of `depth` bits per channel
 /// at the same relative paths under `out_dir` (exact operators on the CPU; no model involved).
 pub fn degrade_folder(
@@ -138,4 +96,46 @@ pub fn degrade_folder(
             })
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CpuBackend as B;
+    use ndarray::Array4;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    #[test]
+    fn device_degradation_equals_the_runtime_operators() {
+        for preset in ["mnist", "cifar10"] {
+            let d = Degradation::preset(preset).expect("preset");
+            let ops = d.operators().expect("ops");
+            let dev = Default::default();
+            let dd = DeviceDegradation::<B>::from_operators(&ops, &dev);
+            let mut rng = StdRng::seed_from_u64(3);
+            let levels = [0usize, 1, d.steps / 2, d.steps];
+            let x = Array4::from_shape_fn((4, d.channels, d.height, d.width), |_| {
+                rng.random_range(-1.0f32..1.0)
+            });
+            let want = ops.apply(x.view(), &levels).expect("apply");
+            let xt = Tensor::<B, 4>::from_data(
+                TensorData::new(
+                    x.iter().copied().collect::<Vec<_>>(),
+                    [4, d.channels, d.height, d.width],
+                ),
+                &dev,
+            );
+            let t = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(levels.iter().map(|&v| v as i64).collect::<Vec<_>>(), [4]),
+                &dev,
+            );
+            let got = dd.apply(xt, t).into_data().to_vec::<f32>().expect("f32");
+            let err = want
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(err < 1e-5, "{preset}: {err}");
+        }
+    }
 }

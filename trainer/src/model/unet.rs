@@ -59,7 +59,7 @@ impl UNetConfig {
     pub fn check_image_size(&self, height: usize, width: usize) -> Result<(), String> {
         let downs = self.dim_mults.len().saturating_sub(1);
         let f = 1usize << downs;
-        if height % f != 0 || width % f != 0 {
+        if !height.is_multiple_of(f) || !width.is_multiple_of(f) {
             return Err(format!(
                 "a U-Net with {} levels halves the image {downs} times, so sides must be multiples \
                  of {f}; {height}x{width} is not (use fewer dim_mults)",
