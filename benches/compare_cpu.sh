@@ -3,20 +3,20 @@
 # with a numpy Algorithm 2 loop, and with the fused step graph) measured in alternating rounds on
 # the same machine, so that machine noise hits all three alike. Prints a Markdown table of the
 # median over rounds of each round's median, and writes the raw results to OUT_DIR.
-# Usage: benches/compare_cpu.sh [MODEL] [BATCHES] [ROUNDS] [OUT_DIR]
+# Usage: benches/compare_cpu.sh [MODEL] [BATCHES] [ROUNDS] [OUT_DIR] [THREADS (0 = all cores)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model=${1:-models/mnist-blur}; batches=${2:-1,16,64}; rounds=${3:-5}; out=${4:-target/compare_cpu}
+model=${1:-models/mnist-blur}; batches=${2:-1,16,64}; rounds=${3:-5}; out=${4:-target/compare_cpu}; threads=${5:-0}
 mkdir -p "$out"
 cargo build -q --release -p cold-runtime
 benches/peer.sh --help >/dev/null   # sets up .venv-peer
 for r in $(seq 1 "$rounds"); do
   ./target/release/cold bench --model "$model" --ep cpu --batch "$batches" --warmup 2 --repeats 9 \
-    --json "$out/cold_$r.json" >/dev/null 2>&1
+    --threads "$threads" --json "$out/cold_$r.json" >/dev/null 2>&1
   .venv-peer/bin/python benches/peer_ort.py --model "$model" --batch "$batches" --warmup 2 --repeats 9 \
-    --json "$out/peer_numpy_$r.json" >/dev/null
+    --threads "$threads" --json "$out/peer_numpy_$r.json" >/dev/null
   .venv-peer/bin/python benches/peer_ort.py --model "$model" --batch "$batches" --warmup 2 --repeats 9 --fused \
-    --json "$out/peer_fused_$r.json" >/dev/null
+    --threads "$threads" --json "$out/peer_fused_$r.json" >/dev/null
   echo "round $r/$rounds done" >&2
 done
 python3 - "$out" "$rounds" <<'PY'
