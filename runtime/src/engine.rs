@@ -236,29 +236,27 @@ impl Engine {
         Ok(session)
     }
 
-    /// The session of one of the bundle's graphs, created on first use.
-    fn session(&mut self, graph: Graph) -> Result<&mut Session> {
-        let (file, slot_full) = match graph {
-            Graph::Step => (&self.bundle.manifest.files.step, self.step.is_some()),
-            Graph::Degradation => (
-                &self.bundle.manifest.files.degradation,
-                self.degrade.is_some(),
-            ),
-        };
-        if !slot_full {
-            let t0 = Instant::now();
-            let session = self.create_session(&file.clone())?;
-            self.session_seconds += t0.elapsed().as_secs_f64();
-            match graph {
-                Graph::Step => self.step = Some(session),
-                Graph::Degradation => self.degrade = Some(session),
-            }
-        }
-        let slot = match graph {
+    fn slot(&mut self, graph: Graph) -> &mut Option<Session> {
+        match graph {
             Graph::Step => &mut self.step,
             Graph::Degradation => &mut self.degrade,
-        };
-        Ok(slot.as_mut().expect("created above"))
+        }
+    }
+
+    /// The session of one of the bundle's graphs, created on first use.
+    fn session(&mut self, graph: Graph) -> Result<&mut Session> {
+        if self.slot(graph).is_none() {
+            let files = &self.bundle.manifest.files;
+            let file = match graph {
+                Graph::Step => files.step.clone(),
+                Graph::Degradation => files.degradation.clone(),
+            };
+            let t0 = Instant::now();
+            let session = self.create_session(&file)?;
+            self.session_seconds += t0.elapsed().as_secs_f64();
+            *self.slot(graph) = Some(session);
+        }
+        Ok(self.slot(graph).as_mut().expect("created above"))
     }
 
     fn step_session(&mut self) -> Result<&mut Session> {
