@@ -4,22 +4,24 @@
 
 use ndarray::{Array4, ArrayView4};
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::Session;
 use ort::value::Tensor;
 
-use crate::engine::{Algorithm, Engine, io};
+use crate::bundle::io;
 use crate::error::{Error, Result};
+use crate::sampler::{Algorithm, StepLevels};
 
-/// Runs the steps `levels` (pairs of `s`, `s_prev` per sample) on the engine's GPU session.
+/// Runs the loop `levels` (from [`crate::sampler::plan`]) of a step-graph `session` that was
+/// created with the CUDA (or TensorRT) provider on GPU `device_id`.
 pub(crate) fn run(
-    engine: &mut Engine,
+    session: &mut Session,
+    device_id: i32,
     x: ArrayView4<f32>,
-    levels: &[(Vec<i64>, Vec<i64>)],
+    levels: &[StepLevels],
     algorithm: Algorithm,
 ) -> Result<Array4<f32>> {
-    let device_id = engine.options.device_id;
     let dim = x.dim();
     let shape = [dim.0, dim.1, dim.2, dim.3];
-    let session = engine.step_session_mut()?;
     let mem = MemoryInfo::new(
         AllocationDevice::CUDA,
         device_id,
@@ -37,13 +39,10 @@ pub(crate) fn run(
     };
     let device_levels: Vec<(Tensor<i64>, Tensor<i64>)> = levels
         .iter()
-        .map(|(s, p)| Ok((on_device(s)?, on_device(p)?)))
+        .map(|l| Ok((on_device(&l.s)?, on_device(&l.s_prev)?)))
         .collect::<Result<_>>()?;
-    let (wanted, other1, other2) = match algorithm {
-        Algorithm::Two => (io::X_NEXT, io::X_NEXT_ALG1, io::X0_HAT),
-        Algorithm::One => (io::X_NEXT_ALG1, io::X_NEXT, io::X0_HAT),
-        Algorithm::Direct => (io::X0_HAT, io::X_NEXT, io::X_NEXT_ALG1),
-    };
+    let wanted = algorithm.output();
+    let [other1, other2] = algorithm.unused_outputs();
     let mut binding = session.create_binding()?;
     binding.bind_output(other1, &mut spare1)?;
     binding.bind_output(other2, &mut spare2)?;

@@ -16,6 +16,8 @@ use ort::value::{Tensor, TensorRef};
 use crate::bundle::{Bundle, io};
 use crate::error::{Error, Result};
 use crate::ortlib;
+pub use crate::sampler::{Algorithm, schedule};
+use crate::sampler::{self, StepLevels};
 
 /// Which execution provider runs the graphs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -86,19 +88,6 @@ impl Default for EngineOptions {
             verify: true,
         }
     }
-}
-
-/// The sampler.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-pub enum Algorithm {
-    /// `x_{s-1} = x_s - D(x0_hat, s) + D(x0_hat, s-1)` (the paper's improved sampler).
-    #[value(name = "2")]
-    Two,
-    /// `x_{s-1} = D(x0_hat, s-1)`.
-    #[value(name = "1")]
-    One,
-    /// One restorer call: `x0_hat = R(x_t, t)`.
-    Direct,
 }
 
 /// The bundle graphs the engine runs.
@@ -319,39 +308,16 @@ impl Engine {
         progression: bool,
     ) -> Result<Restored> {
         self.check_input(&x, t)?;
-        let schedules: Vec<Vec<usize>> = t
-            .iter()
-            .map(|&ti| match algorithm {
-                Algorithm::Direct => {
-                    if ti == 0 {
-                        vec![0]
-                    } else {
-                        vec![ti, ti - 1]
-                    }
-                }
-                _ => schedule(ti, steps),
-            })
-            .collect();
-        let n_iter = schedules.iter().map(|s| s.len() - 1).max().unwrap_or(0);
+        let levels = sampler::plan(t, algorithm, steps);
         let b = x.len_of(Axis(0));
-        // Level pairs (s, s_prev) per iteration; finished samples sit at (0, 0) and pass through.
-        let levels: Vec<(Vec<i64>, Vec<i64>)> = (0..n_iter)
-            .map(|k| {
-                schedules
-                    .iter()
-                    .map(|sch| match (sch.get(k), sch.get(k + 1)) {
-                        (Some(&s), Some(&p)) => (s as i64, p as i64),
-                        _ => (0, 0),
-                    })
-                    .unzip()
-            })
-            .collect();
         #[cfg(feature = "cuda")]
         if matches!(self.active_ep, Ep::Cuda | Ep::TensorRt)
             && !progression
             && algorithm != Algorithm::Direct
         {
-            let out = crate::device_loop::run(self, x, &levels, algorithm)?;
+            let device_id = self.options.device_id;
+            let session = self.step_session()?;
+            let out = crate::device_loop::run(session, device_id, x, &levels, algorithm)?;
             return Ok(Restored {
                 output: out,
                 progression: Vec::new(),
@@ -362,16 +328,12 @@ impl Engine {
         if progression {
             prog.push(state.clone());
         }
-        let out_name = match algorithm {
-            Algorithm::Two => io::X_NEXT,
-            Algorithm::One => io::X_NEXT_ALG1,
-            Algorithm::Direct => io::X0_HAT,
-        };
+        let out_name = algorithm.output();
         // Fetch only the output the algorithm needs.
         let run_options =
             RunOptions::new()?.with_outputs(OutputSelector::no_default().with(out_name));
         let session = self.step_session()?;
-        for (s, s_prev) in levels {
+        for StepLevels { s, s_prev } in levels {
             let outputs = session.run_with_options(
                 ort::inputs! {
                     io::X_S => TensorRef::from_array_view(state.view())?,
@@ -405,25 +367,6 @@ impl Engine {
             progression: prog,
         })
     }
-
-    /// The session's native ONNX Runtime handle, for the device loop.
-    #[cfg(feature = "cuda")]
-    pub(crate) fn step_session_mut(&mut self) -> Result<&mut Session> {
-        self.step_session()
-    }
-}
-
-/// Levels visited from `t` to 0: every level, or `steps` levels spread evenly.
-pub fn schedule(t: usize, steps: Option<usize>) -> Vec<usize> {
-    let k = steps.unwrap_or(t).clamp(1, t.max(1));
-    if t == 0 {
-        return vec![0];
-    }
-    let mut out: Vec<usize> = (0..=k)
-        .map(|i| ((t as f64) * (1.0 - i as f64 / k as f64)).round() as usize)
-        .collect();
-    out.dedup();
-    out
 }
 
 /// Hands ONNX Runtime the weights file's bytes as the in-memory copy of `file_name`
@@ -552,19 +495,5 @@ fn register_ep(b: SessionBuilder, ep: Ep, o: &EngineOptions) -> Result<SessionBu
         }
         #[allow(unreachable_patterns)]
         other => Err(ep_err(other, "not compiled into this cold")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schedules_run_from_t_to_zero() {
-        assert_eq!(schedule(5, None), vec![5, 4, 3, 2, 1, 0]);
-        assert_eq!(schedule(20, Some(4)), vec![20, 15, 10, 5, 0]);
-        assert_eq!(schedule(3, Some(10)), vec![3, 2, 1, 0]);
-        assert_eq!(schedule(0, None), vec![0]);
-        assert_eq!(schedule(7, Some(1)), vec![7, 0]);
     }
 }

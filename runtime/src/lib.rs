@@ -2,6 +2,8 @@
 //!
 //! - [`engine`]: ONNX Runtime sessions over a bundle (memory-mapped weights; CPU, CUDA and
 //!   TensorRT execution providers) and batched cold sampling with the fused step graph.
+//! - [`sampler`]: the level schedule of Algorithms 1 and 2 and the direct reconstruction, shared by
+//!   the host loop and the GPU loop.
 //! - [`bundle`]: the model bundle format (manifest, hashes, atomic writing).
 //! - [`jobs`], [`folder`], [`imageio`]: restoring and degrading image folders safely.
 //! - [`bench`], [`eval`], [`metrics`]: throughput and the paper's quality metrics.
@@ -25,5 +27,6 @@ pub mod imageio;
 pub mod jobs;
 pub mod metrics;
 pub mod ortlib;
+pub mod sampler;
 
 pub use error::{Error, Result};
