@@ -16,8 +16,8 @@ use ort::value::{Tensor, TensorRef};
 use crate::bundle::{Bundle, io};
 use crate::error::{Error, Result};
 use crate::ortlib;
-pub use crate::sampler::{Algorithm, schedule};
 use crate::sampler::{self, StepLevels};
+pub use crate::sampler::{Algorithm, schedule};
 
 /// Which execution provider runs the graphs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::degrade::DeviceDegradation;
 use crate::error::Result;
+use crate::ops::TrainBackend;
 use crate::train::{TrainConfig, TrainState, make_batch, train_step};
 
 /// One throughput measurement.
@@ -27,7 +28,7 @@ pub struct TrainBench {
 }
 
 /// Times `steps` training steps after `warmup` steps, on synthetic-free real batches of `data`.
-pub fn bench_training<B: AutodiffBackend>(
+pub fn bench_training<B: AutodiffBackend + TrainBackend>(
     cfg: &TrainConfig,
     model_name: &str,
     data: &Dataset,

@@ -397,7 +397,7 @@ fn train_cuda(
     )
 }
 
-fn bench_one<B: AutodiffBackend>(
+fn bench_one<B: AutodiffBackend + cold_trainer::ops::TrainBackend>(
     a: &BenchArgs,
     device: &B::Device,
 ) -> Result<Vec<cold_trainer::bench::TrainBench>> {

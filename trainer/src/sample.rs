@@ -4,6 +4,7 @@ use burn::prelude::*;
 
 use crate::degrade::DeviceDegradation;
 use crate::model::UNet;
+use crate::ops::TrainBackend;
 
 /// The restoration results from one degraded batch.
 #[derive(Debug)]
@@ -24,7 +25,7 @@ fn levels<B: Backend>(b: usize, s: usize, device: &B::Device) -> (Tensor<B, 1>, 
 }
 
 /// Runs one sampler from level `t` down to 0. With `improved` it is Algorithm 2, else Algorithm 1.
-pub fn sample<B: Backend>(
+pub fn sample<B: TrainBackend>(
     model: &UNet<B>,
     deg: &DeviceDegradation<B>,
     x_t: Tensor<B, 4>,
@@ -52,7 +53,7 @@ pub fn sample<B: Backend>(
 }
 
 /// Direct, Algorithm 1 and Algorithm 2 restorations of `x_t` (degraded to level `t`).
-pub fn restore_all<B: Backend>(
+pub fn restore_all<B: TrainBackend>(
     model: &UNet<B>,
     deg: &DeviceDegradation<B>,
     x_t: Tensor<B, 4>,

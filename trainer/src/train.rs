@@ -25,6 +25,7 @@ use crate::degrade::DeviceDegradation;
 use crate::ema::ema_update;
 use crate::error::{Result, TrainError};
 use crate::model::{UNet, UNetConfig};
+use crate::ops::TrainBackend;
 use crate::sample::restore_all;
 use crate::{plot, tensor_io};
 
@@ -242,14 +243,14 @@ pub fn make_batch<B: Backend>(
 }
 
 /// The L1 loss of the model on a batch.
-pub fn loss<B: Backend>(model: &UNet<B>, batch: &Batch<B>) -> Tensor<B, 1> {
+pub fn loss<B: TrainBackend>(model: &UNet<B>, batch: &Batch<B>) -> Tensor<B, 1> {
     (model.forward(batch.xt.clone(), batch.t.clone()) - batch.x0.clone())
         .abs()
         .mean()
 }
 
 /// One optimiser step (and the EMA schedule); returns the loss before the step.
-pub fn train_step<B: AutodiffBackend>(
+pub fn train_step<B: AutodiffBackend + TrainBackend>(
     cfg: &TrainConfig,
     state: TrainState<B>,
     batch: &Batch<B>,
@@ -372,7 +373,7 @@ fn grid_images(cfg: &TrainConfig, train: &Dataset, n: usize) -> Array4<f32> {
 }
 
 /// Writes the sample grid: rows degraded x_T, direct R(x_T, T), Algorithm 1, Algorithm 2, original.
-pub fn write_sample_grid<B: Backend>(
+pub fn write_sample_grid<B: TrainBackend>(
     model: &UNet<B>,
     deg: &DeviceDegradation<B>,
     x0: &Array4<f32>,
@@ -415,12 +416,15 @@ pub struct RunOptions {
 }
 
 /// Trains according to `cfg` in `run`, resuming from its latest checkpoint if asked.
-pub fn train<B: AutodiffBackend>(
+pub fn train<B: AutodiffBackend + TrainBackend>(
     cfg: &TrainConfig,
     run: &RunDir,
     device: &B::Device,
     opts: &RunOptions,
-) -> Result<TrainSummary> {
+) -> Result<TrainSummary>
+where
+    B::InnerBackend: TrainBackend,
+{
     cfg.validate()?;
     fs::create_dir_all(&run.root).map_err(|e| TrainError::io(&run.root, e))?;
     let data = cfg.load_data(cfg.split.parse()?)?;

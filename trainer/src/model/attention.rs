@@ -2,9 +2,9 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 
 use super::norm::{ChannelLayerNorm, ChannelLayerNormConfig};
+use crate::ops::{TrainBackend, conv2d_module, softmax_last};
 
 /// Configuration of [`LinearAttention`].
 #[derive(Config, Debug)]
@@ -46,24 +46,24 @@ impl LinearAttentionConfig {
     }
 }
 
-impl<B: Backend> LinearAttention<B> {
+impl<B: TrainBackend> LinearAttention<B> {
     /// # Shapes
     /// - x: `[B, dim, H, W]` -> `[B, dim, H, W]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [b, _, h, w] = x.dims();
         let (heads, d) = (self.heads, self.dim_head);
         let hidden = heads * d;
-        let qkv = self.to_qkv.forward(self.norm.forward(x.clone()));
+        let qkv = conv2d_module(&self.to_qkv, self.norm.forward(x.clone()));
         let split = |i: usize| {
             qkv.clone()
                 .narrow(1, i * hidden, hidden)
                 .reshape([b, heads, d, h * w])
         };
         let q = split(0) * (d as f64).powf(-0.5);
-        let k = softmax(split(1), 3);
+        let k = softmax_last(split(1));
         let v = split(2);
         let context = k.matmul(v.swap_dims(2, 3)); // [b, heads, d, e]
         let out = context.swap_dims(2, 3).matmul(q); // [b, heads, e, n]
-        x + self.to_out.forward(out.reshape([b, hidden, h, w]))
+        x + conv2d_module(&self.to_out, out.reshape([b, hidden, h, w]))
     }
 }

@@ -3,9 +3,9 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 use super::norm::{ChannelLayerNorm, ChannelLayerNormConfig};
+use crate::ops::{TrainBackend, add_channel_bias, conv2d_module, gelu};
 
 /// Configuration of [`ConvNextBlock`].
 #[derive(Config, Debug)]
@@ -65,21 +65,20 @@ impl ConvNextBlockConfig {
     }
 }
 
-impl<B: Backend> ConvNextBlock<B> {
+impl<B: TrainBackend> ConvNextBlock<B> {
     /// # Shapes
     /// - x: `[B, dim_in, H, W]`, time: `[B, time_dim]` -> `[B, dim_out, H, W]`
     pub fn forward(&self, x: Tensor<B, 4>, time: Option<Tensor<B, 2>>) -> Tensor<B, 4> {
-        let mut h = self.depthwise.forward(x.clone());
+        let mut h = conv2d_module(&self.depthwise, x.clone());
         if let (Some(proj), Some(t)) = (&self.time_proj, time) {
-            let [b, c] = [h.dims()[0], h.dims()[1]];
-            h = h + proj.forward(gelu(t)).reshape([b, c, 1, 1]);
+            h = add_channel_bias(h, proj.forward(gelu(t)));
         }
         if let Some(n) = &self.norm {
             h = n.forward(h);
         }
-        let h = self.conv2.forward(gelu(self.conv1.forward(h)));
+        let h = conv2d_module(&self.conv2, gelu(conv2d_module(&self.conv1, h)));
         let res = match &self.residual {
-            Some(r) => r.forward(x),
+            Some(r) => conv2d_module(r, x),
             None => x,
         };
         h + res

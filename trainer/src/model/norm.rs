@@ -3,6 +3,8 @@
 use burn::module::Param;
 use burn::prelude::*;
 
+use crate::ops::{TrainBackend, channel_layer_norm};
+
 /// Configuration of [`ChannelLayerNorm`].
 #[derive(Config, Debug)]
 pub struct ChannelLayerNormConfig {
@@ -31,13 +33,10 @@ impl ChannelLayerNormConfig {
     }
 }
 
-impl<B: Backend> ChannelLayerNorm<B> {
+impl<B: TrainBackend> ChannelLayerNorm<B> {
     /// # Shapes
     /// - x: `[B, C, H, W]` -> `[B, C, H, W]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mean = x.clone().mean_dim(1);
-        let centred = x - mean;
-        let var = centred.clone().powi_scalar(2).mean_dim(1);
-        centred / (var + self.eps).sqrt() * self.gain.val() + self.bias.val()
+        channel_layer_norm(x, self.gain.val(), self.bias.val(), self.eps)
     }
 }

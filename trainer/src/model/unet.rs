@@ -7,6 +7,7 @@ use burn::prelude::*;
 use super::attention::{LinearAttention, LinearAttentionConfig};
 use super::convnext::{ConvNextBlock, ConvNextBlockConfig};
 use super::embedding::{TimeMlp, TimeMlpConfig};
+use crate::ops::{TrainBackend, conv_transpose2d_module, conv2d_module};
 
 /// The network's size. Serialised into checkpoints and the exported bundle's manifest.
 #[derive(Config, Debug, PartialEq)]
@@ -160,7 +161,7 @@ pub struct UNet<B: Backend> {
     pub final_conv: Conv2d<B>,
 }
 
-impl<B: Backend> UNet<B> {
+impl<B: TrainBackend> UNet<B> {
     /// R(x, t): the estimate of the clean image.
     ///
     /// # Shapes
@@ -177,7 +178,7 @@ impl<B: Backend> UNet<B> {
             h = level.attn.forward(h);
             skips.push(h.clone());
             if let Some(down) = &level.down {
-                h = down.forward(h);
+                h = conv2d_module(down, h);
             }
         }
         // 3. Middle.
@@ -191,10 +192,10 @@ impl<B: Backend> UNet<B> {
             h = level.block1.forward(h, Some(temb.clone()));
             h = level.block2.forward(h, Some(temb.clone()));
             h = level.attn.forward(h);
-            h = level.up.forward(h);
+            h = conv_transpose2d_module(&level.up, h);
         }
         // 5. Output head.
-        self.final_conv.forward(self.final_block.forward(h, None))
+        conv2d_module(&self.final_conv, self.final_block.forward(h, None))
     }
 }
 
