@@ -26,7 +26,7 @@ if ! .venv-torch/bin/python -c "import torch, einops" >/dev/null 2>&1; then
 fi
 for r in $(seq 1 "$rounds"); do
   RAYON_NUM_THREADS=$threads ./target/release/cold-train bench --synthetic "$side" --model "$models" \
-    --batch "$batches" --warmup 3 --steps "$steps" --json "$raw/cold_$r.json" >/dev/null
+    --batch "$batches" --warmup 3 --steps "$steps" --json "$raw/cold_$r.json" >/dev/null 2>&1
   .venv-torch/bin/python benches/peer_torch_train.py "$orig" --threads "$threads" --model "$models" \
     --batch "$batches" --side "$side" --steps "$steps" > "$raw/torch_$r.jsonl"
   echo "round $r/$rounds done" >&2

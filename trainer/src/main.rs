@@ -190,6 +190,7 @@ struct ExportArgs {
 }
 
 fn main() -> ExitCode {
+    cold_trainer::tune_allocator();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

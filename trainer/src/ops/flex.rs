@@ -60,18 +60,45 @@ where
 }
 
 impl TrainBackend for Flex {
+    fn train_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let [co, ci_g, kh, kw] = dims(&weight);
+        let [b, c, h, w] = dims(&x);
+        let depthwise = ci_g == 1 && co == c && options.groups == c && options.stride == [1, 1];
+        if options.dilation != [1, 1]
+            || !(options.groups == 1 || depthwise)
+            || !is_f32(&[&x, &weight])
+            || bias.as_ref().is_some_and(|b| !is_f32(&[b]))
+        {
+            return Self::conv2d(x, weight, bias, options);
+        }
+        let geo = Geometry::new(c, [h, w], [kh, kw], options.stride, options.padding);
+        let (xv, wv) = (values(&x), values(&weight));
+        let bias = bias.map(|t| values(&t));
+        let bias = bias.as_ref().map(slice);
+        let y = if depthwise {
+            kernels::depthwise_conv(slice(&xv), slice(&wv), bias, b, &geo)
+        } else {
+            kernels::conv2d(slice(&xv), slice(&wv), bias, b, co, &geo)
+        };
+        from_vec(y, [b, co, geo.output[0], geo.output[1]])
+    }
+
     fn conv2d_input_grad(
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         x_hw: [usize; 2],
         options: &ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        // Stride 1: one forward convolution with the flipped kernel (Flex's own fast path).
-        if options.stride == [1, 1]
-            || options.groups != 1
-            || options.dilation != [1, 1]
-            || !is_f32(&[&weight, &grad])
-        {
+        // Stride 1: one forward convolution with the flipped kernel.
+        if let Some((w, opts)) = generic::flipped_kernel::<Self>(weight.clone(), options) {
+            return Self::train_conv2d(grad, w, None, opts);
+        }
+        if options.groups != 1 || options.dilation != [1, 1] || !is_f32(&[&weight, &grad]) {
             return generic::conv2d_input_grad::<Self>(weight, grad, x_hw, options);
         }
         // Strided: per image, col = W^T G (gemm), then scatter it back (col2im).
@@ -122,15 +149,28 @@ impl TrainBackend for Flex {
         // dW [co, r] = sum_b G_b [co, q] * col(x_b)^T [q, r]
         let (r, q) = (geo.rows(), geo.cols());
         let pointwise = (kh, kw) == (1, 1) && options.stride == [1, 1] && options.padding == [0, 0];
-        let scratch = if pointwise { 0 } else { r * q };
-        let dw = batch_sum(b, co * r, scratch, |i, acc, col| {
+        let flat = kernels::FlatColumns::new(&geo).filter(|_| !pointwise);
+        let scratch = match (pointwise, &flat) {
+            (true, _) => 0,
+            (false, Some(f)) => f.scratch() + co * f.span,
+            (false, None) => r * q,
+        };
+        let dw = batch_sum(b, co * r, scratch, |i, acc, buf| {
             let xi = &xs[i * geo.input_len()..][..geo.input_len()];
-            let gi = Mat::rows(&gs[i * co * q..][..co * q], co, q);
-            if pointwise {
-                kernels::matmul(acc, gi, Mat::rows(xi, r, q).t(), true, false);
+            let gi = &gs[i * co * q..][..co * q];
+            if let Some(f) = &flat {
+                let (cols, gflat) = buf.split_at_mut(f.scratch());
+                let col = f.columns(xi, cols);
+                f.scatter(gi, gflat);
+                let gm = Mat::rows(gflat, co, f.span);
+                kernels::matmul(acc, gm, Mat::rows(col, r, f.span).t(), true, false);
+            } else if pointwise {
+                let gm = Mat::rows(gi, co, q);
+                kernels::matmul(acc, gm, Mat::rows(xi, r, q).t(), true, false);
             } else {
-                kernels::im2col(xi, &geo, col);
-                kernels::matmul(acc, gi, Mat::rows(col, r, q).t(), true, false);
+                kernels::im2col(xi, &geo, buf);
+                let gm = Mat::rows(gi, co, q);
+                kernels::matmul(acc, gm, Mat::rows(buf, r, q).t(), true, false);
             }
         });
         from_vec(dw, weight_shape)

@@ -5,15 +5,13 @@ use burn::prelude::*;
 use burn::tensor::TensorMetadata;
 use burn::tensor::ops::{ConvOptions, FloatTensor};
 
-/// A stride-1 convolution's input gradient is a convolution of the output gradient with the
-/// flipped kernel (channels swapped), padded by `k - 1 - p`; other strides use the backend's
-/// transposed convolution.
-pub fn conv2d_input_grad<B: Backend>(
+/// The kernel and options that turn a stride-1 convolution's input gradient into a convolution of
+/// the output gradient: the kernel flipped (and its channel axes swapped unless depthwise), padded
+/// by `k - 1 - p`. `None` for strided, dilated or grouped (not depthwise) convolutions.
+pub fn flipped_kernel<B: Backend>(
     weight: FloatTensor<B>,
-    grad: FloatTensor<B>,
-    x_hw: [usize; 2],
     options: &ConvOptions<2>,
-) -> FloatTensor<B> {
+) -> Option<(FloatTensor<B>, ConvOptions<2>)> {
     let [co, ci_g, kh, kw] = weight.shape().dims();
     let g = options.groups;
     let flippable = options.stride == [1, 1]
@@ -22,10 +20,7 @@ pub fn conv2d_input_grad<B: Backend>(
         && options.padding[1] < kw
         && (g == 1 || (ci_g == 1 && co == g));
     if !flippable {
-        let [b, _, _, _] = grad.shape().dims();
-        let x_shape = [b, ci_g * g, x_hw[0], x_hw[1]];
-        let x = B::float_zeros(x_shape.into(), &B::float_device(&grad), grad.dtype().into());
-        return B::conv2d_x_backward(x, weight, grad, options.clone());
+        return None;
     }
     let flipped = B::float_flip(weight, &[2, 3]);
     let w = if g == 1 {
@@ -34,7 +29,25 @@ pub fn conv2d_input_grad<B: Backend>(
         flipped
     };
     let pad = [kh - 1 - options.padding[0], kw - 1 - options.padding[1]];
-    B::conv2d(grad, w, None, ConvOptions::new([1, 1], pad, [1, 1], g))
+    Some((w, ConvOptions::new([1, 1], pad, [1, 1], g)))
+}
+
+/// A stride-1 convolution's input gradient is a convolution with the [`flipped_kernel`]; other
+/// strides use the backend's transposed convolution.
+pub fn conv2d_input_grad<B: Backend>(
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    x_hw: [usize; 2],
+    options: &ConvOptions<2>,
+) -> FloatTensor<B> {
+    if let Some((w, opts)) = flipped_kernel::<B>(weight.clone(), options) {
+        return B::conv2d(grad, w, None, opts);
+    }
+    let [_, ci_g, _, _] = weight.shape().dims();
+    let [b, _, _, _] = grad.shape().dims();
+    let x_shape = [b, ci_g * options.groups, x_hw[0], x_hw[1]];
+    let x = B::float_zeros(x_shape.into(), &B::float_device(&grad), grad.dtype().into());
+    B::conv2d_x_backward(x, weight, grad, options.clone())
 }
 
 /// Weight gradient: for a depthwise convolution one grouped convolution over the batch

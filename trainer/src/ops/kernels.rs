@@ -3,6 +3,8 @@
 //! per-channel bias gradient. Shapes are checked with assertions: a wrong shape is a bug in the
 //! caller, never user input.
 
+use multiversion::multiversion;
+
 /// The geometry of a 2-D convolution over one image `[channels, height, width]` (dilation 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
@@ -245,60 +247,294 @@ pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallel: bool)
     }
 }
 
-/// The weight gradient of a depthwise convolution (stride 1, dilation 1), `[c, kh, kw]`:
-/// `dw[c, i, j] = sum_b sum_(oy, ox) grad[b, c, oy, ox] * x[b, c, oy + i - p, ox + j - p]`.
-/// `x` is `[batch, g.channels, h, w]`, `grad` `[batch, g.channels, oh, ow]`.
-pub fn depthwise_weight_grad(x: &[f32], grad: &[f32], batch: usize, g: &Geometry) -> Vec<f32> {
-    use rayon::prelude::*;
-    assert_eq!(g.stride, [1, 1], "depthwise weight gradient: stride 1 only");
-    let [h, w] = g.input;
-    let [oh, ow] = g.output;
-    let [kh, kw] = g.kernel;
-    assert_eq!(x.len(), batch * g.channels * h * w);
-    assert_eq!(grad.len(), batch * g.channels * oh * ow);
-    let mut out = vec![0f32; g.channels * kh * kw];
-    out.par_chunks_mut(kh * kw).enumerate().for_each(|(c, dw)| {
-        for b in 0..batch {
-            let plane = &x[(b * g.channels + c) * h * w..][..h * w];
-            let gp = &grad[(b * g.channels + c) * oh * ow..][..oh * ow];
-            for i in 0..kh {
-                let ys = g.valid(0, i);
-                for j in 0..kw {
-                    let xs = g.valid(1, j);
-                    if xs.is_empty() {
-                        continue;
-                    }
-                    let mut acc = 0f32;
-                    for oy in ys.clone() {
-                        let iy = oy + i - g.padding[0];
-                        let x0 = xs.start + j - g.padding[1];
-                        let src = &plane[iy * w + x0..][..xs.len()];
-                        let gr = &gp[oy * ow + xs.start..][..xs.len()];
-                        acc += dot(src, gr);
-                    }
-                    dw[i * kw + j] += acc;
-                }
-            }
-        }
-    });
-    out
+/// Lanes of the flattened-plane kernels: every inner loop runs over whole chunks of this many
+/// values, which the compiler turns into full-width vector instructions.
+const LANES: usize = 16;
+
+/// A depthwise plane laid out flat: rows of `stride = w + 2 pw` values, the image in the middle,
+/// zeros around it and after it. With this layout output pixel `(y, x)` of a stride-1 convolution
+/// reads input `(y + i) * stride + x + j` for tap `(i, j)`, so the whole plane is one long
+/// vectorisable loop per tap (the columns `x >= ow` of each row are computed and discarded).
+struct FlatPlane {
+    stride: usize,
+    /// Output values computed per plane: `oh * stride` rounded up to [`LANES`].
+    span: usize,
 }
 
-/// A dot product in 16 independent lanes (vectorises, and sums in a fixed order).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 16];
-    let mut ca = a.chunks_exact(16);
-    let mut cb = b.chunks_exact(16);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for l in 0..16 {
+impl FlatPlane {
+    fn new(g: &Geometry) -> Self {
+        let stride = g.input[1] + 2 * g.padding[1];
+        FlatPlane {
+            stride,
+            span: (g.output[0] * stride).div_ceil(LANES) * LANES,
+        }
+    }
+
+    /// Buffer length: the span plus the furthest tap offset.
+    fn len(&self, g: &Geometry) -> usize {
+        self.span + (g.kernel[0] - 1) * self.stride + g.kernel[1] - 1
+    }
+
+    /// Copies an image plane into `buf` (zero padded).
+    fn fill(&self, plane: &[f32], g: &Geometry, buf: &mut Vec<f32>) {
+        let [h, w] = g.input;
+        buf.clear();
+        buf.resize(self.len(g), 0.0);
+        for y in 0..h {
+            buf[(y + g.padding[0]) * self.stride + g.padding[1]..][..w]
+                .copy_from_slice(&plane[y * w..][..w]);
+        }
+    }
+}
+
+/// `acc[..] += a * x[..]` over whole lanes (`acc.len()` a multiple of [`LANES`]).
+#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {
+    for (o, v) in acc.iter_mut().zip(x) {
+        *o += a * v;
+    }
+}
+
+/// Lane-wise partial sums of `a[..] * b[..]` added to `lanes`.
+#[multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn dot_lanes(lanes: &mut [f32; LANES], a: &[f32], b: &[f32]) {
+    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        for l in 0..LANES {
             lanes[l] += x[l] * y[l];
         }
     }
-    let mut tail = 0f32;
-    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        tail += x * y;
+}
+
+/// A depthwise convolution (stride 1, dilation 1): plane `(b, c)` of `x` `[batch, c, h, w]` is
+/// correlated with kernel `w[c]` `[kh, kw]`, plus `bias[c]`. Parallel over the planes.
+pub fn depthwise_conv(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    batch: usize,
+    g: &Geometry,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    assert_eq!(g.stride, [1, 1], "depthwise convolution: stride 1 only");
+    let c = g.channels;
+    let [h, wd] = g.input;
+    let [oh, ow] = g.output;
+    let [kh, kw] = g.kernel;
+    assert_eq!(x.len(), batch * c * h * wd);
+    assert_eq!(w.len(), c * kh * kw);
+    let flat = FlatPlane::new(g);
+    let mut y = vec![0f32; batch * c * oh * ow];
+    y.par_chunks_mut(oh * ow)
+        .zip(x.par_chunks(h * wd))
+        .enumerate()
+        .for_each_init(
+            || (Vec::new(), vec![0f32; flat.span]),
+            |(buf, acc), (plane, (out, src))| {
+                let ci = plane % c;
+                flat.fill(src, g, buf);
+                acc.fill(bias.map_or(0.0, |b| b[ci]));
+                let k = &w[ci * kh * kw..][..kh * kw];
+                for i in 0..kh {
+                    for j in 0..kw {
+                        axpy(acc, k[i * kw + j], &buf[i * flat.stride + j..][..flat.span]);
+                    }
+                }
+                for oy in 0..oh {
+                    out[oy * ow..][..ow].copy_from_slice(&acc[oy * flat.stride..][..ow]);
+                }
+            },
+        );
+    y
+}
+
+/// The weight gradient of a depthwise convolution (stride 1, dilation 1), `[c, kh, kw]`:
+/// `dw[c, i, j] = sum_b sum_(oy, ox) grad[b, c, oy, ox] * x[b, c, oy + i - p, ox + j - p]`.
+/// `x` is `[batch, g.channels, h, w]`, `grad` `[batch, g.channels, oh, ow]`. Parallel over the
+/// channels; per tap, lane-wise partial sums over the whole batch, summed once at the end.
+pub fn depthwise_weight_grad(x: &[f32], grad: &[f32], batch: usize, g: &Geometry) -> Vec<f32> {
+    use rayon::prelude::*;
+    assert_eq!(g.stride, [1, 1], "depthwise weight gradient: stride 1 only");
+    let c = g.channels;
+    let [h, w] = g.input;
+    let [oh, ow] = g.output;
+    let [kh, kw] = g.kernel;
+    assert_eq!(x.len(), batch * c * h * w);
+    assert_eq!(grad.len(), batch * c * oh * ow);
+    let flat = FlatPlane::new(g);
+    let mut out = vec![0f32; c * kh * kw];
+    out.par_chunks_mut(kh * kw).enumerate().for_each_init(
+        || {
+            (
+                Vec::new(),
+                vec![0f32; flat.span],
+                vec![[0f32; LANES]; kh * kw],
+            )
+        },
+        |(buf, gflat, lanes), (ci, dw)| {
+            lanes.iter_mut().for_each(|l| *l = [0.0; LANES]);
+            for b in 0..batch {
+                flat.fill(&x[(b * c + ci) * h * w..][..h * w], g, buf);
+                // the output gradient on the same flat grid, zero in the discarded columns
+                gflat.fill(0.0);
+                let gp = &grad[(b * c + ci) * oh * ow..][..oh * ow];
+                for oy in 0..oh {
+                    gflat[oy * flat.stride..][..ow].copy_from_slice(&gp[oy * ow..][..ow]);
+                }
+                for i in 0..kh {
+                    for j in 0..kw {
+                        let src = &buf[i * flat.stride + j..][..flat.span];
+                        dot_lanes(&mut lanes[i * kw + j], gflat, src);
+                    }
+                }
+            }
+            for (d, l) in dw.iter_mut().zip(lanes.iter()) {
+                *d = l.iter().sum();
+            }
+        },
+    );
+    out
+}
+
+/// The column matrix of a stride-1 convolution on the flat padded grid (see [`FlatPlane`]):
+/// row `(c, i, j)` is the padded plane `c` shifted by `i * stride + j`, so every row is one
+/// contiguous copy, and output pixel `(y, x)` is column `y * stride + x` (columns with
+/// `x >= ow` are computed and discarded).
+#[derive(Clone, Copy, Debug)]
+pub struct FlatColumns {
+    geo: Geometry,
+    /// Row length of the padded planes.
+    stride: usize,
+    /// Length of one padded plane, with slack for the discarded columns' reads.
+    plane: usize,
+    /// Columns: `oh * stride`.
+    pub span: usize,
+}
+
+impl FlatColumns {
+    /// `None` unless the convolution has stride 1.
+    pub fn new(g: &Geometry) -> Option<Self> {
+        if g.stride != [1, 1] {
+            return None;
+        }
+        let stride = g.input[1] + 2 * g.padding[1];
+        Some(FlatColumns {
+            geo: *g,
+            stride,
+            plane: (g.input[0] + 2 * g.padding[0]) * stride + g.kernel[1],
+            span: g.output[0] * stride,
+        })
     }
-    lanes.iter().sum::<f32>() + tail
+
+    /// Scratch needed by [`Self::columns`]: padded planes then the column matrix.
+    pub fn scratch(&self) -> usize {
+        self.geo.channels * self.plane + self.geo.rows() * self.span
+    }
+
+    /// Fills the column matrix `[rows, span]` of one image; returns it (inside `scratch`).
+    pub fn columns<'s>(&self, x: &[f32], scratch: &'s mut [f32]) -> &'s [f32] {
+        let g = &self.geo;
+        let [h, w] = g.input;
+        let (padded, col) = scratch.split_at_mut(g.channels * self.plane);
+        padded.fill(0.0);
+        for c in 0..g.channels {
+            let dst = &mut padded[c * self.plane..][..self.plane];
+            for y in 0..h {
+                dst[(y + g.padding[0]) * self.stride + g.padding[1]..][..w]
+                    .copy_from_slice(&x[(c * h + y) * w..][..w]);
+            }
+        }
+        let [kh, kw] = g.kernel;
+        for c in 0..g.channels {
+            for i in 0..kh {
+                for j in 0..kw {
+                    let r = (c * kh + i) * kw + j;
+                    col[r * self.span..][..self.span].copy_from_slice(
+                        &padded[c * self.plane + i * self.stride + j..][..self.span],
+                    );
+                }
+            }
+        }
+        &col[..g.rows() * self.span]
+    }
+
+    /// Copies the valid columns of `flat` `[c, span]` into `out` `[c, oh, ow]`, adding `bias`.
+    pub fn gather(&self, flat: &[f32], out: &mut [f32], bias: Option<&[f32]>) {
+        let [oh, ow] = self.geo.output;
+        for (c, o) in out.chunks_exact_mut(oh * ow).enumerate() {
+            let b = bias.map_or(0.0, |b| b[c]);
+            for y in 0..oh {
+                let src = &flat[c * self.span + y * self.stride..][..ow];
+                for (d, v) in o[y * ow..][..ow].iter_mut().zip(src) {
+                    *d = v + b;
+                }
+            }
+        }
+    }
+
+    /// Lays `grad` `[c, oh, ow]` out on the flat grid `[c, span]`, zero in the discarded columns.
+    pub fn scatter(&self, grad: &[f32], flat: &mut [f32]) {
+        let [oh, ow] = self.geo.output;
+        flat.fill(0.0);
+        for (c, gc) in grad.chunks_exact(oh * ow).enumerate() {
+            for y in 0..oh {
+                flat[c * self.span + y * self.stride..][..ow].copy_from_slice(&gc[y * ow..][..ow]);
+            }
+        }
+    }
+}
+
+/// A dense convolution (groups 1, dilation 1) of `x` `[batch, g.channels, h, w]` with `w`
+/// `[c_out, g.rows()]`, plus `bias[c_out]`: per image (in parallel) `y_b = W col(x_b)`, where a
+/// 1x1 stride-1 unpadded convolution needs no im2col and other stride-1 convolutions use
+/// [`FlatColumns`].
+pub fn conv2d(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    batch: usize,
+    c_out: usize,
+    g: &Geometry,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let (r, q) = (g.rows(), g.cols());
+    assert_eq!(x.len(), batch * g.input_len());
+    assert_eq!(w.len(), c_out * r);
+    let pointwise = g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0, 0];
+    let flat = FlatColumns::new(g).filter(|_| !pointwise);
+    let scratch = match (pointwise, &flat) {
+        (true, _) => 0,
+        (false, Some(f)) => f.scratch() + c_out * f.span,
+        (false, None) => r * q,
+    };
+    let mut y = vec![0f32; batch * c_out * q];
+    y.par_chunks_mut(c_out * q)
+        .zip(x.par_chunks(g.input_len()))
+        .for_each_init(
+            || vec![0f32; scratch],
+            |buf, (yb, xb)| {
+                let wm = Mat::rows(w, c_out, r);
+                if let Some(f) = &flat {
+                    let (cols, out) = buf.split_at_mut(f.scratch());
+                    let col = f.columns(xb, cols);
+                    matmul(out, wm, Mat::rows(col, r, f.span), false, false);
+                    f.gather(out, yb, bias);
+                    return;
+                }
+                let rhs = if pointwise {
+                    Mat::rows(xb, r, q)
+                } else {
+                    im2col(xb, g, buf);
+                    Mat::rows(buf, r, q)
+                };
+                matmul(yb, wm, rhs, false, false);
+                if let Some(bias) = bias {
+                    for (row, b) in yb.chunks_exact_mut(q).zip(bias) {
+                        row.iter_mut().for_each(|v| *v += b);
+                    }
+                }
+            },
+        );
+    y
 }
 
 /// `out[c] = sum_b sum_p grad[b, c, p]` for `grad` of shape `[batch, channels, plane]`.
@@ -428,6 +664,33 @@ mod tests {
                     }
                     let v = got[(ci * 3 + i) * 3 + j] as f64;
                     assert!((v - want).abs() < 1e-4, "{v} vs {want}");
+                }
+            }
+        }
+        // the forward against the formula
+        let wk = random(c * 9, 7);
+        let y = depthwise_conv(&x, &wk, Some(&[0.5, -0.5]), b, &g);
+        for bi in 0..b {
+            for ci in 0..c {
+                for oy in 0..g.output[0] {
+                    for ox in 0..g.output[1] {
+                        let mut want = [0.5f64, -0.5][ci];
+                        for i in 0..3 {
+                            for j in 0..3 {
+                                let iy = oy as isize + i as isize - 1;
+                                let ix = ox as isize + j as isize - 1;
+                                if iy >= 0 && ix >= 0 && iy < hw[0] as isize && ix < hw[1] as isize
+                                {
+                                    want += (wk[(ci * 3 + i) * 3 + j]
+                                        * x[((bi * c + ci) * hw[0] + iy as usize) * hw[1]
+                                            + ix as usize])
+                                        as f64;
+                                }
+                            }
+                        }
+                        let got = y[((bi * c + ci) * g.output[0] + oy) * g.output[1] + ox] as f64;
+                        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+                    }
                 }
             }
         }

@@ -3,17 +3,20 @@
 
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::tensor::ops::{ActivationOps, ConvOptions, ConvTransposeOptions, FloatTensor};
 
 use super::*;
 
 type AD = Autodiff<Flex>;
 
+/// Uniform values in [-1, 1) from a seeded generator of our own (the backend's RNG is global and
+/// tests run in parallel).
 fn random<const D: usize>(shape: [usize; D], seed: u64) -> TensorData {
-    let dev = Default::default();
-    Flex::seed(&dev, seed);
-    Tensor::<Flex, D>::random(shape, Distribution::Uniform(-1.0, 1.0), &dev).into_data()
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    TensorData::new(v, shape)
 }
 
 fn leaf<const D: usize>(d: &TensorData) -> Tensor<AD, D> {
@@ -176,16 +179,7 @@ fn compare_ops<const D: usize>(
 ) {
     let data: Vec<TensorData> = inputs
         .iter()
-        .map(|(shape, seed)| {
-            let dev = Default::default();
-            Flex::seed(&dev, *seed);
-            Tensor::<Flex, 1>::random(
-                [shape.iter().product::<usize>()],
-                Distribution::Uniform(-2.0, 2.0),
-                &dev,
-            )
-            .into_data()
-        })
+        .map(|(shape, seed)| random([shape.iter().product::<usize>()], *seed))
         .collect();
     let run = |op: &dyn Fn(&[Tensor<AD, D>]) -> Tensor<AD, D>| {
         let leaves: Vec<Tensor<AD, D>> = data
