@@ -35,28 +35,36 @@ fn dims(t: &FlexTensor) -> [usize; 4] {
     t.shape().dims()
 }
 
-/// `dst = sum over the batch of f(image)`, with one accumulator per rayon worker.
+/// Images per partial sum of [`batch_sum`]. Fixed, so that the order of the floating-point sums
+/// (and the result, to the bit) does not depend on the number of threads: exact resume holds.
+const IMAGES_PER_PARTIAL: usize = 4;
+
+/// The sum over the batch of `f(image, accumulator, scratch)`: partial sums over fixed groups of
+/// images run in parallel, then add up in order.
 fn batch_sum<F>(batch: usize, len: usize, scratch: usize, f: F) -> Vec<f32>
 where
     F: Fn(usize, &mut [f32], &mut Vec<f32>) + Sync,
 {
-    (0..batch)
+    let partials: Vec<Vec<f32>> = (0..batch.div_ceil(IMAGES_PER_PARTIAL))
         .into_par_iter()
-        .fold(
-            || (vec![0f32; len], vec![0f32; scratch]),
-            |(mut acc, mut buf), b| {
-                f(b, &mut acc, &mut buf);
-                (acc, buf)
+        .map_init(
+            || vec![0f32; scratch],
+            |buf, k| {
+                let mut acc = vec![0f32; len];
+                let end = ((k + 1) * IMAGES_PER_PARTIAL).min(batch);
+                for b in k * IMAGES_PER_PARTIAL..end {
+                    f(b, &mut acc, buf);
+                }
+                acc
             },
         )
-        .map(|(acc, _)| acc)
-        .reduce(
-            || vec![0f32; len],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        )
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut total = parts.next().unwrap_or_else(|| vec![0f32; len]);
+    for p in parts {
+        total.iter_mut().zip(&p).for_each(|(x, y)| *x += y);
+    }
+    total
 }
 
 impl TrainBackend for Flex {

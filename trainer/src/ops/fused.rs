@@ -90,51 +90,48 @@ pub fn layer_norm_backward(
     assert_eq!(gain.len(), c);
     assert_eq!(rstd.len() * c, grad.len());
     let mut dx = vec![0f32; grad.len()];
-    let (dgain, dbias) = dx
+    // Per-image partial sums of dgain and dbias, added in image order (bit-reproducible).
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
         .par_chunks_mut(c * p)
         .zip(grad.par_chunks(c * p))
         .zip(xhat.par_chunks(c * p))
         .zip(rstd.par_chunks(p))
-        .fold(
-            || (vec![0f32; c], vec![0f32; c]),
-            |(mut dg, mut db), (((dx, g), xh), rs)| {
-                let inv_c = 1.0 / c as f32;
-                // mean over channels of dxhat and of dxhat * xhat, per pixel
-                let mut m1 = vec![0f32; p];
-                let mut m2 = vec![0f32; p];
-                for ci in 0..c {
-                    let (gr, xr) = (&g[ci * p..][..p], &xh[ci * p..][..p]);
-                    let w = gain[ci];
-                    let (mut sg, mut sgx) = (0f32, 0f32);
-                    for k in 0..p {
-                        let d = gr[k] * w;
-                        m1[k] += d;
-                        m2[k] += d * xr[k];
-                        sg += gr[k];
-                        sgx += gr[k] * xr[k];
-                    }
-                    dg[ci] += sgx;
-                    db[ci] += sg;
+        .map(|(((dx, g), xh), rs)| {
+            let (mut dg, mut db) = (vec![0f32; c], vec![0f32; c]);
+            let inv_c = 1.0 / c as f32;
+            // mean over channels of dxhat and of dxhat * xhat, per pixel
+            let mut m1 = vec![0f32; p];
+            let mut m2 = vec![0f32; p];
+            for ci in 0..c {
+                let (gr, xr) = (&g[ci * p..][..p], &xh[ci * p..][..p]);
+                let w = gain[ci];
+                let (mut sg, mut sgx) = (0f32, 0f32);
+                for k in 0..p {
+                    let d = gr[k] * w;
+                    m1[k] += d;
+                    m2[k] += d * xr[k];
+                    sg += gr[k];
+                    sgx += gr[k] * xr[k];
                 }
-                for ci in 0..c {
-                    let (gr, xr) = (&g[ci * p..][..p], &xh[ci * p..][..p]);
-                    let w = gain[ci];
-                    let out = &mut dx[ci * p..][..p];
-                    for k in 0..p {
-                        out[k] = rs[k] * (gr[k] * w - (m1[k] + xr[k] * m2[k]) * inv_c);
-                    }
+                dg[ci] += sgx;
+                db[ci] += sg;
+            }
+            for ci in 0..c {
+                let (gr, xr) = (&g[ci * p..][..p], &xh[ci * p..][..p]);
+                let w = gain[ci];
+                let out = &mut dx[ci * p..][..p];
+                for k in 0..p {
+                    out[k] = rs[k] * (gr[k] * w - (m1[k] + xr[k] * m2[k]) * inv_c);
                 }
-                (dg, db)
-            },
-        )
-        .reduce(
-            || (vec![0f32; c], vec![0f32; c]),
-            |(mut a, mut b), (x, y)| {
-                a.iter_mut().zip(&x).for_each(|(u, v)| *u += v);
-                b.iter_mut().zip(&y).for_each(|(u, v)| *u += v);
-                (a, b)
-            },
-        );
+            }
+            (dg, db)
+        })
+        .collect();
+    let (mut dgain, mut dbias) = (vec![0f32; c], vec![0f32; c]);
+    for (dg, db) in partials {
+        dgain.iter_mut().zip(&dg).for_each(|(a, b)| *a += b);
+        dbias.iter_mut().zip(&db).for_each(|(a, b)| *a += b);
+    }
     (dx, dgain, dbias)
 }
 

@@ -291,3 +291,42 @@ fn generic_fused_ops_equal_the_cpu_kernels() {
     );
     assert!(e <= 1e-5, "softmax backward: {e:.2e}");
 }
+
+/// The CPU kernels give the same bits whatever the number of threads (exact resume depends on it).
+#[test]
+fn cpu_gradients_do_not_depend_on_the_thread_count() {
+    let run = || {
+        let (b, c) = (9, 6);
+        let x = random([b, c, 10, 9], 1);
+        let w = random([8, c, 3, 3], 2);
+        let dw = random([c, 1, 7, 7], 3);
+        let gain = random([1, c, 1, 1], 4);
+        let bias = random([1, c, 1, 1], 5);
+        let (xl, wl, dwl) = (leaf::<4>(&x), leaf::<4>(&w), leaf::<4>(&dw));
+        let (gl, bl) = (leaf::<4>(&gain), leaf::<4>(&bias));
+        let h = conv2d(
+            xl.clone(),
+            dwl.clone(),
+            None,
+            ConvOptions::new([1, 1], [3, 3], [1, 1], c),
+        );
+        let h = channel_layer_norm(h, gl.clone(), bl.clone(), 1e-5);
+        let y = conv2d(
+            h,
+            wl.clone(),
+            None,
+            ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+        );
+        let g = gelu(y).sum().backward();
+        [&xl, &wl, &dwl, &gl, &bl].map(|t| values(t.grad(&g).expect("grad")))
+    };
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .expect("pool")
+    };
+    let one = pool(1).install(run);
+    let three = pool(3).install(run);
+    assert_eq!(one, three);
+}
