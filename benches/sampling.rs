@@ -16,7 +16,9 @@ use ndarray::Array4;
 
 /// The reference's D: t applications of a 2-D Gaussian convolution, per image and channel.
 fn iterated_convolutions(d: &Degradation, x: &Array4<f32>, t: usize) -> Array4<f32> {
-    let Transform::Blur(b) = d.transform;
+    let Transform::Blur(b) = d.transform else {
+        panic!("a blur preset");
+    };
     let mut out = x.clone();
     for mut im in out.outer_iter_mut() {
         for mut ch in im.outer_iter_mut() {
@@ -29,14 +31,15 @@ fn iterated_convolutions(d: &Degradation, x: &Array4<f32>, t: usize) -> Array4<f
 
 fn degradation(c: &mut Criterion) {
     let d = Degradation::preset("mnist").expect("preset");
-    let ops = d.operators().expect("ops");
+    let ops = d.prepare().expect("ops");
+    let none = ndarray::Array2::zeros((16, 0));
     let x = random_images((16, 1, 28, 28), 1);
     let mut g = c.benchmark_group("degradation");
     g.throughput(Throughput::Elements(16));
     g.sample_size(10);
     for t in [1usize, 5, 20] {
         g.bench_with_input(BenchmarkId::new("operators", t), &t, |b, &t| {
-            b.iter(|| black_box(ops.apply_uniform(x.view(), t).expect("apply")))
+            b.iter(|| black_box(ops.apply_uniform(x.view(), t, none.view()).expect("apply")))
         });
         g.bench_with_input(BenchmarkId::new("iterated_convolutions", t), &t, |b, &t| {
             b.iter(|| black_box(iterated_convolutions(&d, &x, t)))
@@ -62,8 +65,15 @@ fn step_graph(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("direct", batch), &batch, |b, &batch| {
             b.iter(|| {
                 black_box(
-                    e.restore(x.view(), &vec![20; batch], Algorithm::Direct, None, false)
-                        .expect("run"),
+                    e.restore(
+                        x.view(),
+                        &vec![20; batch],
+                        ndarray::Array2::zeros((batch, 0)).view(),
+                        Algorithm::Direct,
+                        None,
+                        false,
+                    )
+                    .expect("run"),
                 )
             })
         });
@@ -84,8 +94,15 @@ fn restore(c: &mut Criterion) {
             |b, &batch| {
                 b.iter(|| {
                     black_box(
-                        e.restore(x.view(), &vec![20; batch], Algorithm::Two, None, false)
-                            .expect("run"),
+                        e.restore(
+                            x.view(),
+                            &vec![20; batch],
+                            ndarray::Array2::zeros((batch, 0)).view(),
+                            Algorithm::Two,
+                            None,
+                            false,
+                        )
+                        .expect("run"),
                     )
                 })
             },

@@ -4,19 +4,20 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use burn::prelude::*;
+use cold_runtime::bundle::io;
 use cold_runtime::bundle::{Bundle, TrainingSummary};
 use cold_runtime::ortlib;
-use cold_testkit::{max_abs_diff, random_images, tiny_model, workspace_root};
+use cold_testkit::{max_abs_diff, random_images, tiny_model, tiny_model_for, workspace_root};
 use cold_trainer::CpuBackend as B;
-use cold_trainer::degrade::DeviceDegradation;
 use cold_trainer::ema::flat_params;
 use cold_trainer::export::{self, import};
 use cold_trainer::model::UNet;
 use cold_trainer::tensor_io::{to_array, to_tensor};
-use ndarray::{Array4, ArrayD, Ix4};
+use ndarray::{Array2, Array4, ArrayD, Ix4};
 use ort::session::Session;
 use ort::value::{Tensor as OrtTensor, TensorRef};
 use protobuf::Message;
+use rand::SeedableRng;
 
 fn session(path: &Path) -> Session {
     let env = ortlib::environment().expect("ONNX Runtime");
@@ -34,13 +35,32 @@ fn levels_tensor(levels: &[i64]) -> OrtTensor<i64> {
     OrtTensor::from_array(([levels.len()], levels.to_vec())).expect("levels")
 }
 
-fn burn_levels(levels: &[i64]) -> (Tensor<B, 1>, Tensor<B, 1, Int>) {
+fn burn_levels(levels: &[i64]) -> Tensor<B, 1> {
     let dev = Default::default();
     let f: Vec<f32> = levels.iter().map(|&v| v as f32).collect();
-    (
-        Tensor::from_data(TensorData::new(f, [levels.len()]), &dev),
-        Tensor::from_data(TensorData::new(levels.to_vec(), [levels.len()]), &dev),
-    )
+    Tensor::from_data(TensorData::new(f, [levels.len()]), &dev)
+}
+
+/// Adds the per-image parameter input when the degradation has parameters.
+fn with_params<'v>(
+    mut inputs: Vec<(
+        std::borrow::Cow<'static, str>,
+        ort::session::SessionInputValue<'v>,
+    )>,
+    params: &'v Array2<f32>,
+) -> Vec<(
+    std::borrow::Cow<'static, str>,
+    ort::session::SessionInputValue<'v>,
+)> {
+    if params.ncols() > 0 {
+        inputs.push((
+            io::PARAMS.into(),
+            TensorRef::from_array_view(params.view())
+                .expect("params")
+                .into(),
+        ));
+    }
+    inputs
 }
 
 /// Checks R, D and the fused step of the bundle in `dir` against `net` on random inputs.
@@ -52,6 +72,9 @@ fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
     let dev = Default::default();
     let x = random_images((4, c, h, w), seed);
     let t: Vec<i64> = vec![0, 1, big_t / 2, big_t];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let params = m.degradation.sample_params(&mut rng, 4);
+    let prepared = m.degradation.prepare().expect("prepare");
 
     // R(x, t)
     let mut r = session(&bundle.path(&m.files.restorer));
@@ -64,20 +87,21 @@ fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
             .expect("f32")
             .to_owned(),
     );
-    let (tf, _) = burn_levels(&t);
-    let want = to_array(net.forward(to_tensor::<B>(&x, &dev), tf));
+    let want = to_array(net.forward(to_tensor::<B>(&x, &dev), burn_levels(&t)));
     let err_r = max_abs_diff(&got, &want);
     assert!(err_r <= 1e-4, "restorer: max abs error {err_r}");
 
     // D(x, t)
     let mut d = session(&bundle.path(&m.files.degradation));
     let out = d
-        .run(ort::inputs! { "x" => TensorRef::from_array_view(x.view()).expect("x"), "t" => levels_tensor(&t) })
+        .run(with_params(
+            ort::inputs! { "x" => TensorRef::from_array_view(x.view()).expect("x"), "t" => levels_tensor(&t) },
+            &params,
+        ))
         .expect("run D");
     let got = arr4(out["y"].try_extract_array::<f32>().expect("f32").to_owned());
-    let ops = m.degradation.operators().expect("operators");
     let tu: Vec<usize> = t.iter().map(|&v| v as usize).collect();
-    let want = ops.apply(x.view(), &tu).expect("apply");
+    let want = prepared.apply(x.view(), &tu, params.view()).expect("apply");
     let err_d = max_abs_diff(&got, &want);
     assert!(err_d <= 1e-5, "degradation: max abs error {err_d}");
 
@@ -86,11 +110,14 @@ fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
     let s_prev: Vec<i64> = vec![0, 0, big_t / 2 - 1, big_t - 3];
     let mut st = session(&bundle.path(&m.files.step));
     let out = st
-        .run(ort::inputs! {
-            "x_s" => TensorRef::from_array_view(x.view()).expect("x"),
-            "s" => levels_tensor(&s),
-            "s_prev" => levels_tensor(&s_prev),
-        })
+        .run(with_params(
+            ort::inputs! {
+                "x_s" => TensorRef::from_array_view(x.view()).expect("x"),
+                "s" => levels_tensor(&s),
+                "s_prev" => levels_tensor(&s_prev),
+            },
+            &params,
+        ))
         .expect("run step");
     let x0_onnx = arr4(
         out["x0_hat"]
@@ -110,20 +137,19 @@ fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
             .expect("f32")
             .to_owned(),
     );
-    let deg = DeviceDegradation::<B>::from_operators(&ops, &dev);
-    let (sf, si) = burn_levels(&s);
-    let (_, spi) = burn_levels(&s_prev);
     let xb = to_tensor::<B>(&x, &dev);
-    let x0 = net.forward(xb.clone(), sf);
-    let mut alg2 =
-        to_array(xb.clone() - deg.apply(x0.clone(), si) + deg.apply(x0.clone(), spi.clone()));
-    let mut alg1 = to_array(deg.apply(x0.clone(), spi));
+    let x0 = to_array(net.forward(xb, burn_levels(&s)));
+    let su: Vec<usize> = s.iter().map(|&v| v as usize).collect();
+    let spu: Vec<usize> = s_prev.iter().map(|&v| v as usize).collect();
+    let d_s = prepared.apply(x0.view(), &su, params.view()).expect("D");
+    let d_prev = prepared.apply(x0.view(), &spu, params.view()).expect("D");
+    let mut alg2 = &x - &d_s + &d_prev;
+    let mut alg1 = d_prev;
     // Level-0 samples pass through unchanged.
     alg2.index_axis_mut(ndarray::Axis(0), 0)
         .assign(&x.index_axis(ndarray::Axis(0), 0));
     alg1.index_axis_mut(ndarray::Axis(0), 0)
         .assign(&x.index_axis(ndarray::Axis(0), 0));
-    let x0 = to_array(x0);
     for (name, got, want) in [
         ("x0_hat", &x0_onnx, &x0),
         ("x_next", &alg2_onnx, &alg2),
@@ -169,6 +195,22 @@ fn tiny_bundle_matches_burn() {
         .map(|i| i.float_data.len() + i.raw_data.len() / 4)
         .sum();
     assert!(inline_floats < 64, "{inline_floats} inline float values");
+}
+
+/// Every kind of degradation exports graphs that agree with Burn and the shared D, per-image
+/// parameters included.
+#[test]
+fn every_degradation_kind_exports_matching_graphs() {
+    for (i, preset) in ["mnist-inpaint", "mnist-inpaint-centred", "mnist-superres"]
+        .into_iter()
+        .enumerate()
+    {
+        let (cfg, net) = tiny_model_for(preset, 20 + i as u64);
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join(preset);
+        export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
+        check_parity(&dir, &net, 30 + i as u64);
+    }
 }
 
 #[test]

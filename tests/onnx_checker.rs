@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use cold_runtime::bundle::TrainingSummary;
-use cold_testkit::{tiny_model, workspace_root};
+use cold_testkit::{tiny_model_for, workspace_root};
 use cold_trainer::export;
 
 fn python() -> Option<PathBuf> {
@@ -55,11 +55,18 @@ fn exported_graphs_pass_onnx_checker_and_shape_inference() {
         py.display(),
         String::from_utf8_lossy(&probe.stderr)
     );
-    let (cfg, net) = tiny_model(5);
     let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path().join("b");
-    export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
-    check(&py, &dir);
+    for preset in [
+        "mnist",
+        "mnist-inpaint",
+        "mnist-inpaint-centred",
+        "mnist-superres",
+    ] {
+        let (cfg, net) = tiny_model_for(preset, 5);
+        let dir = tmp.path().join(preset);
+        export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
+        check(&py, &dir);
+    }
     let shipped = workspace_root().join("models/mnist-blur");
     assert!(
         shipped.join("manifest.json").is_file(),

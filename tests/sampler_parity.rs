@@ -3,12 +3,12 @@
 
 use cold_runtime::bundle::TrainingSummary;
 use cold_runtime::engine::{Algorithm, Engine, EngineOptions, WeightLoading};
-use cold_testkit::{max_abs_diff, random_images, tiny_model};
+use cold_testkit::{max_abs_diff, random_images, tiny_model, tiny_model_for};
 use cold_trainer::CpuBackend as B;
-use cold_trainer::degrade::DeviceDegradation;
 use cold_trainer::export;
 use cold_trainer::sample::sample;
 use cold_trainer::tensor_io::{to_array, to_tensor};
+use rand::SeedableRng;
 
 #[test]
 fn runtime_sampling_matches_burn_sampling() {
@@ -18,21 +18,23 @@ fn runtime_sampling_matches_burn_sampling() {
     export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
     let mut engine = Engine::open(&dir, EngineOptions::default()).expect("engine");
     let dev = Default::default();
-    let deg = DeviceDegradation::<B>::new(&cfg.degradation, &dev).expect("deg");
-    let ops = cfg.degradation.operators().expect("ops");
+    let deg = cfg.degradation.prepare().expect("deg");
+    let none = ndarray::Array2::<f32>::zeros((3, 0));
     let clean = random_images((3, 1, 28, 28), 4);
     for t in [20usize, 7] {
-        let xt = ops.apply_uniform(clean.view(), t).expect("apply");
+        let xt = deg
+            .apply_uniform(clean.view(), t, none.view())
+            .expect("apply");
         let levels = vec![t; 3];
-        let (direct, alg1) = sample(&net, &deg, to_tensor::<B>(&xt, &dev), t, false);
-        let (_, alg2) = sample(&net, &deg, to_tensor::<B>(&xt, &dev), t, true);
+        let (direct, alg1) = sample(&net, &deg, to_tensor::<B>(&xt, &dev), t, none.view(), false);
+        let (_, alg2) = sample(&net, &deg, to_tensor::<B>(&xt, &dev), t, none.view(), true);
         for (alg, want) in [
             (Algorithm::Direct, direct),
             (Algorithm::One, alg1),
             (Algorithm::Two, alg2),
         ] {
             let got = engine
-                .restore(xt.view(), &levels, alg, None, false)
+                .restore(xt.view(), &levels, none.view(), alg, None, false)
                 .expect("restore")
                 .output;
             let err = max_abs_diff(&got, &to_array(want));
@@ -41,15 +43,24 @@ fn runtime_sampling_matches_burn_sampling() {
     }
     // Mixed levels in one batch equal separate runs.
     let levels = [20usize, 7, 0];
-    let xt = ops.apply(clean.view(), &levels).expect("apply");
+    let xt = deg
+        .apply(clean.view(), &levels, none.view())
+        .expect("apply");
     let mixed = engine
-        .restore(xt.view(), &levels, Algorithm::Two, None, false)
+        .restore(xt.view(), &levels, none.view(), Algorithm::Two, None, false)
         .expect("mixed")
         .output;
     for (i, &t) in levels.iter().enumerate() {
         let one = xt.slice(ndarray::s![i..i + 1, .., .., ..]);
         let alone = engine
-            .restore(one, &[t], Algorithm::Two, None, false)
+            .restore(
+                one,
+                &[t],
+                none.slice(ndarray::s![i..i + 1, ..]),
+                Algorithm::Two,
+                None,
+                false,
+            )
             .expect("alone")
             .output;
         let err = max_abs_diff(&alone, mixed.slice(ndarray::s![i..i + 1, .., .., ..]));
@@ -71,14 +82,101 @@ fn runtime_sampling_matches_burn_sampling() {
         )
         .expect("engine");
         let again = other
-            .restore(xt.view(), &levels, Algorithm::Two, None, false)
+            .restore(xt.view(), &levels, none.view(), Algorithm::Two, None, false)
             .expect("restore")
             .output;
         assert_eq!(again, mixed, "{weights:?}");
     }
     // A shorter schedule visits fewer levels and still ends at a restoration.
     let r = engine
-        .restore(xt.view(), &[20, 20, 20], Algorithm::Two, Some(4), true)
+        .restore(
+            xt.view(),
+            &[20, 20, 20],
+            none.view(),
+            Algorithm::Two,
+            Some(4),
+            true,
+        )
         .expect("steps");
     assert_eq!(r.progression.len(), 5);
+}
+
+/// With per-image parameters (inpainting centres), the runtime's loop and the Burn sampler agree,
+/// and the parameters matter: other centres give other restorations.
+#[test]
+fn runtime_sampling_matches_burn_sampling_with_per_image_parameters() {
+    let (cfg, net) = tiny_model_for("mnist-inpaint", 5);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("b");
+    export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
+    let mut engine = Engine::open(&dir, EngineOptions::default()).expect("engine");
+    let dev = Default::default();
+    let deg = cfg.degradation.prepare().expect("deg");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let params = cfg.degradation.sample_params(&mut rng, 3);
+    let clean = random_images((3, 1, 28, 28), 6);
+    let t = 50;
+    let xt = deg
+        .apply_uniform(clean.view(), t, params.view())
+        .expect("apply");
+    let (_, alg2) = sample(
+        &net,
+        &deg,
+        to_tensor::<B>(&xt, &dev),
+        t,
+        params.view(),
+        true,
+    );
+    let got = engine
+        .restore(
+            xt.view(),
+            &[t; 3],
+            params.view(),
+            Algorithm::Two,
+            Some(10),
+            false,
+        )
+        .expect("restore");
+    let got_full = engine
+        .restore(
+            xt.view(),
+            &[t; 3],
+            params.view(),
+            Algorithm::Two,
+            None,
+            false,
+        )
+        .expect("restore")
+        .output;
+    let err = max_abs_diff(&got_full, &to_array(alg2));
+    assert!(err <= 1e-4, "Algorithm 2 with centres: {err}");
+    assert_eq!(got.output.dim(), (3, 1, 28, 28));
+    let shifted = params.mapv(|c| (c + 5.0).min(27.0));
+    let other = engine
+        .restore(
+            xt.view(),
+            &[t; 3],
+            shifted.view(),
+            Algorithm::Two,
+            None,
+            false,
+        )
+        .expect("restore")
+        .output;
+    assert!(
+        max_abs_diff(&other, &got_full) > 1e-3,
+        "the centres are used"
+    );
+    // A batch without its parameters is refused with a message naming them.
+    let e = engine
+        .restore(
+            xt.view(),
+            &[t; 3],
+            ndarray::Array2::zeros((3, 0)).view(),
+            Algorithm::Two,
+            None,
+            false,
+        )
+        .expect_err("no params");
+    assert!(e.to_string().contains("centre_row"), "{e}");
 }

@@ -100,15 +100,16 @@ pub fn run(model: &Path, options: EngineOptions, cfg: &BenchConfig) -> Result<Ve
             (batch, m.image.channels, m.image.height, m.image.width),
             |_| rng.random_range(-1.0f32..1.0),
         );
-        let x = engine.degrade(clean.view(), &vec![t; batch])?;
+        let params = m.degradation.sample_params(&mut rng, batch);
+        let x = engine.degrade(clean.view(), &vec![t; batch], params.view())?;
         let levels = vec![t; batch];
         for _ in 0..cfg.warmup {
-            engine.restore(x.view(), &levels, cfg.algorithm, None, false)?;
+            engine.restore(x.view(), &levels, params.view(), cfg.algorithm, None, false)?;
         }
         let mut times = Vec::with_capacity(cfg.repeats);
         for _ in 0..cfg.repeats.max(1) {
             let s = Instant::now();
-            let r = engine.restore(x.view(), &levels, cfg.algorithm, None, false)?;
+            let r = engine.restore(x.view(), &levels, params.view(), cfg.algorithm, None, false)?;
             times.push(s.elapsed().as_secs_f64());
             std::hint::black_box(r);
         }

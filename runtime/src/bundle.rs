@@ -39,6 +39,9 @@ pub mod io {
     pub const X_NEXT: &str = "x_next";
     /// Step output: the Algorithm 1 next state.
     pub const X_NEXT_ALG1: &str = "x_next_alg1";
+    /// Per-image degradation parameters `[B, P]` f32 (degradation and step input, only for kinds
+    /// that have them, e.g. the inpainting centre).
+    pub const PARAMS: &str = "params";
 }
 
 /// Image geometry and value range.
@@ -56,7 +59,8 @@ pub struct ImageSpec {
 pub struct Files {
     /// R(x, t): inputs `x` [B,C,H,W] f32, `t` [B] i64; output `x0_hat`.
     pub restorer: String,
-    /// D(x, t): inputs `x`, `t`; output `y`.
+    /// D(x, t): inputs `x`, `t` (and `params` [B, P] f32 for kinds with per-image parameters);
+    /// output `y`.
     pub degradation: String,
     /// One sampling step: inputs `x_s` [B,C,H,W] f32, `s` and `s_prev` [B] i64 (the level to step
     /// to); outputs `x0_hat`, `x_next` (Algorithm 2) and `x_next_alg1` (Algorithm 1).
@@ -159,6 +163,9 @@ impl Bundle {
                      re-export the model with a matching cold-train, or use a matching cold"
                 ),
             ));
+        }
+        if let Some(d) = probe.get("degradation") {
+            crate::degradation::check_kind(d).map_err(|e| bundle_err(dir, e.to_string()))?;
         }
         let manifest: Manifest = serde_json::from_value(probe).map_err(|e| {
             bundle_err(

@@ -2,7 +2,7 @@
 //! buffers alternate as the step graph's input and output through an IoBinding, the per-step
 //! levels are uploaded once before the loop, and only the final images come back to the host.
 
-use ndarray::{Array4, ArrayView4};
+use ndarray::{Array4, ArrayView2, ArrayView4};
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::Session;
 use ort::value::Tensor;
@@ -12,11 +12,13 @@ use crate::error::{Error, Result};
 use crate::sampler::{Algorithm, StepLevels};
 
 /// Runs the loop `levels` (from [`crate::sampler::plan`]) of a step-graph `session` that was
-/// created with the CUDA (or TensorRT) provider on GPU `device_id`.
+/// created with the CUDA (or TensorRT) provider on GPU `device_id`. `params` are the per-image
+/// degradation parameters, for graphs that take them.
 pub(crate) fn run(
     session: &mut Session,
     device_id: i32,
     x: ArrayView4<f32>,
+    params: Option<ArrayView2<f32>>,
     levels: &[StepLevels],
     algorithm: Algorithm,
 ) -> Result<Array4<f32>> {
@@ -43,7 +45,16 @@ pub(crate) fn run(
         .collect::<Result<_>>()?;
     let wanted = algorithm.output();
     let [other1, other2] = algorithm.unused_outputs();
+    let device_params = params
+        .map(|p| -> Result<Tensor<f32>> {
+            Ok(Tensor::from_array(p.as_standard_layout().into_owned())?
+                .to(AllocationDevice::CUDA, device_id)?)
+        })
+        .transpose()?;
     let mut binding = session.create_binding()?;
+    if let Some(p) = &device_params {
+        binding.bind_input(io::PARAMS, p)?;
+    }
     binding.bind_output(other1, &mut spare1)?;
     binding.bind_output(other2, &mut spare2)?;
     for (k, (s, p)) in device_levels.iter().enumerate() {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ndarray::{Array4, ArrayView4, Axis};
+use ndarray::{Array4, ArrayView2, ArrayView4, Axis};
 use ort::AsPointer;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::{OutputSelector, RunOptions, Session};
@@ -257,7 +257,12 @@ impl Engine {
         self.step_session().map(|_| ())
     }
 
-    fn check_input(&self, x: &ArrayView4<f32>, t: &[usize]) -> Result<()> {
+    fn check_input(
+        &self,
+        x: &ArrayView4<f32>,
+        t: &[usize],
+        params: &ArrayView2<f32>,
+    ) -> Result<()> {
         let im = &self.bundle.manifest.image;
         let (b, c, h, w) = x.dim();
         if (c, h, w) != (im.channels, im.height, im.width) {
@@ -266,31 +271,58 @@ impl Engine {
                 im.channels, im.height, im.width
             )));
         }
+        let d = &self.bundle.manifest.degradation;
         if t.len() != b {
             return Err(Error::InvalidArgument(format!(
                 "{} levels for a batch of {b}",
                 t.len()
             )));
         }
-        let big_t = self.bundle.manifest.degradation.steps;
-        if let Some(bad) = t.iter().find(|&&v| v > big_t) {
+        if let Some(bad) = t.iter().find(|&&v| v > d.steps) {
             return Err(Error::InvalidArgument(format!(
-                "level {bad} is beyond the model's T = {big_t}"
+                "level {bad} is beyond the model's T = {}",
+                d.steps
+            )));
+        }
+        let p = d.param_names().len();
+        if params.dim() != (b, p) {
+            return Err(Error::InvalidArgument(format!(
+                "{} parameters per image for {} images, but this model's degradation takes {p} ({})",
+                params.ncols(),
+                params.nrows(),
+                d.param_names().join(", ")
             )));
         }
         Ok(())
     }
 
-    /// D(x, t) through the bundle's degradation graph.
-    pub fn degrade(&mut self, x: ArrayView4<f32>, t: &[usize]) -> Result<Array4<f32>> {
-        self.check_input(&x, t)?;
+    /// Whether the bundle's graphs take per-image degradation parameters.
+    fn takes_params(&self) -> bool {
+        !self.bundle.manifest.degradation.param_names().is_empty()
+    }
+
+    /// D(x, t) through the bundle's degradation graph, with the per-image parameters `params`
+    /// (`[B, P]`; `[B, 0]` for kinds without any).
+    pub fn degrade(
+        &mut self,
+        x: ArrayView4<f32>,
+        t: &[usize],
+        params: ArrayView2<f32>,
+    ) -> Result<Array4<f32>> {
+        self.check_input(&x, t, &params)?;
         let x = x.as_standard_layout();
         let levels: Vec<i64> = t.iter().map(|&v| v as i64).collect();
+        let with_params = self.takes_params();
+        let params = params.as_standard_layout().into_owned();
         let session = self.session(Graph::Degradation)?;
-        let out = session.run(ort::inputs! {
+        let mut inputs = ort::inputs! {
             io::X => TensorRef::from_array_view(x.view())?,
             io::T => Tensor::from_array(([levels.len()], levels))?,
-        })?;
+        };
+        if with_params {
+            inputs.push((io::PARAMS.into(), Tensor::from_array(params)?.into()));
+        }
+        let out = session.run(inputs)?;
         let y = out[io::Y].try_extract_array::<f32>()?;
         Ok(y.into_dimensionality::<ndarray::Ix4>()
             .map_err(|e| Error::OnnxRuntime(e.to_string()))?
@@ -303,11 +335,15 @@ impl Engine {
         &mut self,
         x: ArrayView4<f32>,
         t: &[usize],
+        params: ArrayView2<f32>,
         algorithm: Algorithm,
         steps: Option<usize>,
         progression: bool,
     ) -> Result<Restored> {
-        self.check_input(&x, t)?;
+        self.check_input(&x, t, &params)?;
+        let params = self
+            .takes_params()
+            .then(|| params.as_standard_layout().into_owned());
         let levels = sampler::plan(t, algorithm, steps);
         let b = x.len_of(Axis(0));
         #[cfg(feature = "cuda")]
@@ -317,7 +353,14 @@ impl Engine {
         {
             let device_id = self.options.device_id;
             let session = self.step_session()?;
-            let out = crate::device_loop::run(session, device_id, x, &levels, algorithm)?;
+            let out = crate::device_loop::run(
+                session,
+                device_id,
+                x,
+                params.as_ref().map(|p| p.view()),
+                &levels,
+                algorithm,
+            )?;
             return Ok(Restored {
                 output: out,
                 progression: Vec::new(),
@@ -334,14 +377,18 @@ impl Engine {
             RunOptions::new()?.with_outputs(OutputSelector::no_default().with(out_name));
         let session = self.step_session()?;
         for StepLevels { s, s_prev } in levels {
-            let outputs = session.run_with_options(
-                ort::inputs! {
-                    io::X_S => TensorRef::from_array_view(state.view())?,
-                    io::S => Tensor::from_array(([b], s.clone()))?,
-                    io::S_PREV => Tensor::from_array(([b], s_prev))?,
-                },
-                &run_options,
-            )?;
+            let mut inputs = ort::inputs! {
+                io::X_S => TensorRef::from_array_view(state.view())?,
+                io::S => Tensor::from_array(([b], s.clone()))?,
+                io::S_PREV => Tensor::from_array(([b], s_prev))?,
+            };
+            if let Some(p) = &params {
+                inputs.push((
+                    io::PARAMS.into(),
+                    TensorRef::from_array_view(p.view())?.into(),
+                ));
+            }
+            let outputs = session.run_with_options(inputs, &run_options)?;
             let y = outputs[out_name].try_extract_array::<f32>()?;
             let y = y
                 .into_dimensionality::<ndarray::Ix4>()

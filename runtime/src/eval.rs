@@ -24,6 +24,8 @@ pub struct EvalConfig {
     pub batch: usize,
     /// Round the degraded inputs as a PNG of this depth would (None: float, the paper's protocol).
     pub input_depth: Option<BitDepth>,
+    /// Seed of the per-image degradation parameters (inpainting centres, ...).
+    pub seed: u64,
 }
 
 /// One line of the table.
@@ -60,6 +62,10 @@ pub fn evaluate(
     let t0 = std::time::Instant::now();
     let n = cfg.limit.unwrap_or(data.len()).min(data.len());
     let mut rows = Vec::new();
+    let deg = engine.bundle.manifest.degradation.clone();
+    // One parameter row per test image, the same at every level.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(cfg.seed);
+    let all_params = deg.sample_params(&mut rng, n);
     for &t in &cfg.levels {
         let mut sets: Vec<MetricSet> = vec![MetricSet::default(); 4];
         let pb = progress_bar(n as u64, &format!("t = {t}"));
@@ -67,18 +73,40 @@ pub fn evaluate(
             let idx: Vec<usize> = (start..(start + cfg.batch).min(n)).collect();
             let x0 = data.batch(&idx);
             let levels = vec![t; idx.len()];
-            let mut xt = engine.degrade(x0.view(), &levels)?;
+            let params = all_params.select(Axis(0), &idx);
+            let mut xt = engine.degrade(x0.view(), &levels, params.view())?;
             if let Some(depth) = cfg.input_depth {
                 xt.mapv_inplace(|v| imageio::quantize(v, depth));
             }
             let direct = engine
-                .restore(xt.view(), &levels, Algorithm::Direct, None, false)?
+                .restore(
+                    xt.view(),
+                    &levels,
+                    params.view(),
+                    Algorithm::Direct,
+                    None,
+                    false,
+                )?
                 .output;
             let a1 = engine
-                .restore(xt.view(), &levels, Algorithm::One, None, false)?
+                .restore(
+                    xt.view(),
+                    &levels,
+                    params.view(),
+                    Algorithm::One,
+                    None,
+                    false,
+                )?
                 .output;
             let a2 = engine
-                .restore(xt.view(), &levels, Algorithm::Two, None, false)?
+                .restore(
+                    xt.view(),
+                    &levels,
+                    params.view(),
+                    Algorithm::Two,
+                    None,
+                    false,
+                )?
                 .output;
             for (set, out) in sets.iter_mut().zip([&xt, &direct, &a1, &a2]) {
                 set.add(out.view(), x0.view());

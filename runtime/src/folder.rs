@@ -177,11 +177,11 @@ pub struct FolderRun<'a> {
     pub what: &'a str,
 }
 
-/// Runs `f` over the items in batches. `f` gets a `[B, C, H, W]` batch in [-1, 1] and returns the
-/// outputs of each image. Bad inputs and failed writes are recorded in the report.
+/// Runs `f` over the items in batches. `f` gets a `[B, C, H, W]` batch in [-1, 1] and its items,
+/// and returns the outputs of each image. Bad inputs and failed writes are recorded in the report.
 pub fn run_batched<F>(run: &FolderRun, mut report: Report, mut f: F) -> Result<Report>
 where
-    F: FnMut(Array4<f32>) -> Result<Vec<Outputs>>,
+    F: FnMut(Array4<f32>, &[&Item]) -> Result<Vec<Outputs>>,
 {
     let FolderRun {
         items,
@@ -213,7 +213,8 @@ where
         if !ok_items.is_empty() {
             let views: Vec<_> = arrays.iter().map(|a| a.view()).collect();
             let x = ndarray::stack(Axis(0), &views).expect("same shapes");
-            match f(x) {
+            let batch_items: Vec<&Item> = ok_items.iter().map(|(it, _)| *it).collect();
+            match f(x, &batch_items) {
                 Ok(outs) => {
                     let results: Vec<_> = ok_items
                         .par_iter()

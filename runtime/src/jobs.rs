@@ -2,12 +2,15 @@
 
 use std::path::Path;
 
-use ndarray::{Array3, Axis, concatenate};
+use ndarray::{Array3, Array4, ArrayView2, ArrayView4, Axis, concatenate};
+
+use crate::degradation::Degradation;
 
 use crate::engine::{Algorithm, Engine};
 use crate::error::{Error, Result};
-use crate::folder::{self, FolderRun, Report, Resize, Shape};
+use crate::folder::{self, FolderRun, Item, Report, Resize, Shape};
 use crate::imageio;
+use crate::sidecar::{self, Sidecar};
 
 /// Options of `cold restore`.
 #[derive(Clone, Debug)]
@@ -58,6 +61,41 @@ fn strip(frames: &[Array3<f32>]) -> Result<image::DynamicImage> {
     imageio::unit_to_image(joined.view())
 }
 
+/// What restoring a folder needs from its `degradation.json`: the level and each image's
+/// parameters. Kinds without per-image parameters need no sidecar; one that is there must match.
+fn restore_inputs(
+    engine: &Engine,
+    in_dir: &Path,
+    t: Option<usize>,
+) -> Result<(usize, Option<Sidecar>)> {
+    let model = &engine.bundle.manifest.degradation;
+    let side = Sidecar::read(in_dir)?;
+    if let Some(s) = &side {
+        s.check_matches(in_dir, model)?;
+        if let Some(t) = t
+            && t != s.t
+        {
+            return Err(Error::InvalidArgument(format!(
+                "--t {t}, but {} says these images were degraded to t = {}: drop --t, or pass --t {}",
+                Sidecar::path(in_dir).display(),
+                s.t,
+                s.t
+            )));
+        }
+    } else if !model.param_names().is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{} is missing: this model's degradation ({}) has per-image parameters ({}) that \
+             restoring needs. Degrade the images with `cold degrade`, which writes that file next \
+             to them",
+            Sidecar::path(in_dir).display(),
+            model.describe(),
+            model.param_names().join(", ")
+        )));
+    }
+    let t = level(engine, t.or(side.as_ref().map(|s| s.t)))?;
+    Ok((t, side))
+}
+
 /// Restores every image under `in_dir` into `out_dir` (same relative paths, PNG).
 pub fn restore_folder(
     engine: &mut Engine,
@@ -65,8 +103,19 @@ pub fn restore_folder(
     out_dir: &Path,
     o: &RestoreOptions,
 ) -> Result<Report> {
-    let t = level(engine, o.t)?;
-    let (items, report) = folder::plan(in_dir, out_dir, o.overwrite)?;
+    let (t, side) = restore_inputs(engine, in_dir, o.t)?;
+    let (mut items, mut report) = folder::plan(in_dir, out_dir, o.overwrite)?;
+    let needs_params = !engine.bundle.manifest.degradation.param_names().is_empty();
+    if let Some(s) = side.as_ref().filter(|_| needs_params) {
+        // Images without parameters are reported and skipped; the rest go on.
+        items.retain(|it| match s.lookup(in_dir, &[&it.rel]) {
+            Ok(_) => true,
+            Err(why) => {
+                report.failed.push((it.input.clone(), why));
+                false
+            }
+        });
+    }
     let run = FolderRun {
         items: &items,
         out_dir,
@@ -75,9 +124,23 @@ pub fn restore_folder(
         batch: o.batch,
         what: "restoring",
     };
-    folder::run_batched(&run, report, |x| {
+    folder::run_batched(&run, report, |x, batch: &[&Item]| {
         let b = x.len_of(Axis(0));
-        let r = engine.restore(x.view(), &vec![t; b], o.algorithm, o.steps, o.progression)?;
+        let params = match side.as_ref().filter(|_| needs_params) {
+            Some(s) => {
+                let rels: Vec<&Path> = batch.iter().map(|it| it.rel.as_path()).collect();
+                s.lookup(in_dir, &rels).map_err(Error::InvalidArgument)?
+            }
+            None => ndarray::Array2::zeros((b, 0)),
+        };
+        let r = engine.restore(
+            x.view(),
+            &vec![t; b],
+            params.view(),
+            o.algorithm,
+            o.steps,
+            o.progression,
+        )?;
         (0..b)
             .map(|i| {
                 let mut outs = vec![(
@@ -108,9 +171,38 @@ pub struct DegradeOptions {
     pub overwrite: bool,
     /// Bits per channel of the written PNGs.
     pub depth: imageio::BitDepth,
+    /// Seed of the per-image parameters (each image's are drawn from it and its path).
+    pub seed: u64,
 }
 
-/// Degrades every image under `in_dir` to level `o.t` with the bundle's D graph.
+/// The sidecar a degrade run writes into `out_dir`: the existing one when it describes the same
+/// degradation, level and seed (a rerun adds to it), else a new one, which replaces a different
+/// one only with `overwrite`.
+pub fn open_sidecar(
+    out_dir: &Path,
+    degradation: &Degradation,
+    t: usize,
+    seed: u64,
+    overwrite: bool,
+) -> Result<Sidecar> {
+    let fresh = Sidecar::new(degradation, t, seed);
+    match Sidecar::read(out_dir) {
+        Ok(Some(s)) if (&s.degradation, s.t, s.seed) == (degradation, t, seed) => Ok(s),
+        Ok(Some(s)) if !overwrite => Err(Error::InvalidArgument(format!(
+            "{} already holds images degraded by \"{}\" to t = {} (seed {}): choose another \
+             output folder, or pass --overwrite to redo them all",
+            out_dir.display(),
+            s.degradation.describe(),
+            s.t,
+            s.seed
+        ))),
+        Err(e) if !overwrite => Err(e),
+        _ => Ok(fresh),
+    }
+}
+
+/// Degrades every image under `in_dir` to level `o.t` with the bundle's D graph, and writes
+/// `degradation.json` (level, seed, every image's parameters) beside them.
 pub fn degrade_folder(
     engine: &mut Engine,
     in_dir: &Path,
@@ -118,26 +210,86 @@ pub fn degrade_folder(
     o: &DegradeOptions,
 ) -> Result<Report> {
     let t = level(engine, Some(o.t))?;
-    let (batch, resize, depth) = (o.batch, o.resize, o.depth);
+    let degradation = engine.bundle.manifest.degradation.clone();
+    degrade_folder_by(&degradation, t, in_dir, out_dir, o, |x, t, p| {
+        engine.degrade(x, t, p)
+    })
+}
+
+/// [`degrade_folder`] with the exact D of a description ([`Degradation::prepare`]), no model.
+pub fn degrade_folder_exact(
+    degradation: &Degradation,
+    in_dir: &Path,
+    out_dir: &Path,
+    o: &DegradeOptions,
+) -> Result<Report> {
+    if o.t > degradation.steps {
+        return Err(Error::InvalidArgument(format!(
+            "--t {} is beyond this degradation's T = {}",
+            o.t, degradation.steps
+        )));
+    }
+    let prepared = degradation.prepare()?;
+    degrade_folder_by(degradation, o.t, in_dir, out_dir, o, |x, t, p| {
+        prepared.apply(x, t, p)
+    })
+}
+
+fn degrade_folder_by<F>(
+    degradation: &Degradation,
+    t: usize,
+    in_dir: &Path,
+    out_dir: &Path,
+    o: &DegradeOptions,
+    mut apply: F,
+) -> Result<Report>
+where
+    F: FnMut(ArrayView4<f32>, &[usize], ArrayView2<f32>) -> Result<Array4<f32>>,
+{
+    let mut side = open_sidecar(out_dir, degradation, t, o.seed, o.overwrite)?;
     let (items, report) = folder::plan(in_dir, out_dir, o.overwrite)?;
     let run = FolderRun {
         items: &items,
         out_dir,
-        shape: shape(engine),
-        resize,
-        batch,
+        shape: Shape {
+            channels: degradation.channels,
+            height: degradation.height,
+            width: degradation.width,
+        },
+        resize: o.resize,
+        batch: o.batch,
         what: "degrading",
     };
-    folder::run_batched(&run, report, |x| {
+    folder::run_batched(&run, report, |x, batch: &[&Item]| {
+        let params = params_of(&side, batch);
         let b = x.len_of(Axis(0));
-        let y = engine.degrade(x.view(), &vec![t; b])?;
-        y.outer_iter()
+        let y = apply(x.view(), &vec![t; b], params.view())?;
+        let outs = y
+            .outer_iter()
             .map(|im| {
                 Ok(vec![(
                     String::new(),
-                    imageio::unit_to_image_depth(im, depth)?,
+                    imageio::unit_to_image_depth(im, o.depth)?,
                 )])
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // Recorded before the images are written: a listed image whose file is missing is
+        // simply redone by the next run.
+        for (it, row) in batch.iter().zip(params.outer_iter()) {
+            side.images.insert(sidecar::key(&it.rel), row.to_vec());
+        }
+        side.write(out_dir)?;
+        Ok(outs)
     })
+}
+
+/// The parameters of a batch of images: drawn from the sidecar's seed and each image's path.
+pub fn params_of(side: &Sidecar, batch: &[&Item]) -> ndarray::Array2<f32> {
+    let p = side.param_names.len();
+    let mut out = ndarray::Array2::zeros((batch.len(), p));
+    for (i, it) in batch.iter().enumerate() {
+        out.row_mut(i)
+            .assign(&ndarray::Array1::from(side.draw(&it.rel)));
+    }
+    out
 }

@@ -5,10 +5,11 @@
 //! - [`sampler`]: the level schedule of Algorithms 1 and 2 and the direct reconstruction, shared by
 //!   the host loop and the GPU loop.
 //! - [`bundle`]: the model bundle format (manifest, hashes, atomic writing).
-//! - [`jobs`], [`folder`], [`imageio`]: restoring and degrading image folders safely.
+//! - [`jobs`], [`folder`], [`imageio`], [`sidecar`]: restoring and degrading image folders safely;
+//!   `degradation.json` carries a degraded folder's level and per-image parameters.
 //! - [`bench`], [`eval`], [`metrics`]: throughput and the paper's quality metrics.
-//! - [`degradation`]: the degradation description shared with the trainer, with exact per-level
-//!   operators that make D(x, t) cost the same for every t.
+//! - [`degradation`]: the degradation description shared with the trainer and the one
+//!   implementation of D (blur, inpainting, super-resolution).
 //! - [`data`]: MNIST / Fashion-MNIST / CIFAR-10 / image-folder data sets.
 //! - [`fetch`], [`ortlib`]: the pinned, hash-checked downloads (MNIST, ONNX Runtime).
 
@@ -28,5 +29,6 @@ pub mod jobs;
 pub mod metrics;
 pub mod ortlib;
 pub mod sampler;
+pub mod sidecar;
 
 pub use error::{Error, Result};

@@ -131,6 +131,9 @@ struct DegradeArgs {
     /// digit spans about one 8-bit grey level, so 8 bits keep almost nothing to restore from.
     #[arg(long, value_enum, default_value = "8")]
     depth: BitDepth,
+    /// Seed of the per-image parameters (inpainting centres), recorded in degradation.json.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Args, Debug)]
@@ -182,6 +185,9 @@ struct EvalArgs {
     /// them (default: float, the reference's protocol).
     #[arg(long, value_enum)]
     input_depth: Option<BitDepth>,
+    /// Seed of the per-image degradation parameters (inpainting centres).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// Folder for eval.json, eval.md and comparison.png.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -242,6 +248,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 resize: a.resize,
                 overwrite: a.overwrite,
                 depth: a.depth,
+                seed: a.seed,
             };
             let report = jobs::degrade_folder(&mut engine, &a.in_dir, &a.out_dir, &o)?;
             Ok(finish(report, "degrade"))
@@ -291,6 +298,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 limit: a.limit,
                 batch: a.batch,
                 input_depth: a.input_depth,
+                seed: a.seed,
             };
             let grid = a.out.as_ref().map(|d| d.join("comparison.png"));
             if let Some(d) = &a.out {

@@ -273,13 +273,17 @@ fn degrade_matches_the_exact_operators() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let ops = cold_runtime::degradation::Degradation::preset("mnist")
         .expect("preset")
-        .operators()
+        .prepare()
         .expect("ops");
     // The largest difference between D(x, t) by the exact operators and what `out` holds for `f`.
     let degrade_err = |f: &Path, out: &Path, t: usize| {
         let x = imageio::load_unit(f, 1, 28, 28).expect("in");
         let want = ops
-            .apply_uniform(x.insert_axis(ndarray::Axis(0)).view(), t)
+            .apply_uniform(
+                x.insert_axis(ndarray::Axis(0)).view(),
+                t,
+                ndarray::Array2::zeros((1, 0)).view(),
+            )
             .expect("apply");
         let got =
             imageio::load_unit(&out.join(f.file_name().expect("name")), 1, 28, 28).expect("out");
@@ -602,10 +606,12 @@ fn eval_writes_table_json_and_grid_with_the_reference_rmse() {
     let x0 = d.batch(&(0..12).collect::<Vec<_>>());
     let ops = cold_runtime::degradation::Degradation::preset("mnist")
         .expect("preset")
-        .operators()
+        .prepare()
         .expect("ops");
     for (i, t) in [(0usize, 20usize), (4, 5)] {
-        let xt = ops.apply_uniform(x0.view(), t).expect("apply");
+        let xt = ops
+            .apply_uniform(x0.view(), t, ndarray::Array2::zeros((12, 0)).view())
+            .expect("apply");
         let got = rows[i]["rmse"].as_f64().expect("rmse");
         let want = rmse01(&xt, &x0);
         assert!((got - want).abs() < 1e-5, "t {t}: {got} vs {want}");

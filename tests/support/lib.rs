@@ -19,9 +19,14 @@ use cold_trainer::train::TrainConfig;
 use ndarray::Array4;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-/// A tiny seeded network and its config (MNIST preset: 1x28x28, T = 20).
+/// A tiny seeded network and its config (MNIST blur preset: 1x28x28, T = 20).
 pub fn tiny_model(seed: u64) -> (TrainConfig, UNet<CpuBackend>) {
-    let cfg = TrainConfig::new("mnist", "mnist", "tiny").expect("config");
+    tiny_model_for("mnist", seed)
+}
+
+/// A tiny seeded network for a degradation preset.
+pub fn tiny_model_for(preset: &str, seed: u64) -> (TrainConfig, UNet<CpuBackend>) {
+    let cfg = TrainConfig::new("mnist", preset, "tiny").expect("config");
     let device = Default::default();
     CpuBackend::seed(&device, seed);
     let net = cfg.model.init::<CpuBackend>(&device);

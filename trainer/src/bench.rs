@@ -6,7 +6,6 @@ use burn::tensor::backend::AutodiffBackend;
 use cold_runtime::data::Dataset;
 use serde::Serialize;
 
-use crate::degrade::DeviceDegradation;
 use crate::error::Result;
 use crate::ops::TrainBackend;
 use crate::train::{TrainConfig, TrainState, make_batch, train_step};
@@ -38,7 +37,7 @@ pub fn bench_training<B: AutodiffBackend + TrainBackend>(
     backend: &str,
 ) -> Result<TrainBench> {
     cfg.validate()?;
-    let deg = DeviceDegradation::<B>::new(&cfg.degradation, device)?;
+    let deg = cfg.degradation.prepare()?;
     let mut state = TrainState::<B>::new(cfg, device);
     let parameters = burn::module::Module::num_params(&state.model);
     let t0 = Instant::now();

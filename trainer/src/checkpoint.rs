@@ -13,9 +13,10 @@ use burn::tensor::backend::AutodiffBackend;
 use cold_runtime::fetch;
 use serde::{Deserialize, Serialize};
 
+use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::model::UNet;
-use crate::train::{TrainConfig, TrainState};
+use crate::state::TrainState;
 
 type Rec = NamedMpkBytesRecorder<FullPrecisionSettings>;
 
@@ -24,6 +25,9 @@ type Rec = NamedMpkBytesRecorder<FullPrecisionSettings>;
 pub struct Checkpoint {
     pub step: usize,
     pub format: u32,
+    /// Training seconds up to this checkpoint, over every invocation of the run.
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 fn ck_err(path: &Path, reason: impl std::fmt::Display) -> TrainError {
@@ -65,6 +69,7 @@ pub fn save<B: AutodiffBackend>(dir: &Path, state: &TrainState<B>, keep: usize) 
     let js = serde_json::to_vec_pretty(&Checkpoint {
         step: state.step,
         format: 1,
+        seconds: state.seconds,
     })
     .map_err(|e| ck_err(&tmp, e))?;
     fetch::write_atomic(&tmp.join("state.json"), &js)?;
@@ -134,12 +139,13 @@ pub fn load_latest<B: AutodiffBackend>(
         .load_record(ema_rec);
     let optim_rec = Recorder::<B>::load(&rec, read(&d.join("optim.mpk"))?, device)
         .map_err(|e| ck_err(&d, e))?;
-    let optim = cfg.optimizer_for_resume::<B>().load_record(optim_rec);
+    let optim = cfg.optimizer::<B>().load_record(optim_rec);
     Ok(TrainState {
         model,
         ema,
         optim,
         step: st.step,
+        seconds: st.seconds,
     })
 }
 

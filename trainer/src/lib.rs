@@ -2,19 +2,23 @@
 //!
 //! - [`model`]: the attention U-Net, one file per part.
 //! - [`ops`]: convolutions with backward passes of our own (fast CPU kernels, generic elsewhere).
-//! - [`degrade`]: D(x, t) on a Burn device, from the shared degradation description.
-//! - [`train`], [`checkpoint`], [`ema`], [`sample`], [`plot`]: the training run and its outputs.
+//! - [`config`], [`batches`], [`state`], [`train`], [`run_dir`], [`checkpoint`], [`ema`],
+//!   [`sample`], [`plot`]: the training run and its outputs. D(x, t) comes from the runtime's
+//!   one implementation (`cold_runtime::degradation`).
 
+pub mod batches;
 pub mod bench;
 pub mod checkpoint;
-pub mod degrade;
+pub mod config;
 pub mod ema;
 pub mod error;
 pub mod export;
 pub mod model;
 pub mod ops;
 pub mod plot;
+pub mod run_dir;
 pub mod sample;
+pub mod state;
 pub mod tensor_io;
 pub mod train;
 

@@ -27,7 +27,8 @@ struct Cli {
 enum Command {
     /// Train (or resume) a restorer; writes config, loss log and curve, sample grids, checkpoints.
     Train(TrainArgs),
-    /// Apply D(x, t) of a preset to every image of a folder (8-bit PNGs, same relative paths).
+    /// Apply D(x, t) of a preset to every image of a folder (PNGs at the same relative paths, plus
+    /// degradation.json with the level and per-image parameters).
     Degrade(DegradeArgs),
     /// Download a data set into the cache (pinned and sha256-checked).
     Fetch(FetchArgs),
@@ -61,7 +62,8 @@ struct TrainArgs {
     /// Data set: mnist, mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, folder:DIR.
     #[arg(long)]
     dataset: Option<String>,
-    /// Degradation preset: mnist or cifar10.
+    /// Degradation preset: mnist, cifar10 (blur), mnist-inpaint, mnist-inpaint-centred,
+    /// mnist-superres, cifar10-inpaint, cifar10-inpaint-centred, cifar10-superres.
     #[arg(long)]
     preset: Option<String>,
     /// Network size: tiny, compact, small or paper.
@@ -107,12 +109,15 @@ struct TrainArgs {
 
 #[derive(Args, Debug)]
 struct DegradeArgs {
-    /// Degradation preset: mnist or cifar10.
+    /// Degradation preset (see `train --preset`).
     #[arg(long, default_value = "mnist")]
     preset: String,
     /// Degradation level, 0..=T.
     #[arg(long)]
     t: usize,
+    /// Seed of the per-image parameters (inpainting centres), recorded in degradation.json.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// Redo outputs that already exist.
     #[arg(long)]
     overwrite: bool,
@@ -213,14 +218,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(a) => train_cmd(a),
         Command::Degrade(a) => {
             let deg = Degradation::preset(&a.preset)?;
-            let report = cold_trainer::degrade::degrade_folder(
-                &deg,
-                a.t,
-                &a.in_dir,
-                &a.out_dir,
-                a.overwrite,
-                a.depth,
-            )?;
+            let o = cold_runtime::jobs::DegradeOptions {
+                t: a.t,
+                batch: 256,
+                resize: cold_runtime::folder::Resize::Refuse,
+                overwrite: a.overwrite,
+                depth: a.depth,
+                seed: a.seed,
+            };
+            let report = cold_runtime::jobs::degrade_folder_exact(&deg, &a.in_dir, &a.out_dir, &o)?;
             report.log("degrade");
             Ok(if report.failed.is_empty() {
                 ExitCode::SUCCESS

@@ -2,9 +2,12 @@
 
 use burn::prelude::*;
 
-use crate::degrade::DeviceDegradation;
+use cold_runtime::degradation::Prepared;
+use ndarray::ArrayView2;
+
 use crate::model::UNet;
 use crate::ops::TrainBackend;
+use crate::tensor_io::{to_array, to_tensor};
 
 /// The restoration results from one degraded batch.
 #[derive(Debug)]
@@ -17,36 +20,50 @@ pub struct Restorations<B: Backend> {
     pub algorithm2: Tensor<B, 4>,
 }
 
-fn levels<B: Backend>(b: usize, s: usize, device: &B::Device) -> (Tensor<B, 1>, Tensor<B, 1, Int>) {
-    (
-        Tensor::<B, 1>::full([b], s as f32, device),
-        Tensor::<B, 1, Int>::full([b], s as i64, device),
-    )
+/// D(x, level) of a batch on the host with the shared implementation
+/// ([`cold_runtime::degradation`]), back on `x`'s device.
+fn degrade<B: Backend>(
+    deg: &Prepared,
+    x: Tensor<B, 4>,
+    level: usize,
+    params: ArrayView2<f32>,
+) -> Tensor<B, 4> {
+    let device = x.device();
+    let y = deg
+        .apply_uniform(to_array(x).view(), level, params)
+        .expect("levels and parameters were checked by the sampler");
+    to_tensor(&y, &device)
 }
 
 /// Runs one sampler from level `t` down to 0. With `improved` it is Algorithm 2, else Algorithm 1.
+/// `params` are the images' degradation parameters (`[B, P]`).
+///
+/// # Panics
+/// If `t` is beyond the degradation's T or `params` does not fit the batch.
 pub fn sample<B: TrainBackend>(
     model: &UNet<B>,
-    deg: &DeviceDegradation<B>,
+    deg: &Prepared,
     x_t: Tensor<B, 4>,
     t: usize,
+    params: ArrayView2<f32>,
     improved: bool,
 ) -> (Tensor<B, 4>, Tensor<B, 4>) {
     let b = x_t.dims()[0];
+    deg.check(b, &vec![t; b], params)
+        .expect("sampler levels and parameters");
     let device = x_t.device();
     let mut x = x_t;
     let mut direct = None;
     for s in (1..=t).rev() {
-        let (sf, si) = levels::<B>(b, s, &device);
-        let x0 = model.forward(x.clone(), sf);
+        let x0 = model.forward(x.clone(), Tensor::<B, 1>::full([b], s as f32, &device));
         if direct.is_none() {
             direct = Some(x0.clone());
         }
-        let (_, prev) = levels::<B>(b, s - 1, &device);
+        let prev = degrade(deg, x0.clone(), s - 1, params);
         x = if improved {
-            x - deg.apply(x0.clone(), si) + deg.apply(x0, prev)
+            x - degrade(deg, x0, s, params) + prev
         } else {
-            deg.apply(x0, prev)
+            prev
         };
     }
     (direct.unwrap_or_else(|| x.clone()), x)
@@ -55,12 +72,13 @@ pub fn sample<B: TrainBackend>(
 /// Direct, Algorithm 1 and Algorithm 2 restorations of `x_t` (degraded to level `t`).
 pub fn restore_all<B: TrainBackend>(
     model: &UNet<B>,
-    deg: &DeviceDegradation<B>,
+    deg: &Prepared,
     x_t: Tensor<B, 4>,
     t: usize,
+    params: ArrayView2<f32>,
 ) -> Restorations<B> {
-    let (direct, algorithm1) = sample(model, deg, x_t.clone(), t, false);
-    let (_, algorithm2) = sample(model, deg, x_t, t, true);
+    let (direct, algorithm1) = sample(model, deg, x_t.clone(), t, params, false);
+    let (_, algorithm2) = sample(model, deg, x_t, t, params, true);
     Restorations {
         direct,
         algorithm1,

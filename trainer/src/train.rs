@@ -1,368 +1,32 @@
-//! The training loop: t ~ U{1..T}, x_t = D(x0, t), loss L1(R(x_t, t), x0), Adam, EMA of the weights,
+//! The training loop: batches ([`crate::batches`]) through optimiser steps ([`crate::state`]),
 //! sample grids, loss log and curve, atomic checkpoints with exact resume, clean Ctrl-C stop.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use cold_runtime::data::{Dataset, Source, Split};
-use cold_runtime::degradation::Degradation;
+use cold_runtime::data::{Dataset, Split};
+use cold_runtime::degradation::Prepared;
 use cold_runtime::folder::progress_bar;
 use cold_runtime::{fetch, imageio};
-use ndarray::{Array4, Axis};
-use rand::{Rng, SeedableRng, rngs::StdRng};
-use serde::{Deserialize, Serialize};
+use ndarray::{Array2, Array4, Axis};
+use rand::SeedableRng;
 
+pub use crate::batches::{Batch, make_batch};
 use crate::checkpoint;
-use crate::degrade::DeviceDegradation;
-use crate::ema::ema_update;
+pub use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
-use crate::model::{UNet, UNetConfig};
+use crate::model::UNet;
 use crate::ops::TrainBackend;
+pub use crate::run_dir::{RunDir, TrainSummary};
+use crate::run_dir::{read_losses, write_losses};
 use crate::sample::restore_all;
+pub use crate::state::{TrainState, loss, train_step};
 use crate::{plot, tensor_io};
-
-/// Everything that defines a training run. Saved as `config.json` in the run folder.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct TrainConfig {
-    /// Data set, as on the command line (`mnist`, `cifar10:DIR`, `folder:DIR`, ...).
-    pub dataset: String,
-    /// Which split to train on.
-    #[serde(default = "default_split")]
-    pub split: String,
-    /// Use only the first N images (0 = all).
-    #[serde(default)]
-    pub max_images: usize,
-    pub degradation: Degradation,
-    pub model: UNetConfig,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    /// Total optimiser steps.
-    pub steps: usize,
-    /// Adam epsilon (PyTorch's default, as the reference).
-    #[serde(default = "default_eps")]
-    pub adam_epsilon: f32,
-    /// Clip the gradient's global L2 norm to this (none by default, as the reference).
-    #[serde(default)]
-    pub grad_clip: Option<f32>,
-    pub ema_decay: f64,
-    /// Update the EMA every this many steps.
-    pub ema_every: usize,
-    /// Before this step the EMA is a plain copy of the model.
-    pub ema_start: usize,
-    /// Random horizontal flips (off for digits, on for natural images).
-    pub flip: bool,
-    pub seed: u64,
-    /// Write a sample grid every this many steps (0 = only at the end).
-    pub sample_every: usize,
-    pub checkpoint_every: usize,
-    /// How many checkpoints to keep.
-    pub keep_checkpoints: usize,
-}
-
-fn default_split() -> String {
-    "train".into()
-}
-fn default_eps() -> f32 {
-    1e-8
-}
-
-impl TrainConfig {
-    /// Defaults for a data set preset and model size.
-    pub fn new(dataset: &str, preset: &str, model: &str) -> Result<Self> {
-        let degradation = Degradation::preset(preset)?;
-        let model_cfg = UNetConfig::preset(model, degradation.channels).ok_or_else(|| {
-            TrainError::Config(format!(
-                "unknown model '{model}': choose one of {}",
-                crate::model::MODEL_PRESETS.join(", ")
-            ))
-        })?;
-        Ok(TrainConfig {
-            dataset: dataset.into(),
-            split: default_split(),
-            max_images: 0,
-            flip: degradation.channels == 3,
-            degradation,
-            model: model_cfg,
-            batch_size: 32,
-            learning_rate: 2e-4,
-            steps: 2000,
-            adam_epsilon: default_eps(),
-            grad_clip: None,
-            ema_decay: 0.995,
-            ema_every: 10,
-            ema_start: 2000,
-            seed: 42,
-            sample_every: 500,
-            checkpoint_every: 500,
-            keep_checkpoints: 3,
-        })
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        self.degradation.validate()?;
-        if self.model.channels != self.degradation.channels {
-            return Err(TrainError::Config(format!(
-                "the model has {} channels but the degradation {}",
-                self.model.channels, self.degradation.channels
-            )));
-        }
-        self.model
-            .check_image_size(self.degradation.height, self.degradation.width)
-            .map_err(TrainError::Config)?;
-        if self.batch_size == 0
-            || self.steps == 0
-            || self.ema_every == 0
-            || self.checkpoint_every == 0
-        {
-            return Err(TrainError::Config(
-                "batch_size, steps, ema_every and checkpoint_every must be positive".into(),
-            ));
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(TrainError::Config(format!(
-                "learning rate {} must be positive",
-                self.learning_rate
-            )));
-        }
-        Ok(())
-    }
-
-    /// The optimiser, to receive a checkpoint's state.
-    pub(crate) fn optimizer_for_resume<B: AutodiffBackend>(
-        &self,
-    ) -> OptimizerAdaptor<Adam, UNet<B>, B> {
-        self.optimizer()
-    }
-
-    fn optimizer<B: AutodiffBackend>(&self) -> OptimizerAdaptor<Adam, UNet<B>, B> {
-        let mut c = AdamConfig::new().with_epsilon(self.adam_epsilon);
-        if let Some(clip) = self.grad_clip {
-            c = c.with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(
-                clip,
-            )));
-        }
-        c.init()
-    }
-
-    /// Loads the data set and checks it matches the degradation's image size.
-    pub fn load_data(&self, split: Split) -> Result<Dataset> {
-        let source: Source = self.dataset.parse()?;
-        if let Source::Mnist(None) = source {
-            cold_runtime::data::fetch_mnist(None)?;
-        }
-        let mut d = Dataset::load(&source, split)?;
-        if self.max_images > 0 {
-            d = d.truncate(self.max_images);
-        }
-        let g = &self.degradation;
-        if (d.channels, d.height, d.width) != (g.channels, g.height, g.width) {
-            return Err(TrainError::Config(format!(
-                "data set {} is {}x{}x{} but the degradation expects {}x{}x{}",
-                self.dataset, d.channels, d.height, d.width, g.channels, g.height, g.width
-            )));
-        }
-        Ok(d)
-    }
-}
-
-/// Model, EMA, optimiser and step: what a checkpoint holds.
-pub struct TrainState<B: AutodiffBackend> {
-    pub model: UNet<B>,
-    pub ema: UNet<B::InnerBackend>,
-    pub optim: OptimizerAdaptor<Adam, UNet<B>, B>,
-    /// Optimiser steps done.
-    pub step: usize,
-}
-
-impl<B: AutodiffBackend> TrainState<B> {
-    /// A fresh model seeded from the config.
-    pub fn new(cfg: &TrainConfig, device: &B::Device) -> Self {
-        B::seed(device, cfg.seed);
-        let model = cfg.model.init::<B>(device);
-        let ema = model.valid();
-        TrainState {
-            model,
-            ema,
-            optim: cfg.optimizer(),
-            step: 0,
-        }
-    }
-}
-
-/// One training batch: clean images, degraded images and their levels.
-pub struct Batch<B: Backend> {
-    pub x0: Tensor<B, 4>,
-    pub xt: Tensor<B, 4>,
-    pub t: Tensor<B, 1>,
-}
-
-/// The random choices of one step depend only on (seed, step), so a resumed run replays them.
-fn step_rng(seed: u64, step: usize) -> StdRng {
-    StdRng::seed_from_u64(seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
-}
-
-/// Draws the batch of step `step`: images with replacement, optional flips, t ~ U{1..T}.
-pub fn make_batch<B: Backend>(
-    cfg: &TrainConfig,
-    data: &Dataset,
-    deg: &DeviceDegradation<B>,
-    step: usize,
-    device: &B::Device,
-) -> Batch<B> {
-    let mut rng = step_rng(cfg.seed, step);
-    let n = cfg.batch_size;
-    let idx: Vec<usize> = (0..n).map(|_| rng.random_range(0..data.len())).collect();
-    let mut x = data.batch(&idx);
-    if cfg.flip {
-        for mut im in x.axis_iter_mut(Axis(0)) {
-            if rng.random_bool(0.5) {
-                let flipped = im.slice(ndarray::s![.., .., ..;-1]).to_owned();
-                im.assign(&flipped);
-            }
-        }
-    }
-    let levels: Vec<i64> = (0..n)
-        .map(|_| rng.random_range(1..=cfg.degradation.steps as i64))
-        .collect();
-    let x0 = tensor_io::to_tensor::<B>(&x, device);
-    let ti = Tensor::<B, 1, Int>::from_data(TensorData::new(levels.clone(), [n]), device);
-    let xt = deg.apply(x0.clone(), ti);
-    let t = Tensor::<B, 1>::from_data(
-        TensorData::new(levels.iter().map(|&v| v as f32).collect::<Vec<_>>(), [n]),
-        device,
-    );
-    Batch { x0, xt, t }
-}
-
-/// The L1 loss of the model on a batch.
-pub fn loss<B: TrainBackend>(model: &UNet<B>, batch: &Batch<B>) -> Tensor<B, 1> {
-    (model.forward(batch.xt.clone(), batch.t.clone()) - batch.x0.clone())
-        .abs()
-        .mean()
-}
-
-/// One optimiser step (and the EMA schedule); returns the loss before the step.
-pub fn train_step<B: AutodiffBackend + TrainBackend>(
-    cfg: &TrainConfig,
-    state: TrainState<B>,
-    batch: &Batch<B>,
-) -> (TrainState<B>, f32) {
-    let TrainState {
-        model,
-        ema,
-        mut optim,
-        step,
-    } = state;
-    let l = loss(&model, batch);
-    let value: f32 = l.clone().into_scalar().elem();
-    let grads = GradientsParams::from_grads(l.backward(), &model);
-    let model = optim.step(cfg.learning_rate, model, grads);
-    let step = step + 1;
-    let ema = if step % cfg.ema_every == 0 {
-        if step < cfg.ema_start {
-            model.valid()
-        } else {
-            ema_update(ema, &model.valid(), cfg.ema_decay)
-        }
-    } else {
-        ema
-    };
-    (
-        TrainState {
-            model,
-            ema,
-            optim,
-            step,
-        },
-        value,
-    )
-}
-
-/// A run folder: `config.json`, `loss.csv`, `loss.png`, `samples/`, `checkpoints/`.
-#[derive(Clone, Debug)]
-pub struct RunDir {
-    pub root: PathBuf,
-}
-
-impl RunDir {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        RunDir { root: root.into() }
-    }
-    pub fn config(&self) -> PathBuf {
-        self.root.join("config.json")
-    }
-    pub fn loss_csv(&self) -> PathBuf {
-        self.root.join("loss.csv")
-    }
-    pub fn loss_png(&self) -> PathBuf {
-        self.root.join("loss.png")
-    }
-    pub fn samples(&self) -> PathBuf {
-        self.root.join("samples")
-    }
-    pub fn checkpoints(&self) -> PathBuf {
-        self.root.join("checkpoints")
-    }
-    pub fn summary(&self) -> PathBuf {
-        self.root.join("summary.json")
-    }
-
-    /// Reads the saved config.
-    pub fn load_config(&self) -> Result<TrainConfig> {
-        let p = self.config();
-        let s = fs::read_to_string(&p).map_err(|e| TrainError::io(&p, e))?;
-        serde_json::from_str(&s).map_err(|e| TrainError::Config(format!("{}: {e}", p.display())))
-    }
-}
-
-/// How a run ended.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TrainSummary {
-    pub steps: usize,
-    /// Mean loss over the last 100 steps (none before the first step).
-    pub final_loss: Option<f64>,
-    /// Seconds of this invocation.
-    pub seconds: f64,
-    /// Seconds over all invocations of the run (resumes included).
-    #[serde(default)]
-    pub total_seconds: f64,
-    pub steps_per_second: f64,
-    pub images_per_second: f64,
-    /// Seconds until the first step had finished (includes kernel compilation on a GPU).
-    pub first_step_seconds: f64,
-    pub interrupted: bool,
-    pub backend: String,
-}
-
-fn read_losses(path: &Path) -> Vec<(usize, f64)> {
-    let Ok(s) = fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    s.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut it = l.split(',');
-            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-        })
-        .collect()
-}
-
-fn write_losses(path: &Path, rows: &[(usize, f64)]) -> Result<()> {
-    let mut s = String::from("step,loss\n");
-    for (st, l) in rows {
-        s.push_str(&format!("{st},{l}\n"));
-    }
-    fetch::write_atomic(path, s.as_bytes())?;
-    Ok(())
-}
 
 /// Fixed images for sample grids: the first `n` of the test split (or of the training data).
 fn grid_images(cfg: &TrainConfig, train: &Dataset, n: usize) -> Array4<f32> {
@@ -372,24 +36,36 @@ fn grid_images(cfg: &TrainConfig, train: &Dataset, n: usize) -> Array4<f32> {
     d.batch(&idx)
 }
 
+/// Per-image degradation parameters of the sample grid's images (fixed by the run's seed).
+fn grid_params(cfg: &TrainConfig, n: usize) -> Array2<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+    cfg.degradation.sample_params(&mut rng, n)
+}
+
 /// Writes the sample grid: rows degraded x_T, direct R(x_T, T), Algorithm 1, Algorithm 2, original.
 pub fn write_sample_grid<B: TrainBackend>(
     model: &UNet<B>,
-    deg: &DeviceDegradation<B>,
+    deg: &Prepared,
     x0: &Array4<f32>,
+    params: &Array2<f32>,
     path: &Path,
 ) -> Result<()> {
     let device = model.final_conv.weight.device();
-    let b = x0.len_of(Axis(0));
-    let t = deg.steps;
-    let x0t = tensor_io::to_tensor::<B>(x0, &device);
-    let xt = deg.apply(x0t, Tensor::<B, 1, Int>::full([b], t as i64, &device));
-    let r = restore_all(model, deg, xt.clone(), t);
-    let rows: Vec<Array4<f32>> = [xt, r.direct, r.algorithm1, r.algorithm2]
+    let t = deg.steps();
+    let xt = deg.apply_uniform(x0.view(), t, params.view())?;
+    let r = restore_all(
+        model,
+        deg,
+        tensor_io::to_tensor::<B>(&xt, &device),
+        t,
+        params.view(),
+    );
+    let rows: Vec<Array4<f32>> = [r.direct, r.algorithm1, r.algorithm2]
         .into_iter()
         .map(|t| tensor_io::to_array(t))
-        .chain(std::iter::once(x0.clone()))
+        .chain([x0.clone()])
         .collect();
+    let rows: Vec<Array4<f32>> = std::iter::once(xt).chain(rows).collect();
     let views: Vec<Vec<_>> = rows.iter().map(|a| a.outer_iter().collect()).collect();
     let im = imageio::grid(&views)?;
     let im = im.resize(
@@ -437,8 +113,7 @@ where
         data.width,
         cfg.degradation.describe()
     );
-    let deg = DeviceDegradation::<B>::new(&cfg.degradation, device)?;
-    let deg_inner = DeviceDegradation::<B::InnerBackend>::new(&cfg.degradation, device)?;
+    let deg = cfg.degradation.prepare()?;
 
     let mut state = if opts.resume {
         let saved = run.load_config()?;
@@ -468,6 +143,7 @@ where
         .filter(|(s, _)| *s <= state.step)
         .collect();
     let grid_x0 = grid_images(cfg, &data, 8);
+    let grid_p = grid_params(cfg, grid_x0.len_of(Axis(0)));
     let n_params = state.model.num_params();
     tracing::info!("model: {n_params} parameters, {:?}", cfg.model);
 
@@ -477,6 +153,7 @@ where
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let t0 = Instant::now();
+    let base_seconds = state.seconds;
     let mut first_step_seconds = 0.0;
     let mut last_good =
         checkpoint::latest_name(&run.checkpoints()).unwrap_or_else(|| "none".into());
@@ -540,37 +217,30 @@ where
         }
         if cfg.sample_every > 0 && state.step % cfg.sample_every == 0 {
             let p = run.samples().join(format!("step-{:07}.png", state.step));
-            write_sample_grid(&state.ema, &deg_inner, &grid_x0, &p)?;
+            write_sample_grid(&state.ema, &deg, &grid_x0, &grid_p, &p)?;
             fs::copy(&p, run.samples().join("latest.png")).map_err(|e| TrainError::io(&p, e))?;
         }
         if state.step % cfg.checkpoint_every == 0 && state.step < cfg.steps {
+            state.seconds = base_seconds + t0.elapsed().as_secs_f64();
             last_good = save(&state, &losses)?;
         }
     }
     pb.finish_and_clear();
     if state.step > start_step || !interrupted {
+        state.seconds = base_seconds + t0.elapsed().as_secs_f64();
         save(&state, &losses)?;
         let p = run.samples().join(format!("step-{:07}.png", state.step));
-        write_sample_grid(&state.ema, &deg_inner, &grid_x0, &p)?;
+        write_sample_grid(&state.ema, &deg, &grid_x0, &grid_p, &p)?;
         fs::copy(&p, run.samples().join("latest.png")).map_err(|e| TrainError::io(&p, e))?;
     }
     let seconds = t0.elapsed().as_secs_f64();
-    let previous_seconds = if opts.resume {
-        fs::read(run.summary())
-            .ok()
-            .and_then(|b| serde_json::from_slice::<TrainSummary>(&b).ok())
-            .map(|s| s.total_seconds)
-            .unwrap_or(0.0)
-    } else {
-        0.0
-    };
     let done = (state.step - start_step) as f64;
     let tail: Vec<f64> = losses.iter().rev().take(100).map(|x| x.1).collect();
     let summary = TrainSummary {
         steps: state.step,
         final_loss: (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64),
         seconds,
-        total_seconds: previous_seconds + seconds,
+        total_seconds: base_seconds + seconds,
         steps_per_second: if seconds > 0.0 { done / seconds } else { 0.0 },
         images_per_second: if seconds > 0.0 {
             done * cfg.batch_size as f64 / seconds
@@ -602,6 +272,7 @@ mod tests {
     use super::*;
     use crate::ema::flat_params;
     use crate::{CpuAutodiff as AD, CpuBackend as B};
+    use burn::module::AutodiffModule;
 
     fn tiny_config() -> TrainConfig {
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
@@ -623,9 +294,9 @@ mod tests {
         let cfg = tiny_config();
         let dev = Default::default();
         let data = cfg.load_data(Split::Test).expect("data");
-        let deg = DeviceDegradation::<AD>::new(&cfg.degradation, &dev).expect("deg");
+        let deg = cfg.degradation.prepare().expect("deg");
         let state = TrainState::<AD>::new(&cfg, &dev);
-        let batch = make_batch(&cfg, &data, &deg, 0, &dev);
+        let batch = make_batch::<AD>(&cfg, &data, &deg, 0, &dev);
         let (state, before) = train_step(&cfg, state, &batch);
         let after: f32 = loss(&state.model, &batch).into_scalar().elem();
         assert!(
@@ -639,10 +310,10 @@ mod tests {
         let cfg = tiny_config();
         let dev = Default::default();
         let data = cfg.load_data(Split::Test).expect("data");
-        let deg = DeviceDegradation::<B>::new(&cfg.degradation, &dev).expect("deg");
-        let a = make_batch(&cfg, &data, &deg, 5, &dev);
-        let b = make_batch(&cfg, &data, &deg, 5, &dev);
-        let c = make_batch(&cfg, &data, &deg, 6, &dev);
+        let deg = cfg.degradation.prepare().expect("deg");
+        let a = make_batch::<B>(&cfg, &data, &deg, 5, &dev);
+        let b = make_batch::<B>(&cfg, &data, &deg, 5, &dev);
+        let c = make_batch::<B>(&cfg, &data, &deg, 6, &dev);
         assert_eq!(a.xt.clone().into_data(), b.xt.into_data());
         assert_ne!(a.xt.into_data(), c.xt.into_data());
         let t = a.t.into_data().to_vec::<f32>().expect("t");

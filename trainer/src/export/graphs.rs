@@ -6,7 +6,7 @@ use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
 use cold_runtime::bundle::io;
-use cold_runtime::degradation::Operators;
+use cold_runtime::degradation::{Centre, Masks, Operators, Prepared, PreparedKind};
 use onnx_protobuf::tensor_proto::DataType;
 
 use super::onnx::{Attr, Dim, GraphBuilder};
@@ -294,8 +294,23 @@ pub fn unet<B: Backend>(
     conv(g, "final_conv", &net.final_conv, &h)
 }
 
-/// D(x, t) nodes: gather the per-level operators by t and apply them to every channel.
-pub fn degradation(g: &mut GraphBuilder, ops: &Operators, x: &str, t: &str) -> String {
+/// D(x, t) nodes for a prepared degradation; `params` is the per-image parameter input
+/// (`[B, P]`), present when the kind has parameters.
+pub fn degradation(
+    g: &mut GraphBuilder,
+    deg: &Prepared,
+    x: &str,
+    t: &str,
+    params: Option<&str>,
+) -> String {
+    match &deg.kind {
+        PreparedKind::Separable(ops) => separable(g, ops, x, t),
+        PreparedKind::Masks(m) => masked(g, m, x, t, params),
+    }
+}
+
+/// `L_t X R_t`: gather the per-level operators by t and apply them to every channel.
+fn separable(g: &mut GraphBuilder, ops: &Operators, x: &str, t: &str) -> String {
     let (levels, h, _) = ops.left.dim();
     let w = ops.right.dim().1;
     let left = g.weight(
@@ -316,6 +331,85 @@ pub fn degradation(g: &mut GraphBuilder, ops: &Operators, x: &str, t: &str) -> S
         let r = g.op1("Unsqueeze", &[&r, &axes], vec![]);
         let y = g.op1("MatMul", &[&l, x], vec![]);
         g.op1("MatMul", &[&y, &r], vec![])
+    })
+}
+
+/// `x * mask(t, centre)`: gather the level's mask canvas by t, crop it at each image's centre
+/// (two GatherElements with per-image row and column indices), multiply every channel.
+fn masked(g: &mut GraphBuilder, m: &Masks, x: &str, t: &str, params: Option<&str>) -> String {
+    let (levels, ch, cw) = m.canvas.dim();
+    let (h, w) = (m.height as i64, m.width as i64);
+    let canvas = g.weight(
+        "degradation.masks",
+        m.canvas.as_slice().expect("contiguous"),
+        &[levels, ch, cw],
+    );
+    g.scoped("degradation", |g| {
+        let levelled = g.op1("Gather", &[&canvas, t], vec![("axis", Attr::Int(0))]); // [B, 2H, 2W]
+        let mask = match (m.centre, params) {
+            (Centre::Random, Some(p)) => {
+                // offsets (H-1-cy, W-1-cx) as int64, [B, 2]
+                let c = g.op1(
+                    "Cast",
+                    &[p],
+                    vec![("to", Attr::Int(DataType::INT64 as i64))],
+                );
+                let last = g.const_i64(&[h - 1, w - 1], &[1, 2]);
+                let off = g.op1("Sub", &[&last, &c], vec![]);
+                let ax1 = g.const_i64(&[1], &[1]);
+                let ax2 = g.const_i64(&[2], &[1]);
+                let slice = |g: &mut GraphBuilder, k: i64| {
+                    let st = g.const_i64(&[k], &[1]);
+                    let en = g.const_i64(&[k + 1], &[1]);
+                    let o = g.op1("Slice", &[&off, &st, &en, &ax1], vec![]); // [B, 1]
+                    g.op1("Unsqueeze", &[&o, &ax2], vec![]) // [B, 1, 1]
+                };
+                let (oy, ox) = (slice(g, 0), slice(g, 1));
+                let rows_r: Vec<i64> = (0..h).collect();
+                let rows_r = g.const_i64(&rows_r, &[1, h, 1]);
+                let rows = g.op1("Add", &[&oy, &rows_r], vec![]); // [B, H, 1]
+                let rows_shape = g.const_i64(&[1, h, cw as i64], &[3]);
+                let rows = g.op1("Expand", &[&rows, &rows_shape], vec![]);
+                let cropped = g.op1(
+                    "GatherElements",
+                    &[&levelled, &rows],
+                    vec![("axis", Attr::Int(1))],
+                ); // [B, H, 2W]
+                let cols_r: Vec<i64> = (0..w).collect();
+                let cols_r = g.const_i64(&cols_r, &[1, 1, w]);
+                let cols = g.op1("Add", &[&ox, &cols_r], vec![]); // [B, 1, W]
+                let cols_shape = g.const_i64(&[1, h, w], &[3]);
+                let cols = g.op1("Expand", &[&cols, &cols_shape], vec![]);
+                g.op1(
+                    "GatherElements",
+                    &[&cropped, &cols],
+                    vec![("axis", Attr::Int(2))],
+                ) // [B, H, W]
+            }
+            _ => {
+                let [cy, cx] = m.fixed_centre();
+                let (oy, ox) = (h - 1 - cy, w - 1 - cx);
+                let st = g.const_i64(&[oy, ox], &[2]);
+                let en = g.const_i64(&[oy + h, ox + w], &[2]);
+                let axes = g.const_i64(&[1, 2], &[2]);
+                g.op1("Slice", &[&levelled, &st, &en, &axes], vec![])
+            }
+        };
+        let ax = g.const_i64(&[1], &[1]);
+        let mask = g.op1("Unsqueeze", &[&mask, &ax], vec![]); // [B, 1, H, W]
+        g.op1("Mul", &[x, &mask], vec![])
+    })
+}
+
+/// The per-image parameter input `params` `[B, P]`, for kinds that have parameters.
+fn params_input(g: &mut GraphBuilder, deg: &Prepared) -> Option<String> {
+    let p = deg.degradation.param_names().len();
+    (p > 0).then(|| {
+        g.input(
+            io::PARAMS,
+            DataType::FLOAT,
+            &[Dim::Named("batch"), Dim::Fixed(p as i64)],
+        )
     })
 }
 
@@ -342,22 +436,24 @@ pub fn restorer_graph<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>, chw: (usi
     g.output(&y, io::X0_HAT, DataType::FLOAT, &image_dims(c, h, w));
 }
 
-/// The degradation graph: `x [B,C,H,W] f32, t [B] i64 -> y = D(x, t)`.
-pub fn degradation_graph(g: &mut GraphBuilder, ops: &Operators, chw: (usize, usize, usize)) {
+/// The degradation graph: `x [B,C,H,W] f32, t [B] i64 (, params [B,P] f32) -> y = D(x, t)`.
+pub fn degradation_graph(g: &mut GraphBuilder, deg: &Prepared, chw: (usize, usize, usize)) {
     let (c, h, w) = chw;
     let x = g.input(io::X, DataType::FLOAT, &image_dims(c, h, w));
     let t = g.input(io::T, DataType::INT64, &[Dim::Named("batch")]);
-    let y = degradation(g, ops, &x, &t);
+    let params = params_input(g, deg);
+    let y = degradation(g, deg, &x, &t, params.as_deref());
     g.output(&y, io::Y, DataType::FLOAT, &image_dims(c, h, w));
 }
 
-/// The fused sampling step: `x_s [B,C,H,W], s [B], s_prev [B] -> x0_hat, x_next (Algorithm 2),
-/// x_next_alg1`. `s_prev` is the level to step to (`s - 1` for the full schedule, lower to skip
-/// levels). Samples with s = 0 pass through unchanged, so one batch can hold different levels.
+/// The fused sampling step: `x_s [B,C,H,W], s [B], s_prev [B] (, params [B,P]) -> x0_hat,
+/// x_next (Algorithm 2), x_next_alg1`. `s_prev` is the level to step to (`s - 1` for the full
+/// schedule, lower to skip levels). Samples with s = 0 pass through unchanged, so one batch can
+/// hold different levels.
 pub fn step_graph<B: Backend>(
     g: &mut GraphBuilder,
     net: &UNet<B>,
-    ops: &Operators,
+    deg: &Prepared,
     chw: (usize, usize, usize),
 ) {
     let (c, h, w) = chw;
@@ -365,14 +461,15 @@ pub fn step_graph<B: Backend>(
     let x = g.input(io::X_S, DataType::FLOAT, &dims);
     let s = g.input(io::S, DataType::INT64, &[Dim::Named("batch")]);
     let s_prev = g.input(io::S_PREV, DataType::INT64, &[Dim::Named("batch")]);
+    let params = params_input(g, deg);
     let sf = g.op1(
         "Cast",
         &[&s],
         vec![("to", Attr::Int(DataType::FLOAT as i64))],
     );
     let x0 = unet(g, net, &x, &sf, (h, w));
-    let d_s = degradation(g, ops, &x0, &s);
-    let d_prev = degradation(g, ops, &x0, &s_prev);
+    let d_s = degradation(g, deg, &x0, &s, params.as_deref());
+    let d_prev = degradation(g, deg, &x0, &s_prev, params.as_deref());
     let alg2 = g.op1("Sub", &[&x, &d_s], vec![]);
     let alg2 = g.op1("Add", &[&alg2, &d_prev], vec![]);
     // Where(s > 0) per sample: broadcast the [B] mask to [B, 1, 1, 1].

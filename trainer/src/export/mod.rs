@@ -34,7 +34,7 @@ pub struct ExportedGraphs {
 /// Builds the three graphs for a network and degradation.
 pub fn build_graphs<B: Backend>(net: &UNet<B>, cfg: &TrainConfig) -> Result<ExportedGraphs> {
     let d = &cfg.degradation;
-    let ops = d.operators()?;
+    let deg = d.prepare()?;
     let chw = (d.channels, d.height, d.width);
     let mut weights = WeightStore::new(WEIGHTS);
     let ser = |m: onnx_protobuf::ModelProto| {
@@ -48,7 +48,7 @@ pub fn build_graphs<B: Backend>(net: &UNet<B>, cfg: &TrainConfig) -> Result<Expo
     };
     let degradation = {
         let mut g = GraphBuilder::new("degradation", &mut weights);
-        graphs::degradation_graph(&mut g, &ops, chw);
+        graphs::degradation_graph(&mut g, &deg, chw);
         ser(onnx::model(
             g.finish(),
             &format!("Degradation D(x, t): {}", d.describe()),
@@ -56,7 +56,7 @@ pub fn build_graphs<B: Backend>(net: &UNet<B>, cfg: &TrainConfig) -> Result<Expo
     };
     let step = {
         let mut g = GraphBuilder::new("step", &mut weights);
-        graphs::step_graph(&mut g, net, &ops, chw);
+        graphs::step_graph(&mut g, net, &deg, chw);
         ser(onnx::model(
             g.finish(),
             "Cold Diffusion sampling step (Algorithms 1 and 2)",

@@ -1,0 +1,186 @@
+//! Inpainting (the reference's "defading", routine `Random_Incremental`): step i multiplies the
+//! image (in [-1, 1], so a masked pixel fades to 0, mid-grey) by
+//! `1 - exp(-|p - c|^2 / (2 sigma_i^2))`, `sigma_i = kernel_std * (i + initial_mask)`, around a
+//! centre `c`; `D(x, t)` is x times the product of the first t masks. The centre is a per-image
+//! parameter: uniform over `{-1, ..., S-1}^2` for the random variant (the reference crops its
+//! `2S x 2S` mask at a uniform offset), fixed for the centred one.
+//!
+//! The products of masks are precomputed once on a `2H x 2W` canvas centred at `(H-1, W-1)`; an
+//! image's masks are the canvas cropped at its centre, as the reference does.
+
+use ndarray::{Array2, Array3, Array4, ArrayView2, ArrayView4, s};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Where the masks are centred.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Centre {
+    /// A centre per image, uniform over the pixel grid extended by one row and column above and
+    /// left (`{-1, ..., S-1}`, as the reference). The centre is a per-image parameter.
+    Random,
+    /// The image centre, `((H+1)/2 - 1, (W+1)/2 - 1)` (the reference's `Incremental`).
+    Centred,
+}
+
+/// An inpainting process.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Inpaint {
+    pub kernel_std: f64,
+    pub initial_mask: f64,
+    pub centre: Centre,
+}
+
+impl Inpaint {
+    /// The Gaussian's standard deviation at step `i` (0-based).
+    pub fn sigma(&self, i: usize) -> f64 {
+        self.kernel_std * (i as f64 + self.initial_mask)
+    }
+
+    /// Per-image parameters: the centre `(row, column)` for the random variant.
+    pub fn param_names(&self) -> &'static [&'static str] {
+        match self.centre {
+            Centre::Random => &["centre_row", "centre_col"],
+            Centre::Centred => &[],
+        }
+    }
+
+    pub(super) fn validate(&self, steps: usize) -> Result<()> {
+        for i in 0..steps {
+            let s = self.sigma(i);
+            if !(s.is_finite() && s > 0.0) {
+                return Err(Error::InvalidArgument(format!(
+                    "inpainting step {i} has sigma {s}: kernel_std * (i + initial_mask) must be positive"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Draws `n` random centres `[n, 2]` (none for the centred variant).
+    pub fn sample_params(&self, rng: &mut impl Rng, n: usize, h: usize, w: usize) -> Array2<f32> {
+        match self.centre {
+            Centre::Random => Array2::from_shape_fn((n, 2), |(_, k)| {
+                let side = if k == 0 { h } else { w };
+                rng.random_range(-1..side as i64) as f32
+            }),
+            Centre::Centred => Array2::zeros((n, 0)),
+        }
+    }
+
+    pub(super) fn masks(&self, steps: usize, height: usize, width: usize) -> Masks {
+        let canvas = Array3::from_shape_fn((steps + 1, 2 * height, 2 * width), |(t, a, b)| {
+            let dy = a as f64 - (height as f64 - 1.0);
+            let dx = b as f64 - (width as f64 - 1.0);
+            let d2 = dy * dy + dx * dx;
+            (0..t)
+                .map(|i| {
+                    let s = self.sigma(i);
+                    1.0 - (-d2 / (2.0 * s * s)).exp()
+                })
+                .product::<f64>() as f32
+        });
+        Masks {
+            canvas,
+            centre: self.centre,
+            height,
+            width,
+        }
+    }
+
+    pub(super) fn describe(&self) -> String {
+        let c = match self.centre {
+            Centre::Random => "random centre per image",
+            Centre::Centred => "centred",
+        };
+        format!(
+            "inpainting, Gaussian masks of sigma {} * (i + {}), {c}",
+            self.kernel_std, self.initial_mask
+        )
+    }
+}
+
+/// The precomputed mask products: `canvas[t]` is the product of the first t masks around
+/// `(H-1, W-1)` on a `2H x 2W` canvas.
+#[derive(Clone, Debug)]
+pub struct Masks {
+    /// `[T+1, 2H, 2W]`.
+    pub canvas: Array3<f32>,
+    pub centre: Centre,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl Masks {
+    /// The fixed centre of the centred variant.
+    pub fn fixed_centre(&self) -> [i64; 2] {
+        [
+            (self.height as i64 + 1) / 2 - 1,
+            (self.width as i64 + 1) / 2 - 1,
+        ]
+    }
+
+    /// The image's centre from its parameters, checked to lie in `{-1, ..., S-1}`.
+    pub fn centre_of(&self, params: &[f32]) -> Result<[i64; 2]> {
+        let c = match self.centre {
+            Centre::Centred => return Ok(self.fixed_centre()),
+            Centre::Random => [params[0], params[1]],
+        };
+        let ok = |v: f32, n: usize| v.fract() == 0.0 && v >= -1.0 && v <= n as f32 - 1.0;
+        if !(ok(c[0], self.height) && ok(c[1], self.width)) {
+            return Err(Error::InvalidArgument(format!(
+                "inpainting centre ({}, {}) is not a pixel of the {}x{} grid extended by one row and \
+                 column (-1 ..= {}, -1 ..= {})",
+                c[0],
+                c[1],
+                self.height,
+                self.width,
+                self.height - 1,
+                self.width - 1
+            )));
+        }
+        Ok([c[0] as i64, c[1] as i64])
+    }
+
+    /// The combined mask of level `t` around `centre`, `[H, W]`.
+    pub fn mask(&self, t: usize, centre: [i64; 2]) -> ArrayView2<'_, f32> {
+        let oy = (self.height as i64 - 1 - centre[0]) as usize;
+        let ox = (self.width as i64 - 1 - centre[1]) as usize;
+        self.canvas
+            .slice(s![t, oy..oy + self.height, ox..ox + self.width])
+    }
+
+    /// Applies D with a level and parameters per image.
+    pub fn apply(
+        &self,
+        x: ArrayView4<f32>,
+        t: &[usize],
+        params: ArrayView2<f32>,
+    ) -> Result<Array4<f32>> {
+        let mut out = x.to_owned();
+        for (i, mut img) in out.outer_iter_mut().enumerate() {
+            let row = params.row(i);
+            let m = self.mask(t[i], self.centre_of(row.as_slice().unwrap_or(&[]))?);
+            for mut ch in img.outer_iter_mut() {
+                ch *= &m;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// D the way the reference computes it, in float64 on one channel: multiply by each of the first
+/// `t` masks in turn, every mask evaluated from its formula. The ground truth in tests.
+pub fn iterated_inpaint(x: &Array2<f64>, p: &Inpaint, t: usize, centre: [f64; 2]) -> Array2<f64> {
+    let mut cur = x.clone();
+    for i in 0..t {
+        let s = p.sigma(i);
+        for ((r, c), v) in cur.indexed_iter_mut() {
+            let d2 = (r as f64 - centre[0]).powi(2) + (c as f64 - centre[1]).powi(2);
+            *v *= 1.0 - (-d2 / (2.0 * s * s)).exp();
+        }
+    }
+    cur
+}

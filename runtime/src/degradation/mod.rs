@@ -1,0 +1,320 @@
+//! Degradations D(x, t) as data: one serialisable [`Degradation`] (kind, T, image size, the kind's
+//! parameters) from which the trainer's batches, the exported ONNX graphs and the runtime are all
+//! built, and ONE implementation of D here ([`Prepared::apply`]) that the exported graphs are
+//! tested against.
+//!
+//! - [`blur`]: Gaussian blur; [`superres`]: super-resolution. Both are separable and linear, the
+//!   same for every image: per-level operators `D(x, t) = L_t X R_t` ([`operators`]).
+//! - [`inpaint`]: inpainting, a per-pixel mask around a centre that is a per-image parameter.
+//!
+//! Per-image parameters (`[B, P]` f32, `P` = [`Degradation::param_names`]`.len()`) are drawn
+//! from a seeded generator in training ([`Degradation::sample_params`]), written by `degrade` in a
+//! sidecar next to the images, and fed to the graphs as an input.
+
+pub mod blur;
+pub mod inpaint;
+pub mod operators;
+pub mod superres;
+
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+pub use blur::{Blur, BlurSchedule, Padding, iterated_blur};
+pub use inpaint::{Centre, Inpaint, Masks};
+pub use operators::Operators;
+pub use superres::SuperRes;
+
+use crate::error::{Error, Result};
+
+/// The kind of transform a degradation applies.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Transform {
+    Blur(Blur),
+    Inpaint(Inpaint),
+    SuperRes(SuperRes),
+}
+
+/// The kinds this build knows, as written in a manifest's `degradation.transform.kind`.
+pub const KINDS: &[&str] = &["blur", "inpaint", "super_res"];
+
+impl Transform {
+    /// The kind's name, as serialised.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Transform::Blur(_) => "blur",
+            Transform::Inpaint(_) => "inpaint",
+            Transform::SuperRes(_) => "super_res",
+        }
+    }
+}
+
+/// A complete degradation description: the transform, the number of steps T and the image size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Degradation {
+    pub transform: Transform,
+    /// T: the most degraded level. Levels run 0 (clean) ..= T.
+    pub steps: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// Names of the built-in presets. `mnist` and `cifar10` are the blur presets (the first models
+/// were trained with those names).
+pub const PRESETS: &[&str] = &[
+    "mnist",
+    "cifar10",
+    "mnist-inpaint",
+    "mnist-inpaint-centred",
+    "mnist-superres",
+    "cifar10-inpaint",
+    "cifar10-inpaint-centred",
+    "cifar10-superres",
+];
+
+impl Degradation {
+    /// A named preset, with the paper's settings at the data set's native size:
+    /// - `mnist`: blur, kernel 11, sigma 7, constant, circular, T 20, 1x28x28;
+    /// - `cifar10`: blur, kernel 11, sigma_i = i/100 + 0.35, reflect, T 50, 3x32x32;
+    /// - `*-inpaint`: Gaussian masks, kernel_std 0.1, initial_mask 11, T 50, random centre
+    ///   (`*-inpaint-centred`: centred);
+    /// - `*-superres`: factor 2 per step, T 3 (MNIST 28 -> 14, 7, 3; CIFAR-10 32 -> 16, 8, 4).
+    pub fn preset(name: &str) -> Result<Self> {
+        let (base, kind) = name.split_once('-').unwrap_or((name, "blur"));
+        let (channels, side) = match base {
+            "mnist" => (1, 28),
+            "cifar10" => (3, 32),
+            _ => return Err(unknown_preset(name)),
+        };
+        let inpaint = |centre| {
+            (
+                Transform::Inpaint(Inpaint {
+                    kernel_std: 0.1,
+                    initial_mask: 11.0,
+                    centre,
+                }),
+                50,
+            )
+        };
+        let (transform, steps) = match (base, kind) {
+            ("mnist", "blur") => (
+                Transform::Blur(Blur {
+                    kernel_size: 11,
+                    schedule: BlurSchedule::Constant { sigma: 7.0 },
+                    padding: Padding::Circular,
+                }),
+                20,
+            ),
+            ("cifar10", "blur") => (
+                Transform::Blur(Blur {
+                    kernel_size: 11,
+                    schedule: BlurSchedule::Cifar,
+                    padding: Padding::Reflect,
+                }),
+                50,
+            ),
+            (_, "inpaint") => inpaint(Centre::Random),
+            (_, "inpaint-centred") => inpaint(Centre::Centred),
+            (_, "superres") => (Transform::SuperRes(SuperRes { factor: 2 }), 3),
+            _ => return Err(unknown_preset(name)),
+        };
+        Ok(Degradation {
+            transform,
+            steps,
+            channels,
+            height: side,
+            width: side,
+        })
+    }
+
+    /// Checks that the description can be prepared.
+    pub fn validate(&self) -> Result<()> {
+        if self.steps == 0 {
+            return Err(Error::InvalidArgument(
+                "a degradation needs T >= 1 steps".into(),
+            ));
+        }
+        if self.channels == 0 || self.height == 0 || self.width == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "image size {}x{}x{} is empty",
+                self.channels, self.height, self.width
+            )));
+        }
+        match self.transform {
+            Transform::Blur(b) => b.validate(self.steps, self.height, self.width),
+            Transform::Inpaint(p) => p.validate(self.steps),
+            Transform::SuperRes(s) => s.validate(self.steps, self.height, self.width),
+        }
+    }
+
+    /// Names of the per-image parameters (empty when D is the same for every image).
+    pub fn param_names(&self) -> &'static [&'static str] {
+        match self.transform {
+            Transform::Inpaint(p) => p.param_names(),
+            Transform::Blur(_) | Transform::SuperRes(_) => &[],
+        }
+    }
+
+    /// Draws the per-image parameters of `n` images, `[n, P]`.
+    pub fn sample_params(&self, rng: &mut impl Rng, n: usize) -> Array2<f32> {
+        match self.transform {
+            Transform::Inpaint(p) => p.sample_params(rng, n, self.height, self.width),
+            Transform::Blur(_) | Transform::SuperRes(_) => Array2::zeros((n, 0)),
+        }
+    }
+
+    /// Precomputes what applying D needs (per-level operators or masks).
+    pub fn prepare(&self) -> Result<Prepared> {
+        self.validate()?;
+        let kind = match self.transform {
+            Transform::Blur(b) => {
+                PreparedKind::Separable(b.operators(self.steps, self.height, self.width))
+            }
+            Transform::SuperRes(s) => {
+                PreparedKind::Separable(s.operators(self.steps, self.height, self.width))
+            }
+            Transform::Inpaint(p) => {
+                PreparedKind::Masks(p.masks(self.steps, self.height, self.width))
+            }
+        };
+        Ok(Prepared {
+            degradation: self.clone(),
+            kind,
+        })
+    }
+
+    /// One line for logs and reports.
+    pub fn describe(&self) -> String {
+        let what = match self.transform {
+            Transform::Blur(b) => b.describe(),
+            Transform::Inpaint(p) => p.describe(),
+            Transform::SuperRes(s) => s.describe(self.steps, self.height),
+        };
+        format!(
+            "{what}, T {t}, image {c}x{h}x{w}",
+            t = self.steps,
+            c = self.channels,
+            h = self.height,
+            w = self.width
+        )
+    }
+}
+
+fn unknown_preset(name: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "unknown degradation preset '{name}': choose one of {}",
+        PRESETS.join(", ")
+    ))
+}
+
+/// Checks the `kind` of a serialised degradation before it is parsed, so that a description from
+/// a newer version says which kind this build does not know instead of failing to parse.
+pub fn check_kind(degradation: &serde_json::Value) -> Result<()> {
+    let kind = degradation
+        .get("transform")
+        .and_then(|t| t.get("kind"))
+        .and_then(|k| k.as_str());
+    match kind {
+        Some(k) if !KINDS.contains(&k) => Err(Error::InvalidArgument(format!(
+            "degradation kind '{k}' is not known to this version ({}), which knows {}: update \
+             cold-diffusion to use it",
+            env!("CARGO_PKG_VERSION"),
+            KINDS.join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// What D needs at run time, by kind.
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // one per process; boxing would only add indirection
+pub enum PreparedKind {
+    /// `L_t X R_t`.
+    Separable(Operators),
+    /// `x * mask(t, centre)`.
+    Masks(Masks),
+}
+
+/// A degradation ready to apply: the description and its precomputed operators or masks.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub degradation: Degradation,
+    pub kind: PreparedKind,
+}
+
+impl Prepared {
+    /// T, the highest level.
+    pub fn steps(&self) -> usize {
+        self.degradation.steps
+    }
+
+    /// No per-image parameters, for `n` images (kinds without any).
+    pub fn no_params(n: usize) -> Array2<f32> {
+        Array2::zeros((n, 0))
+    }
+
+    /// Checks a batch's levels and parameters against the description.
+    pub fn check(&self, b: usize, t: &[usize], params: ArrayView2<f32>) -> Result<()> {
+        if t.len() != b {
+            return Err(Error::InvalidArgument(format!(
+                "{} levels given for a batch of {b}",
+                t.len()
+            )));
+        }
+        if let Some(&bad) = t.iter().find(|&&t| t > self.steps()) {
+            return Err(Error::InvalidArgument(format!(
+                "level {bad} is beyond T = {}",
+                self.steps()
+            )));
+        }
+        let p = self.degradation.param_names().len();
+        if params.dim() != (b, p) {
+            return Err(Error::InvalidArgument(format!(
+                "{} parameters per image for {} images, but this degradation takes {p} per image ({})",
+                params.ncols(),
+                params.nrows(),
+                self.degradation.param_names().join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Applies D to a batch `[B, C, H, W]` with one level and one parameter row per image.
+    pub fn apply(
+        &self,
+        x: ArrayView4<f32>,
+        t: &[usize],
+        params: ArrayView2<f32>,
+    ) -> Result<Array4<f32>> {
+        let (b, c, h, w) = x.dim();
+        let d = &self.degradation;
+        if (c, h, w) != (d.channels, d.height, d.width) {
+            return Err(Error::InvalidArgument(format!(
+                "images are {c}x{h}x{w} but the degradation is built for {}x{}x{}",
+                d.channels, d.height, d.width
+            )));
+        }
+        self.check(b, t, params)?;
+        let params = params.as_standard_layout();
+        match &self.kind {
+            PreparedKind::Separable(ops) => ops.apply(x, t),
+            PreparedKind::Masks(m) => m.apply(x, t, params.view()),
+        }
+    }
+
+    /// Applies D with the same level to every image.
+    pub fn apply_uniform(
+        &self,
+        x: ArrayView4<f32>,
+        t: usize,
+        params: ArrayView2<f32>,
+    ) -> Result<Array4<f32>> {
+        let b = x.dim().0;
+        self.apply(x, &vec![t; b], params)
+    }
+}
+
+#[cfg(test)]
+mod tests;

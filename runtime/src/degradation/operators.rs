@@ -1,0 +1,82 @@
+//! Separable linear degradations: every step acts on the rows and on the columns of each channel
+//! through one matrix per axis, the same for every image (Gaussian blur, bicubic/nearest
+//! resampling). Composing t steps gives `D(x, t) = L_t X R_t` with `L_t = M_h(t-1) ... M_h(0)` and
+//! `R_t = M_w(0)^T ... M_w(t-1)^T`, precomputed once in float64, so D costs two small matrix
+//! products per channel for every t, where the reference recomposes t steps.
+
+use ndarray::{Array2, Array3, Array4, ArrayView4, Axis, s};
+
+use crate::error::{Error, Result};
+
+/// Precomputed per-level operators: `D(x, t)[c] = left[t] . x[c] . right[t]`.
+#[derive(Clone, Debug)]
+pub struct Operators {
+    /// `[T+1, H, H]`, float32 (what graphs and the runtime use).
+    pub left: Array3<f32>,
+    /// `[T+1, W, W]`, float32.
+    pub right: Array3<f32>,
+    /// The float64 originals.
+    pub left64: Array3<f64>,
+    pub right64: Array3<f64>,
+}
+
+/// `[T+1, n, n]`: the products of the step matrices `m(i)` (each acting on a column vector),
+/// `out[t] = m(t-1) ... m(0)`, `out[0] = I`.
+pub fn compose(steps: usize, n: usize, mut m: impl FnMut(usize) -> Array2<f64>) -> Array3<f64> {
+    let mut out = Array3::<f64>::zeros((steps + 1, n, n));
+    let mut acc = Array2::<f64>::eye(n);
+    out.slice_mut(s![0, .., ..]).assign(&acc);
+    for i in 0..steps {
+        acc = m(i).dot(&acc);
+        out.slice_mut(s![i + 1, .., ..]).assign(&acc);
+    }
+    out
+}
+
+impl Operators {
+    /// From the composed row operators `rows[t]` (H x H) and column operators `cols[t]` (W x W),
+    /// both acting on column vectors; the right factor is `cols[t]^T`.
+    pub fn new(rows: Array3<f64>, cols: Array3<f64>) -> Self {
+        let (t1, w, _) = cols.dim();
+        let right = Array3::from_shape_fn((t1, w, w), |(t, i, j)| cols[[t, j, i]]);
+        Operators {
+            left: rows.mapv(|v| v as f32),
+            right: right.mapv(|v| v as f32),
+            left64: rows,
+            right64: right,
+        }
+    }
+
+    /// T, the highest level.
+    pub fn steps(&self) -> usize {
+        self.left.len_of(Axis(0)) - 1
+    }
+
+    /// Applies D to a batch `[B, C, H, W]` with one level per sample (levels checked by the
+    /// caller).
+    pub fn apply(&self, x: ArrayView4<f32>, t: &[usize]) -> Result<Array4<f32>> {
+        let (b, c, h, w) = x.dim();
+        if h != self.left.len_of(Axis(1)) || w != self.right.len_of(Axis(1)) {
+            return Err(Error::InvalidArgument(format!(
+                "image is {h}x{w} but the degradation is built for {}x{}",
+                self.left.len_of(Axis(1)),
+                self.right.len_of(Axis(1))
+            )));
+        }
+        let mut out = Array4::<f32>::zeros((b, c, h, w));
+        for (i, &ti) in t.iter().enumerate() {
+            let l = self.left.index_axis(Axis(0), ti);
+            let r = self.right.index_axis(Axis(0), ti);
+            for ch in 0..c {
+                let xc = x.slice(s![i, ch, .., ..]);
+                let y = if ti == 0 {
+                    xc.to_owned()
+                } else {
+                    l.dot(&xc).dot(&r)
+                };
+                out.slice_mut(s![i, ch, .., ..]).assign(&y);
+            }
+        }
+        Ok(out)
+    }
+}

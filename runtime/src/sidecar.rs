@@ -1,0 +1,160 @@
+//! `degradation.json`: written by `degrade` next to the images it writes, read by `restore`. It
+//! records the degradation, the level and every image's per-image parameters (the inpainting
+//! centre, ...), which restoring needs and the images alone do not carry.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+use rand::{SeedableRng, rngs::StdRng};
+use serde::{Deserialize, Serialize};
+
+use crate::degradation::{self, Degradation};
+use crate::error::{Error, Result};
+use crate::fetch;
+
+/// The sidecar's file name, at the top of a degraded folder.
+pub const FILE: &str = "degradation.json";
+const FORMAT: &str = "cold-diffusion-degraded-folder";
+const VERSION: u32 = 1;
+
+/// The contents of `degradation.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sidecar {
+    pub format: String,
+    pub version: u32,
+    pub degradation: Degradation,
+    /// The level every image was degraded to.
+    pub t: usize,
+    /// The seed the per-image parameters were drawn from.
+    pub seed: u64,
+    pub param_names: Vec<String>,
+    /// Image path relative to the folder (`/`-separated, the input's name) -> its parameters.
+    pub images: BTreeMap<String, Vec<f32>>,
+}
+
+fn err(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::InvalidArgument(format!("{}: {reason}", path.display()))
+}
+
+/// The key of an image: its relative path with `/` separators.
+pub fn key(rel: &Path) -> String {
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+impl Sidecar {
+    pub fn new(degradation: &Degradation, t: usize, seed: u64) -> Self {
+        Sidecar {
+            format: FORMAT.into(),
+            version: VERSION,
+            degradation: degradation.clone(),
+            t,
+            seed,
+            param_names: degradation
+                .param_names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            images: BTreeMap::new(),
+        }
+    }
+
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join(FILE)
+    }
+
+    /// Reads `dir/degradation.json`, if there is one.
+    pub fn read(dir: &Path) -> Result<Option<Self>> {
+        let p = Self::path(dir);
+        let text = match fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&p, e)),
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            err(
+                &p,
+                format!("not valid JSON ({e}); degrade the images again"),
+            )
+        })?;
+        if v.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(err(&p, format!("not a {FORMAT} file")));
+        }
+        if let Some(d) = v.get("degradation") {
+            degradation::check_kind(d).map_err(|e| err(&p, e))?;
+        }
+        let s: Sidecar = serde_json::from_value(v)
+            .map_err(|e| err(&p, format!("{e}; degrade the images again")))?;
+        if s.version != VERSION {
+            return Err(err(
+                &p,
+                format!(
+                    "version {} (this cold reads {VERSION}); degrade the images again",
+                    s.version
+                ),
+            ));
+        }
+        Ok(Some(s))
+    }
+
+    /// Writes `dir/degradation.json` atomically.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let js = serde_json::to_vec_pretty(self).map_err(|e| err(dir, e))?;
+        fetch::write_atomic(&Self::path(dir), &js)
+    }
+
+    /// The parameters of one image: drawn from a generator seeded by the folder's seed and the
+    /// image's key, so they do not depend on the order or batching of the images.
+    pub fn draw(&self, rel: &Path) -> Vec<f32> {
+        let k = key(rel);
+        let h = fetch::sha256_bytes(k.as_bytes());
+        let mix = u64::from_str_radix(&h[..16], 16).unwrap_or(0);
+        let mut rng = StdRng::seed_from_u64(self.seed ^ mix);
+        self.degradation.sample_params(&mut rng, 1).row(0).to_vec()
+    }
+
+    /// The parameters `[B, P]` of a batch of images, from the sidecar.
+    pub fn lookup(&self, dir: &Path, rels: &[&Path]) -> std::result::Result<Array2<f32>, String> {
+        let p = self.param_names.len();
+        let mut out = Array2::zeros((rels.len(), p));
+        for (i, rel) in rels.iter().enumerate() {
+            let k = key(rel);
+            let v = self.images.get(&k).ok_or_else(|| {
+                format!(
+                    "{k} is not listed in {}: it was not degraded by `cold degrade` into this folder",
+                    Self::path(dir).display()
+                )
+            })?;
+            if v.len() != p {
+                return Err(format!(
+                    "{k}: {} parameters in {}, expected {p}",
+                    v.len(),
+                    Self::path(dir).display()
+                ));
+            }
+            out.row_mut(i)
+                .assign(&ndarray::ArrayView1::from(v.as_slice()));
+        }
+        Ok(out)
+    }
+
+    /// Checks that the images were degraded by the same process a model inverts.
+    pub fn check_matches(&self, dir: &Path, model: &Degradation) -> Result<()> {
+        if &self.degradation != model {
+            return Err(err(
+                &Self::path(dir),
+                format!(
+                    "these images were degraded by \"{}\" but the model inverts \"{}\": use the \
+                     model they were degraded for, or degrade them again with this one",
+                    self.degradation.describe(),
+                    model.describe()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

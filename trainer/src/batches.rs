@@ -1,0 +1,62 @@
+//! Training batches: images drawn with replacement, optional flips, levels t ~ U{1..T} and the
+//! degradation's per-image parameters, all from a generator seeded by (seed, step) so that a
+//! resumed run replays them; `x_t = D(x0, t)` by the shared implementation of D.
+
+use burn::prelude::*;
+use cold_runtime::data::Dataset;
+use cold_runtime::degradation::Prepared;
+use ndarray::Axis;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use crate::config::TrainConfig;
+use crate::tensor_io;
+
+/// One training batch: clean images, degraded images and their levels.
+pub struct Batch<B: Backend> {
+    pub x0: Tensor<B, 4>,
+    pub xt: Tensor<B, 4>,
+    pub t: Tensor<B, 1>,
+}
+
+/// The random choices of one step depend only on (seed, step), so a resumed run replays them.
+fn step_rng(seed: u64, step: usize) -> StdRng {
+    StdRng::seed_from_u64(seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Draws the batch of step `step`: images with replacement, optional flips, t ~ U{1..T}, the
+/// degradation's per-image parameters.
+pub fn make_batch<B: Backend>(
+    cfg: &TrainConfig,
+    data: &Dataset,
+    deg: &Prepared,
+    step: usize,
+    device: &B::Device,
+) -> Batch<B> {
+    let mut rng = step_rng(cfg.seed, step);
+    let n = cfg.batch_size;
+    let idx: Vec<usize> = (0..n).map(|_| rng.random_range(0..data.len())).collect();
+    let mut x = data.batch(&idx);
+    if cfg.flip {
+        for mut im in x.axis_iter_mut(Axis(0)) {
+            if rng.random_bool(0.5) {
+                let flipped = im.slice(ndarray::s![.., .., ..;-1]).to_owned();
+                im.assign(&flipped);
+            }
+        }
+    }
+    let levels: Vec<i64> = (0..n)
+        .map(|_| rng.random_range(1..=cfg.degradation.steps as i64))
+        .collect();
+    let params = cfg.degradation.sample_params(&mut rng, n);
+    let t: Vec<usize> = levels.iter().map(|&v| v as usize).collect();
+    let xt = deg
+        .apply(x.view(), &t, params.view())
+        .expect("a batch of the data set the degradation was checked against");
+    let x0 = tensor_io::to_tensor::<B>(&x, device);
+    let xt = tensor_io::to_tensor::<B>(&xt, device);
+    let t = Tensor::<B, 1>::from_data(
+        TensorData::new(levels.iter().map(|&v| v as f32).collect::<Vec<_>>(), [n]),
+        device,
+    );
+    Batch { x0, xt, t }
+}

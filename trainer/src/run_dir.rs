@@ -1,0 +1,89 @@
+//! A run folder: `config.json`, `loss.csv`, `loss.png`, `samples/`, `checkpoints/`,
+//! `summary.json`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use cold_runtime::fetch;
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+
+/// A run folder: `config.json`, `loss.csv`, `loss.png`, `samples/`, `checkpoints/`.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        RunDir { root: root.into() }
+    }
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.json")
+    }
+    pub fn loss_csv(&self) -> PathBuf {
+        self.root.join("loss.csv")
+    }
+    pub fn loss_png(&self) -> PathBuf {
+        self.root.join("loss.png")
+    }
+    pub fn samples(&self) -> PathBuf {
+        self.root.join("samples")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+    pub fn summary(&self) -> PathBuf {
+        self.root.join("summary.json")
+    }
+
+    /// Reads the saved config.
+    pub fn load_config(&self) -> Result<TrainConfig> {
+        let p = self.config();
+        let s = fs::read_to_string(&p).map_err(|e| TrainError::io(&p, e))?;
+        serde_json::from_str(&s).map_err(|e| TrainError::Config(format!("{}: {e}", p.display())))
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub steps: usize,
+    /// Mean loss over the last 100 steps (none before the first step).
+    pub final_loss: Option<f64>,
+    /// Seconds of this invocation.
+    pub seconds: f64,
+    /// Seconds over all invocations of the run (resumes included).
+    #[serde(default)]
+    pub total_seconds: f64,
+    pub steps_per_second: f64,
+    pub images_per_second: f64,
+    /// Seconds until the first step had finished (includes kernel compilation on a GPU).
+    pub first_step_seconds: f64,
+    pub interrupted: bool,
+    pub backend: String,
+}
+
+pub(crate) fn read_losses(path: &Path) -> Vec<(usize, f64)> {
+    let Ok(s) = fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    s.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut it = l.split(',');
+            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+pub(crate) fn write_losses(path: &Path, rows: &[(usize, f64)]) -> Result<()> {
+    let mut s = String::from("step,loss\n");
+    for (st, l) in rows {
+        s.push_str(&format!("{st},{l}\n"));
+    }
+    fetch::write_atomic(path, s.as_bytes())?;
+    Ok(())
+}

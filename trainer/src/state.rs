@@ -1,0 +1,87 @@
+//! The training state (model, EMA, optimiser, step) and one optimisation step.
+
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{Adam, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::batches::Batch;
+use crate::config::TrainConfig;
+use crate::ema::ema_update;
+use crate::model::UNet;
+use crate::ops::TrainBackend;
+
+/// Model, EMA, optimiser and step: what a checkpoint holds.
+pub struct TrainState<B: AutodiffBackend> {
+    pub model: UNet<B>,
+    pub ema: UNet<B::InnerBackend>,
+    pub optim: OptimizerAdaptor<Adam, UNet<B>, B>,
+    /// Optimiser steps done.
+    pub step: usize,
+    /// Training seconds spent to reach this state, over every invocation of the run (kept in
+    /// checkpoints, so a killed process loses at most the time since its last checkpoint).
+    pub seconds: f64,
+}
+
+impl<B: AutodiffBackend> TrainState<B> {
+    /// A fresh model seeded from the config.
+    pub fn new(cfg: &TrainConfig, device: &B::Device) -> Self {
+        B::seed(device, cfg.seed);
+        let model = cfg.model.init::<B>(device);
+        let ema = model.valid();
+        TrainState {
+            model,
+            ema,
+            optim: cfg.optimizer(),
+            step: 0,
+            seconds: 0.0,
+        }
+    }
+}
+
+/// The L1 loss of the model on a batch.
+pub fn loss<B: TrainBackend>(model: &UNet<B>, batch: &Batch<B>) -> Tensor<B, 1> {
+    (model.forward(batch.xt.clone(), batch.t.clone()) - batch.x0.clone())
+        .abs()
+        .mean()
+}
+
+/// One optimiser step (and the EMA schedule); returns the loss before the step.
+pub fn train_step<B: AutodiffBackend + TrainBackend>(
+    cfg: &TrainConfig,
+    state: TrainState<B>,
+    batch: &Batch<B>,
+) -> (TrainState<B>, f32) {
+    let TrainState {
+        model,
+        ema,
+        mut optim,
+        step,
+        seconds,
+    } = state;
+    let l = loss(&model, batch);
+    let value: f32 = l.clone().into_scalar().elem();
+    let grads = GradientsParams::from_grads(l.backward(), &model);
+    let model = optim.step(cfg.learning_rate, model, grads);
+    let step = step + 1;
+    let ema = if step % cfg.ema_every == 0 {
+        if step < cfg.ema_start {
+            model.valid()
+        } else {
+            ema_update(ema, &model.valid(), cfg.ema_decay)
+        }
+    } else {
+        ema
+    };
+    (
+        TrainState {
+            model,
+            ema,
+            optim,
+            step,
+            seconds,
+        },
+        value,
+    )
+}
