@@ -59,6 +59,19 @@ pub enum WeightLoading {
     Read,
 }
 
+/// cuDNN's convolution algorithm choice on the CUDA execution provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvSearch {
+    /// Time every algorithm on first use of a shape (slow start, fastest kernels).
+    Exhaustive,
+    /// cuDNN's heuristics (fast start).
+    #[default]
+    Heuristic,
+    /// cuDNN's default algorithm.
+    Default,
+}
+
 /// Execution-provider settings.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -74,6 +87,10 @@ pub struct EngineOptions {
     pub weights: WeightLoading,
     /// Check the sha256 of every bundle file when opening.
     pub verify: bool,
+    /// CUDA: cuDNN convolution algorithm search.
+    pub conv_search: ConvSearch,
+    /// CUDA: prefer the NHWC layout for convolutions (tensor-core friendly).
+    pub prefer_nhwc: bool,
 }
 
 impl Default for EngineOptions {
@@ -86,6 +103,8 @@ impl Default for EngineOptions {
             threads: 0,
             weights: WeightLoading::Path,
             verify: true,
+            conv_search: ConvSearch::Heuristic,
+            prefer_nhwc: false,
         }
     }
 }
@@ -509,17 +528,29 @@ fn ep_available(ep: Ep) -> Result<bool> {
     }
 }
 
+/// The CUDA execution provider with the engine's options.
+#[cfg(feature = "cuda")]
+fn cuda_provider(o: &EngineOptions) -> ort::ep::CUDA {
+    use ort::ep::cuda::ConvAlgorithmSearch as S;
+    let search = match o.conv_search {
+        ConvSearch::Exhaustive => S::Exhaustive,
+        ConvSearch::Heuristic => S::Heuristic,
+        ConvSearch::Default => S::Default,
+    };
+    ort::ep::CUDA::default()
+        .with_device_id(o.device_id)
+        .with_conv_algorithm_search(search)
+        .with_conv_max_workspace(true)
+        .with_prefer_nhwc(o.prefer_nhwc)
+}
+
 fn register_ep(b: SessionBuilder, ep: Ep, o: &EngineOptions) -> Result<SessionBuilder> {
     let _ = o;
     match ep {
         Ep::Cpu | Ep::Auto => Ok(b),
         #[cfg(feature = "cuda")]
         Ep::Cuda => {
-            let cuda = ort::ep::CUDA::default()
-                .with_device_id(o.device_id)
-                .with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Heuristic)
-                .build()
-                .error_on_failure();
+            let cuda = cuda_provider(o).build().error_on_failure();
             b.with_execution_providers([cuda])
                 .map_err(|e| ep_err(ep, ort::Error::<()>::from(e)))
         }
@@ -533,10 +564,7 @@ fn register_ep(b: SessionBuilder, ep: Ep, o: &EngineOptions) -> Result<SessionBu
                     .with_engine_cache(true)
                     .with_engine_cache_path(dir.display().to_string());
             }
-            let cuda = ort::ep::CUDA::default()
-                .with_device_id(o.device_id)
-                .build()
-                .error_on_failure();
+            let cuda = cuda_provider(o).build().error_on_failure();
             b.with_execution_providers([trt.build().error_on_failure(), cuda])
                 .map_err(|e| ep_err(ep, ort::Error::<()>::from(e)))
         }

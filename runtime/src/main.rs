@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use cold_runtime::bench::{self, BenchConfig};
 use cold_runtime::bundle::Bundle;
 use cold_runtime::data::{Dataset, Source, Split};
-use cold_runtime::engine::{Algorithm, Engine, EngineOptions, Ep, WeightLoading};
+use cold_runtime::engine::{Algorithm, ConvSearch, Engine, EngineOptions, Ep, WeightLoading};
 use cold_runtime::eval::{self, EvalConfig};
 use cold_runtime::folder::{Report, Resize};
 use cold_runtime::imageio::BitDepth;
@@ -50,9 +50,9 @@ struct ModelArgs {
     /// Model bundle folder (models/<name>).
     #[arg(long, default_value = "models/mnist-blur")]
     model: PathBuf,
-    /// Execution provider.
-    #[arg(long, value_enum, default_value = "cpu")]
-    ep: Ep,
+    /// Execution provider: cpu, cuda, tensorrt or auto (`bench` takes a list, e.g. cpu,cuda).
+    #[arg(long, value_enum, default_value = "cpu", value_delimiter = ',')]
+    ep: Vec<Ep>,
     /// GPU index (cuda, tensorrt).
     #[arg(long, default_value_t = 0)]
     device: i32,
@@ -68,18 +68,34 @@ struct ModelArgs {
     /// How the weights reach ONNX Runtime (see BENCHMARKS.md for start-up time and memory).
     #[arg(long, value_enum, default_value = "path")]
     weights: WeightLoading,
+    /// CUDA: cuDNN convolution algorithm search (exhaustive: slower first run, faster kernels).
+    #[arg(long, value_enum, default_value = "heuristic")]
+    cudnn_search: ConvSearch,
+    /// CUDA: prefer the NHWC layout for convolutions.
+    #[arg(long)]
+    prefer_nhwc: bool,
 }
 
 impl ModelArgs {
-    fn options(&self) -> EngineOptions {
+    /// The options of a single-provider command.
+    fn options(&self) -> Result<EngineOptions> {
+        if self.ep.len() != 1 {
+            bail!("--ep takes one execution provider here (only `bench` takes a list)");
+        }
+        Ok(self.options_for(self.ep[0]))
+    }
+
+    fn options_for(&self, ep: Ep) -> EngineOptions {
         EngineOptions {
-            ep: self.ep,
+            ep,
             device_id: self.device,
             trt_fp16: self.trt_fp16,
             trt_cache: self.trt_cache.clone(),
             threads: self.threads,
             weights: self.weights,
             verify: true,
+            conv_search: self.cudnn_search,
+            prefer_nhwc: self.prefer_nhwc,
         }
     }
 }
@@ -222,7 +238,7 @@ fn finish(report: Report, what: &str) -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Restore(a) => {
-            let mut engine = Engine::open(&a.model.model, a.model.options())?;
+            let mut engine = Engine::open(&a.model.model, a.model.options()?)?;
             tracing::info!(
                 "model {} on {}",
                 engine.bundle.manifest.name,
@@ -241,7 +257,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(finish(report, "restore"))
         }
         Command::Degrade(a) => {
-            let mut engine = Engine::open(&a.model.model, a.model.options())?;
+            let mut engine = Engine::open(&a.model.model, a.model.options()?)?;
             let o = DegradeOptions {
                 t: a.t,
                 batch: a.batch,
@@ -273,16 +289,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 warmup: a.warmup,
                 repeats: a.repeats,
             };
-            let results = bench::run(&a.model.model, a.model.options(), &cfg)?;
+            let mut results = Vec::new();
+            let mut rows = Vec::new();
+            for &ep in &a.model.ep {
+                match bench::run(&a.model.model, a.model.options_for(ep), &cfg) {
+                    Ok(r) => {
+                        rows.extend(
+                            r.iter()
+                                .map(|x| serde_json::to_value(x).unwrap_or_default()),
+                        );
+                        results.extend(r);
+                    }
+                    // A provider that is not there is skipped with its reason, not an abort.
+                    Err(e @ cold_runtime::Error::ExecutionProvider { .. }) => {
+                        let reason = e.to_string();
+                        eprintln!("skipped {}: {reason}", ep.name());
+                        rows.push(serde_json::json!({"ep": ep.name(), "skipped": reason}));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             print!("{}", bench::table(&results));
-            let js = serde_json::to_string_pretty(&results)?;
+            let js = serde_json::to_string_pretty(&rows)?;
             if let Some(p) = &a.json {
                 fetch::write_atomic(p, js.as_bytes())?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval(a) => {
-            let mut engine = Engine::open(&a.model.model, a.model.options())?;
+            let mut engine = Engine::open(&a.model.model, a.model.options()?)?;
             let source: Source = a.data.parse()?;
             if let Source::Mnist(None) = source {
                 cold_runtime::data::fetch_mnist(None)?;

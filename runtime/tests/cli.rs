@@ -516,6 +516,61 @@ fn info_and_bench() {
     assert_eq!(rows[1]["batch"], 3);
     assert_eq!(rows[1]["steps"], 3);
     assert!(rows[0]["images_per_second"].as_f64().expect("f") > 0.0);
+
+    // Several providers in one run: the ones that are not there are skipped with their reason.
+    let o = cold(&[
+        "bench",
+        "--model",
+        bundle().to_str().expect("utf8"),
+        "--ep",
+        "cpu,cuda,tensorrt",
+        "--batch",
+        "2",
+        "--t",
+        "1",
+        "--warmup",
+        "0",
+        "--repeats",
+        "1",
+        "--json",
+        js.to_str().expect("p"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_slice(&fs::read(&js).expect("json")).expect("parse");
+    let rows = v.as_array().expect("array");
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["ep"], "cpu");
+    assert!(rows[0]["images_per_second"].as_f64().expect("f") > 0.0);
+    for (row, ep) in rows[1..].iter().zip(["cuda", "tensorrt"]) {
+        assert_eq!(row["ep"], ep);
+        let why = row["skipped"].as_str().expect("a reason");
+        assert!(
+            why.contains("rebuild") || why.contains("ORT_DYLIB_PATH"),
+            "{why}"
+        );
+    }
+    assert!(stderr(&o).contains("skipped cuda"), "{}", stderr(&o));
+    // Other commands take one provider.
+    let o = cold(&["info", "--model", bundle().to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = cold(&[
+        "degrade",
+        "--model",
+        bundle().to_str().expect("utf8"),
+        "--ep",
+        "cpu,cuda",
+        "--t",
+        "1",
+        "a",
+        "b",
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("one execution provider"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// RMSE over all pixels on [0, 1] (the reference's protocol), computed here independently.
