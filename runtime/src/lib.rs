@@ -7,11 +7,13 @@
 //! - [`bundle`]: the model bundle format (manifest, hashes, atomic writing).
 //! - [`jobs`], [`folder`], [`imageio`], [`sidecar`]: restoring and degrading image folders safely;
 //!   `degradation.json` carries a degraded folder's level and per-image parameters.
-//! - [`bench`], [`eval`], [`metrics`]: throughput and the paper's quality metrics.
+//! - [`bench`], [`eval`], [`metrics`], [`fid`]: throughput and the paper's quality metrics (RMSE,
+//!   SSIM, FID).
 //! - [`degradation`]: the degradation description shared with the trainer and the one
 //!   implementation of D (blur, inpainting, super-resolution).
 //! - [`data`]: MNIST / Fashion-MNIST / CIFAR-10 / image-folder data sets.
 //! - [`fetch`], [`ortlib`]: the pinned, hash-checked downloads (MNIST, ONNX Runtime).
+//! - [`onnx`]: a small ONNX graph writer (the trainer's exporter and the FID network use it).
 
 pub mod bench;
 pub mod bundle;
@@ -23,10 +25,12 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod fetch;
+pub mod fid;
 pub mod folder;
 pub mod imageio;
 pub mod jobs;
 pub mod metrics;
+pub mod onnx;
 pub mod ortlib;
 pub mod sampler;
 pub mod sidecar;

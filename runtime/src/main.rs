@@ -13,6 +13,7 @@ use cold_runtime::bundle::Bundle;
 use cold_runtime::data::{Dataset, Source, Split};
 use cold_runtime::engine::{Algorithm, ConvSearch, Engine, EngineOptions, Ep, WeightLoading};
 use cold_runtime::eval::{self, EvalConfig};
+use cold_runtime::fid;
 use cold_runtime::folder::{Report, Resize};
 use cold_runtime::imageio::BitDepth;
 use cold_runtime::jobs::{self, DegradeOptions, RestoreOptions};
@@ -41,8 +42,30 @@ enum Command {
     Bench(BenchArgs),
     /// RMSE and SSIM of degraded, direct, Algorithm 1 and Algorithm 2 on a test set.
     Eval(EvalArgs),
-    /// Fetch ONNX Runtime into the cache now (otherwise it is fetched on first use).
+    /// Fréchet Inception Distance between two folders of images (or saved statistics).
+    Fid(FidArgs),
+    /// Fetch ONNX Runtime and the FID network into the cache now (otherwise on first use).
     Setup,
+}
+
+#[derive(Args, Debug)]
+struct FidArgs {
+    /// A folder of images (any size; grey or colour), or a .fidstats file.
+    a: PathBuf,
+    /// The other folder or .fidstats file (optional with --save-stats).
+    b: Option<PathBuf>,
+    /// Print {"fid", "files_a", "files_b"} as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also save the feature statistics of A here (a .fidstats file to compare against later).
+    #[arg(long)]
+    save_stats: Option<PathBuf>,
+    /// Images per network run.
+    #[arg(long, default_value_t = 50)]
+    batch: usize,
+    /// CPU threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -354,11 +377,73 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Fid(a) => fid_cmd(a),
         Command::Setup => {
             println!("{}", ortlib::library_path()?.display());
+            println!(
+                "{}",
+                cold_runtime::fid::inception::ensure(&cold_runtime::fid::cache_dir()?)?.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Statistics of a folder or a saved `.fidstats` file; logs skipped images.
+fn fid_stats(
+    net: &mut Option<fid::FidNetwork>,
+    a: &FidArgs,
+    p: &std::path::Path,
+) -> Result<(fid::Stats, usize)> {
+    if p.is_file() {
+        let s = fid::Stats::load(p)?;
+        return Ok((s.clone(), s.n));
+    }
+    if net.is_none() {
+        let mut n = fid::FidNetwork::open(a.threads)?;
+        n.batch = a.batch.max(1);
+        *net = Some(n);
+    }
+    let pb = cold_runtime::folder::progress_bar(0, &format!("features of {}", p.display()));
+    let (stats, failed) = fid::folder_stats(net.as_mut().expect("opened above"), p, &pb)?;
+    pb.finish_and_clear();
+    for (f, why) in &failed {
+        tracing::warn!("skipped {}: {why}", f.display());
+    }
+    tracing::info!(
+        "{}: {} images used, {} unreadable skipped",
+        p.display(),
+        stats.n,
+        failed.len()
+    );
+    let n = stats.n;
+    Ok((stats, n))
+}
+
+fn fid_cmd(a: FidArgs) -> Result<ExitCode> {
+    if a.b.is_none() && a.save_stats.is_none() {
+        bail!("give two folders (or .fidstats files) to compare, or --save-stats FILE for one");
+    }
+    let mut net = None;
+    let (sa, na) = fid_stats(&mut net, &a, &a.a)?;
+    if let Some(p) = &a.save_stats {
+        sa.save(p)?;
+        tracing::info!("statistics of {} saved to {}", a.a.display(), p.display());
+    }
+    let Some(b) = &a.b else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let (sb, nb) = fid_stats(&mut net, &a, b)?;
+    let d = fid::frechet_distance(&sa, &sb)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"fid": d, "files_a": na, "files_b": nb})
+        );
+    } else {
+        println!("FID {d:.4} ({na} images in A, {nb} in B)");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn describe(b: &Bundle) -> Result<String> {

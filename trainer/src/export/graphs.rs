@@ -9,12 +9,12 @@ use cold_runtime::bundle::io;
 use cold_runtime::degradation::{Centre, Masks, Operators, Prepared, PreparedKind};
 use onnx_protobuf::tensor_proto::DataType;
 
-use super::onnx::{Attr, Dim, GraphBuilder};
 use crate::model::UNet;
 use crate::model::attention::LinearAttention;
 use crate::model::convnext::ConvNextBlock;
 use crate::model::embedding::sinusoidal_frequencies;
 use crate::model::norm::ChannelLayerNorm;
+use cold_runtime::onnx::{Attr, Dim, GraphBuilder};
 
 fn values<B: Backend, const D: usize>(p: &Param<Tensor<B, D>>) -> (Vec<f32>, Vec<usize>) {
     let t = p.val();

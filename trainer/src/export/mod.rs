@@ -6,7 +6,8 @@
 
 pub mod graphs;
 pub mod import;
-pub mod onnx;
+
+pub use cold_runtime::onnx;
 
 use std::path::{Path, PathBuf};
 
