@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::data::Dataset;
 use crate::engine::{Algorithm, Engine};
 use crate::error::Result;
+use crate::fid::{Accumulator, FidNetwork, Stats, frechet_distance};
 use crate::folder::progress_bar;
 use crate::imageio::{self, BitDepth};
 use crate::metrics::{MetricSet, Scores};
@@ -26,6 +27,9 @@ pub struct EvalConfig {
     pub input_depth: Option<BitDepth>,
     /// Seed of the per-image degradation parameters (inpainting centres, ...).
     pub seed: u64,
+    /// Also compute FID against the originals (slow on a CPU: the Inception network runs on
+    /// every output at 299x299).
+    pub fid: bool,
 }
 
 /// One line of the table.
@@ -35,6 +39,9 @@ pub struct EvalRow {
     pub method: String,
     #[serde(flatten)]
     pub scores: Scores,
+    /// FID of this method's images against the originals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fid: Option<f64>,
 }
 
 /// The whole evaluation.
@@ -66,8 +73,23 @@ pub fn evaluate(
     // One parameter row per test image, the same at every level.
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(cfg.seed);
     let all_params = deg.sample_params(&mut rng, n);
+    let mut fid_net = if cfg.fid {
+        Some(FidNetwork::open(engine.options.threads)?)
+    } else {
+        None
+    };
+    // The originals' statistics are the same at every level (and cached between runs).
+    let mut originals: Option<Stats> = match &fid_net {
+        Some(_) => cached_stats(data, n)?,
+        None => None,
+    };
+    let mut original_acc = (fid_net.is_some() && originals.is_none()).then(Accumulator::default);
     for &t in &cfg.levels {
         let mut sets: Vec<MetricSet> = vec![MetricSet::default(); 4];
+        let mut accs: Vec<Accumulator> = match &fid_net {
+            Some(_) => (0..4).map(|_| Accumulator::default()).collect(),
+            None => Vec::new(),
+        };
         let pb = progress_bar(n as u64, &format!("t = {t}"));
         for start in (0..n).step_by(cfg.batch.max(1)) {
             let idx: Vec<usize> = (start..(start + cfg.batch).min(n)).collect();
@@ -111,6 +133,15 @@ pub fn evaluate(
             for (set, out) in sets.iter_mut().zip([&xt, &direct, &a1, &a2]) {
                 set.add(out.view(), x0.view());
             }
+            if let Some(net) = fid_net.as_mut() {
+                let unit = |a: &Array4<f32>| a.mapv(|v| (v + 1.0) / 2.0);
+                for (acc, out) in accs.iter_mut().zip([&xt, &direct, &a1, &a2]) {
+                    acc.add(&net.features(unit(out).view())?);
+                }
+                if let Some(acc) = original_acc.as_mut() {
+                    acc.add(&net.features(unit(&x0).view())?);
+                }
+            }
             if start == 0
                 && t == cfg.levels[0]
                 && let Some(p) = grid
@@ -120,11 +151,23 @@ pub fn evaluate(
             pb.inc(idx.len() as u64);
         }
         pb.finish_and_clear();
-        for (m, set) in METHODS.iter().zip(&sets) {
+        if let Some(acc) = original_acc.take() {
+            let s = acc.finish()?;
+            save_cached_stats(data, n, &s);
+            originals = Some(s);
+        }
+        let mut fids = vec![None; 4];
+        if let Some(orig) = &originals {
+            for (f, acc) in fids.iter_mut().zip(accs) {
+                *f = Some(frechet_distance(&acc.finish()?, orig)?);
+            }
+        }
+        for ((m, set), fid) in METHODS.iter().zip(&sets).zip(fids) {
             rows.push(EvalRow {
                 t,
                 method: (*m).into(),
                 scores: set.scores(),
+                fid,
             });
         }
     }
@@ -160,12 +203,62 @@ fn write_grid(path: &Path, columns: &[&Array4<f32>]) -> Result<()> {
 
 /// A Markdown table of the report.
 pub fn markdown(r: &EvalReport) -> String {
-    let mut s = String::from("| t | method | RMSE | SSIM |\n|---|---|---|---|\n");
+    let with_fid = r.rows.iter().any(|row| row.fid.is_some());
+    let mut s = if with_fid {
+        String::from("| t | method | RMSE | SSIM | FID |\n|---|---|---|---|---|\n")
+    } else {
+        String::from("| t | method | RMSE | SSIM |\n|---|---|---|---|\n")
+    };
     for row in &r.rows {
         s.push_str(&format!(
-            "| {} | {} | {:.4} | {:.4} |\n",
+            "| {} | {} | {:.4} | {:.4} |",
             row.t, row.method, row.scores.rmse, row.scores.ssim
         ));
+        if with_fid {
+            match row.fid {
+                Some(f) => s.push_str(&format!(" {f:.2} |")),
+                None => s.push_str(" - |"),
+            }
+        }
+        s.push('\n');
     }
     s
+}
+
+/// The cache file of a test set's FID statistics: keyed by the images' pixels.
+fn stats_cache_path(data: &Dataset, n: usize) -> Option<std::path::PathBuf> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(format!(
+        "v1 {} {}x{}x{} {n}",
+        data.name, data.channels, data.height, data.width
+    ));
+    for start in (0..n).step_by(1000) {
+        let idx: Vec<usize> = (start..(start + 1000).min(n)).collect();
+        for v in data.batch(&idx).iter() {
+            h.update(v.to_le_bytes());
+        }
+    }
+    let key = hex::encode(h.finalize());
+    Some(
+        crate::fid::cache_dir()
+            .ok()?
+            .join("stats")
+            .join(format!("{}.fidstats", &key[..32])),
+    )
+}
+
+fn cached_stats(data: &Dataset, n: usize) -> Result<Option<Stats>> {
+    Ok(stats_cache_path(data, n)
+        .filter(|p| p.is_file())
+        .and_then(|p| Stats::load(&p).ok()))
+}
+
+fn save_cached_stats(data: &Dataset, n: usize, s: &Stats) {
+    if let Some(p) = stats_cache_path(data, n) {
+        let _ = std::fs::create_dir_all(p.parent().unwrap_or(Path::new(".")));
+        if let Err(e) = s.save(&p) {
+            tracing::warn!("could not cache the FID statistics of the originals: {e}");
+        }
+    }
 }

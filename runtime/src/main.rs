@@ -227,6 +227,9 @@ struct EvalArgs {
     /// Seed of the per-image degradation parameters (inpainting centres).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Skip FID (it runs the Inception network on every output: slow on a CPU).
+    #[arg(long)]
+    no_fid: bool,
     /// Folder for eval.json, eval.md and comparison.png.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -357,6 +360,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 batch: a.batch,
                 input_depth: a.input_depth,
                 seed: a.seed,
+                fid: !a.no_fid,
             };
             let grid = a.out.as_ref().map(|d| d.join("comparison.png"));
             if let Some(d) = &a.out {

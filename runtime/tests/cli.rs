@@ -605,7 +605,8 @@ fn eval_writes_table_json_and_grid_with_the_reference_rmse() {
             out.to_str().expect("p"),
         ];
         if let Some(d) = depth {
-            args.extend(["--input-depth", d]);
+            // FID is checked on the float run only (it runs the Inception network).
+            args.extend(["--input-depth", d, "--no-fid"]);
         }
         let o = cold(&args);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -650,7 +651,15 @@ fn eval_writes_table_json_and_grid_with_the_reference_rmse() {
             (0.0..=1.0).contains(&rmse) && ssim <= 1.0 && ssim > -1.0,
             "{r}"
         );
+        // FID of every method against the originals (12 images: a noisy but finite value).
+        let fid = r["fid"].as_f64().expect("an FID column");
+        assert!(fid.is_finite() && fid > 0.0, "{r}");
     }
+    assert!(
+        fs::read_to_string(tmp.path().join("float/eval.md"))
+            .expect("md")
+            .contains("| FID |")
+    );
 
     // The degraded rows equal the RMSE of the exact operators' output, over the 12 digits.
     let d = Dataset::load(
