@@ -61,7 +61,8 @@ fn degrade_then_restore_through_the_sidecar() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (cfg, net) = tiny_model_for("mnist-inpaint", 3);
     let bundle = tmp.path().join("inpaint");
-    export::export_model(&net, &cfg, TrainingSummary::default(), &bundle, false).expect("export");
+    export::export_model(&net, &cfg, TrainingSummary::default(), None, &bundle, false)
+        .expect("export");
     let mut engine = Engine::open(&bundle, EngineOptions::default()).expect("engine");
     let (inp, out) = (tmp.path().join("in"), tmp.path().join("out"));
     write_digits(&inp, 7);

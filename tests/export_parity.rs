@@ -170,7 +170,8 @@ fn tiny_bundle_matches_burn() {
     let (cfg, net) = tiny_model(11);
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("tiny");
-    export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
+    export::export_model(&net, &cfg, TrainingSummary::default(), None, &dir, false)
+        .expect("export");
     check_parity(&dir, &net, 5);
 
     // Every Burn parameter is an ONNX initializer of the same name, and reads back identically.
@@ -208,7 +209,8 @@ fn every_degradation_kind_exports_matching_graphs() {
         let (cfg, net) = tiny_model_for(preset, 20 + i as u64);
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = tmp.path().join(preset);
-        export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
+        export::export_model(&net, &cfg, TrainingSummary::default(), None, &dir, false)
+            .expect("export");
         check_parity(&dir, &net, 30 + i as u64);
     }
 }
@@ -219,17 +221,20 @@ fn export_refuses_to_overwrite_a_different_bundle() {
     let (_, other) = tiny_model(2);
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("b");
-    export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
+    export::export_model(&net, &cfg, TrainingSummary::default(), None, &dir, false)
+        .expect("export");
     // The same model again is fine (nothing changes).
-    export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("same again");
-    let err = export::export_model(&other, &cfg, TrainingSummary::default(), &dir, false)
+    export::export_model(&net, &cfg, TrainingSummary::default(), None, &dir, false)
+        .expect("same again");
+    let err = export::export_model(&other, &cfg, TrainingSummary::default(), None, &dir, false)
         .expect_err("refuse");
     assert!(err.to_string().contains("--force"), "{err}");
     // A forced re-export keeps what the user added beside the bundle files (model card, examples).
     std::fs::write(dir.join("README.md"), "model card").expect("card");
     std::fs::create_dir_all(dir.join("examples/t20")).expect("mkdir");
     std::fs::write(dir.join("examples/t20/a.png"), b"png").expect("example");
-    export::export_model(&other, &cfg, TrainingSummary::default(), &dir, true).expect("forced");
+    export::export_model(&other, &cfg, TrainingSummary::default(), None, &dir, true)
+        .expect("forced");
     assert_eq!(
         std::fs::read_to_string(dir.join("README.md")).expect("card"),
         "model card"

@@ -13,14 +13,24 @@ fn tiny_bundle_fixture_is_current() {
         dataset: "none (random weights, test fixture)".into(),
         ..Default::default()
     };
+    // A fixed mixture (not fitted), so that `cold generate` can be tested on the fixture.
+    let generation = Some(cold_runtime::generation::Generation {
+        components: vec![cold_runtime::generation::Component {
+            weight: 1.0,
+            mean: vec![-0.8],
+            covariance: vec![vec![0.01]],
+        }],
+        fitted_on: "none (test fixture)".into(),
+        images: 0,
+    });
     let fixture = tiny_bundle_dir();
     if std::env::var_os("COLD_UPDATE_FIXTURES").is_some() {
-        export::export_model(&net, &cfg, training, &fixture, true).expect("export");
+        export::export_model(&net, &cfg, training, generation, &fixture, true).expect("export");
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("tiny-bundle");
-    export::export_model(&net, &cfg, training, &dir, false).expect("export");
+    export::export_model(&net, &cfg, training, generation, &dir, false).expect("export");
     for name in [
         "manifest.json",
         "restorer.onnx",

@@ -64,7 +64,8 @@ fn exported_graphs_pass_onnx_checker_and_shape_inference() {
     ] {
         let (cfg, net) = tiny_model_for(preset, 5);
         let dir = tmp.path().join(preset);
-        export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
+        export::export_model(&net, &cfg, TrainingSummary::default(), None, &dir, false)
+            .expect("export");
         check(&py, &dir);
     }
     let shipped = workspace_root().join("models/mnist-blur");

@@ -15,7 +15,8 @@ fn runtime_sampling_matches_burn_sampling() {
     let (cfg, net) = tiny_model(3);
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("b");
-    export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
+    export::export_model(&net, &cfg, TrainingSummary::default(), None, &dir, false)
+        .expect("export");
     let mut engine = Engine::open(&dir, EngineOptions::default()).expect("engine");
     let dev = Default::default();
     let deg = cfg.degradation.prepare().expect("deg");
@@ -108,7 +109,8 @@ fn runtime_sampling_matches_burn_sampling_with_per_image_parameters() {
     let (cfg, net) = tiny_model_for("mnist-inpaint", 5);
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("b");
-    export::export_model(&net, &cfg, TrainingSummary::default(), &dir, false).expect("export");
+    export::export_model(&net, &cfg, TrainingSummary::default(), None, &dir, false)
+        .expect("export");
     let mut engine = Engine::open(&dir, EngineOptions::default()).expect("engine");
     let dev = Default::default();
     let deg = cfg.degradation.prepare().expect("deg");

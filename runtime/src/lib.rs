@@ -11,6 +11,7 @@
 //!   SSIM, FID).
 //! - [`degradation`]: the degradation description shared with the trainer and the one
 //!   implementation of D (blur, inpainting, super-resolution).
+//! - [`generation`]: unconditional generation from the bundle's Gaussian mixture over channel means.
 //! - [`data`]: MNIST / Fashion-MNIST / CIFAR-10 / image-folder data sets.
 //! - [`fetch`], [`ortlib`]: the pinned, hash-checked downloads (MNIST, ONNX Runtime).
 //! - [`onnx`]: a small ONNX graph writer (the trainer's exporter and the FID network use it).
@@ -27,6 +28,7 @@ pub mod eval;
 pub mod fetch;
 pub mod fid;
 pub mod folder;
+pub mod generation;
 pub mod imageio;
 pub mod jobs;
 pub mod metrics;

@@ -44,8 +44,34 @@ enum Command {
     Eval(EvalArgs),
     /// Fréchet Inception Distance between two folders of images (or saved statistics).
     Fid(FidArgs),
+    /// Generate images from nothing: Algorithm 2 from constant images drawn from the bundle's
+    /// Gaussian mixture over channel means.
+    Generate(GenerateArgs),
     /// Fetch ONNX Runtime and the FID network into the cache now (otherwise on first use).
     Setup,
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Images to generate.
+    #[arg(long, default_value_t = 64)]
+    count: usize,
+    /// The same seed gives the same images.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Standard deviation of the per-pixel noise added to the constant start images ("broken
+    /// symmetry"); 0 gives the paper's "perfect symmetry" case.
+    #[arg(long, default_value_t = cold_runtime::generation::DEFAULT_NOISE)]
+    noise: f64,
+    /// Images per model call.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Replace images already in OUT_DIR.
+    #[arg(long)]
+    overwrite: bool,
+    out_dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -382,6 +408,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Fid(a) => fid_cmd(a),
+        Command::Generate(a) => {
+            let mut engine = Engine::open(&a.model.model, a.model.options()?)?;
+            let o = cold_runtime::generation::GenerateOptions {
+                count: a.count,
+                seed: a.seed,
+                noise: a.noise,
+                batch: a.batch,
+                overwrite: a.overwrite,
+            };
+            let n = cold_runtime::generation::generate(&mut engine, &a.out_dir, &o)?;
+            println!(
+                "{n} images written to {} (and grid.png)",
+                a.out_dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Setup => {
             println!("{}", ortlib::library_path()?.display());
             println!(

@@ -698,3 +698,80 @@ fn eval_writes_table_json_and_grid_with_the_reference_rmse() {
     let side = 4 * (5 * (28 + 2) + 2);
     assert_eq!((grid.width(), grid.height()), (side, side));
 }
+
+#[test]
+fn generate_is_deterministic_and_needs_a_mixture() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model = bundle();
+    let run = |out: &Path, seed: &str| {
+        cold(&[
+            "generate",
+            "--model",
+            model.to_str().expect("utf8"),
+            "--count",
+            "5",
+            "--batch",
+            "2",
+            "--seed",
+            seed,
+            out.to_str().expect("p"),
+        ])
+    };
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let o = run(&a, "3");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let names = |d: &Path| {
+        let mut v: Vec<String> = fs::read_dir(d)
+            .expect("ls")
+            .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(&a),
+        [
+            "00000.png",
+            "00001.png",
+            "00002.png",
+            "00003.png",
+            "00004.png",
+            "grid.png"
+        ]
+    );
+    assert_eq!(run(&b, "3").status.code(), Some(0));
+    for n in names(&a) {
+        assert_eq!(
+            fs::read(a.join(&n)).expect("a"),
+            fs::read(b.join(&n)).expect("b"),
+            "{n}"
+        );
+    }
+    // again into the same folder: refused without --overwrite, nothing changed
+    let o = run(&a, "3");
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("--overwrite"), "{}", stderr(&o));
+    let c = tmp.path().join("c");
+    assert_eq!(run(&c, "4").status.code(), Some(0));
+    assert_ne!(
+        fs::read(a.join("00000.png")).expect("a"),
+        fs::read(c.join("00000.png")).expect("c"),
+        "another seed, other images"
+    );
+    // A bundle without a mixture says how to get one.
+    let nomix = tmp.path().join("nomix");
+    copy_bundle(&nomix);
+    let mpath = nomix.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&fs::read(&mpath).expect("m")).expect("json");
+    m["generation"] = serde_json::Value::Null;
+    fs::write(&mpath, serde_json::to_vec(&m).expect("json")).expect("w");
+    let o = cold(&[
+        "generate",
+        "--model",
+        nomix.to_str().expect("p"),
+        tmp.path().join("d").to_str().expect("p"),
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("cold-train mixture"), "{}", stderr(&o));
+}

@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
         dataset: "none (untrained, for benchmarks)".into(),
         ..Default::default()
     };
-    export::export_model(&net, &cfg, training, &out, true)?;
+    export::export_model(&net, &cfg, training, None, &out, true)?;
     println!("{}", out.display());
     Ok(())
 }

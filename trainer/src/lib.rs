@@ -13,6 +13,7 @@ pub mod config;
 pub mod ema;
 pub mod error;
 pub mod export;
+pub mod mixture;
 pub mod model;
 pub mod ops;
 pub mod plot;

@@ -38,6 +38,8 @@ enum Command {
     Bench(BenchArgs),
     /// Export a trained run to a self-describing ONNX model bundle for the `cold` runtime.
     Export(ExportArgs),
+    /// Fit the generation mixture (Gaussians over per-channel image means) of an existing bundle.
+    Mixture(MixtureArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -192,6 +194,27 @@ struct ExportArgs {
     /// Replace a different bundle already in --out.
     #[arg(long)]
     force: bool,
+    /// Components of the generation mixture over channel means (0: none).
+    #[arg(long, default_value_t = 1)]
+    mixture_components: usize,
+    /// Fit the mixture on the first N training images (0: all).
+    #[arg(long, default_value_t = 0)]
+    mixture_images: usize,
+}
+
+#[derive(Args, Debug)]
+struct MixtureArgs {
+    /// The bundle to add the mixture to.
+    #[arg(long)]
+    model: PathBuf,
+    /// Its training data set: mnist, mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, folder:DIR.
+    #[arg(long)]
+    dataset: String,
+    #[arg(long, default_value_t = 1)]
+    components: usize,
+    /// Fit on the first N training images (0: all).
+    #[arg(long, default_value_t = 0)]
+    images: usize,
 }
 
 fn main() -> ExitCode {
@@ -268,8 +291,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(a) => bench_cmd(a),
+        Command::Mixture(a) => {
+            let source: data::Source = a.dataset.parse()?;
+            if let data::Source::Mnist(None) = source {
+                data::fetch_mnist(None)?;
+            }
+            let d = data::Dataset::load(&source, Split::Train)?;
+            let g = cold_trainer::export::add_mixture(
+                &a.model,
+                &d,
+                cold_trainer::export::MixtureOptions {
+                    components: a.components,
+                    images: a.images,
+                },
+            )?;
+            println!("{}", serde_json::to_string_pretty(&g)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export(a) => {
-            let bundle = cold_trainer::export::export_run(&RunDir::new(&a.run), &a.out, a.force)?;
+            let mixture = cold_trainer::export::MixtureOptions {
+                components: a.mixture_components,
+                images: a.mixture_images,
+            };
+            let bundle =
+                cold_trainer::export::export_run(&RunDir::new(&a.run), &a.out, a.force, mixture)?;
             println!("{}", bundle.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -78,6 +78,7 @@ pub fn export_model<B: Backend>(
     net: &UNet<B>,
     cfg: &TrainConfig,
     training: TrainingSummary,
+    generation: Option<cold_runtime::generation::Generation>,
     out: &Path,
     force: bool,
 ) -> Result<PathBuf> {
@@ -111,7 +112,10 @@ pub fn export_model<B: Backend>(
             step: STEP.into(),
             weights: WEIGHTS.into(),
         },
-        generation: None,
+        generation: generation
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| TrainError::Export(e.to_string()))?,
         sha256: Default::default(),
         created_by: format!("cold-train {}", env!("CARGO_PKG_VERSION")),
     };
@@ -119,7 +123,32 @@ pub fn export_model<B: Backend>(
 }
 
 /// Exports the EMA weights of a run's latest checkpoint.
-pub fn export_run(run: &RunDir, out: &Path, force: bool) -> Result<PathBuf> {
+/// What the exporter fits for generation.
+#[derive(Clone, Copy, Debug)]
+pub struct MixtureOptions {
+    /// Gaussian components (the reference: 1); 0 fits none.
+    pub components: usize,
+    /// Fit on the first N training images (0 = all).
+    pub images: usize,
+}
+
+impl Default for MixtureOptions {
+    fn default() -> Self {
+        MixtureOptions {
+            components: 1,
+            images: 0,
+        }
+    }
+}
+
+/// Exports the EMA weights of a run's latest checkpoint, with a generation mixture fitted on the
+/// run's training data.
+pub fn export_run(
+    run: &RunDir,
+    out: &Path,
+    force: bool,
+    mixture: MixtureOptions,
+) -> Result<PathBuf> {
     let device = Default::default();
     let (cfg, ema, step) = load_ema::<crate::CpuBackend>(run, &device)?;
     let summary: Option<TrainSummary> = std::fs::read(run.summary())
@@ -135,5 +164,41 @@ pub fn export_run(run: &RunDir, out: &Path, force: bool) -> Result<PathBuf> {
         seconds: summary.as_ref().map(|s| s.total_seconds).unwrap_or(0.0),
         backend: summary.map(|s| s.backend).unwrap_or_default(),
     };
-    export_model(&ema, &cfg, training, out, force)
+    let generation = if mixture.components > 0 {
+        let data = cfg.load_data(cfg.split.parse()?)?;
+        let g = crate::mixture::fit(&data, mixture.components, mixture.images)?;
+        tracing::info!(
+            "generation mixture: {} component(s) fitted on {} images of {}",
+            g.components.len(),
+            g.images,
+            g.fitted_on
+        );
+        Some(g)
+    } else {
+        None
+    };
+    export_model(&ema, &cfg, training, generation, out, force)
+}
+
+/// Fits (or refits) the generation mixture of an existing bundle on `data` and rewrites its
+/// manifest (the graphs and weights are unchanged).
+pub fn add_mixture(
+    bundle_dir: &Path,
+    data: &cold_runtime::data::Dataset,
+    mixture: MixtureOptions,
+) -> Result<cold_runtime::generation::Generation> {
+    let b = cold_runtime::bundle::Bundle::open(bundle_dir, true)?;
+    let im = &b.manifest.image;
+    if (data.channels, data.height, data.width) != (im.channels, im.height, im.width) {
+        return Err(TrainError::Config(format!(
+            "the data set is {}x{}x{} but the model works on {}x{}x{}",
+            data.channels, data.height, data.width, im.channels, im.height, im.width
+        )));
+    }
+    let g = crate::mixture::fit(data, mixture.components.max(1), mixture.images)?;
+    let mut m = b.manifest.clone();
+    m.generation = Some(serde_json::to_value(&g).map_err(|e| TrainError::Export(e.to_string()))?);
+    let js = serde_json::to_vec_pretty(&m).map_err(|e| TrainError::Export(e.to_string()))?;
+    cold_runtime::fetch::write_atomic(&bundle_dir.join(bundle::MANIFEST), &js)?;
+    Ok(g)
 }
