@@ -85,6 +85,16 @@ pub struct TrainingSummary {
     pub backend: String,
 }
 
+/// Sampling defaults a bundle carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SamplingDefaults {
+    /// Levels Algorithms 1 and 2 visit by default (`cold restore --steps`), from t down to 0.
+    pub recommended_steps: usize,
+    /// Why: the measurement it was chosen by.
+    #[serde(default)]
+    pub chosen_by: String,
+}
+
 /// `manifest.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -101,6 +111,9 @@ pub struct Manifest {
     /// For unconditional generation: the Gaussian mixture over per-channel means, when fitted.
     #[serde(default)]
     pub generation: Option<serde_json::Value>,
+    /// Sampling defaults chosen by measurement (`cold eval --steps-curve`), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<SamplingDefaults>,
     /// sha256 of every file but the manifest.
     pub sha256: BTreeMap<String, String>,
     pub created_by: String,

@@ -30,6 +30,22 @@ pub struct EvalConfig {
     /// Also compute FID against the originals (slow on a CPU: the Inception network runs on
     /// every output at 299x299).
     pub fid: bool,
+    /// Numbers of sampling steps K to measure Algorithm 2 with, from the first level (the
+    /// quality/speed curve of `--steps K`); empty: none.
+    pub steps_curve: Vec<usize>,
+}
+
+/// One point of the quality/speed curve of Algorithm 2 with K steps.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepsRow {
+    pub t: usize,
+    pub steps: usize,
+    #[serde(flatten)]
+    pub scores: Scores,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fid: Option<f64>,
+    /// Restorations per second (the sampling loop only, this machine, this provider).
+    pub images_per_second: f64,
 }
 
 /// One line of the table.
@@ -55,6 +71,8 @@ pub struct EvalReport {
     pub inputs: String,
     pub seconds: f64,
     pub rows: Vec<EvalRow>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps_curve: Vec<StepsRow>,
 }
 
 pub const METHODS: [&str; 4] = ["degraded", "direct", "algorithm1", "algorithm2"];
@@ -171,7 +189,56 @@ pub fn evaluate(
             });
         }
     }
+    let mut steps_curve = Vec::new();
+    if let Some(&t) = cfg.levels.first() {
+        for &k in &cfg.steps_curve {
+            let mut set = MetricSet::default();
+            let mut acc = fid_net.as_ref().map(|_| Accumulator::default());
+            let mut secs = 0.0;
+            let pb = progress_bar(n as u64, &format!("t = {t}, {k} steps"));
+            for start in (0..n).step_by(cfg.batch.max(1)) {
+                let idx: Vec<usize> = (start..(start + cfg.batch).min(n)).collect();
+                let x0 = data.batch(&idx);
+                let levels = vec![t; idx.len()];
+                let params = all_params.select(Axis(0), &idx);
+                let mut xt = engine.degrade(x0.view(), &levels, params.view())?;
+                if let Some(depth) = cfg.input_depth {
+                    xt.mapv_inplace(|v| imageio::quantize(v, depth));
+                }
+                let s0 = std::time::Instant::now();
+                let out = engine
+                    .restore(
+                        xt.view(),
+                        &levels,
+                        params.view(),
+                        Algorithm::Two,
+                        Some(k),
+                        false,
+                    )?
+                    .output;
+                secs += s0.elapsed().as_secs_f64();
+                set.add(out.view(), x0.view());
+                if let (Some(net), Some(acc)) = (fid_net.as_mut(), acc.as_mut()) {
+                    acc.add(&net.features(out.mapv(|v| (v + 1.0) / 2.0).view())?);
+                }
+                pb.inc(idx.len() as u64);
+            }
+            pb.finish_and_clear();
+            let fid = match (acc, &originals) {
+                (Some(acc), Some(orig)) => Some(frechet_distance(&acc.finish()?, orig)?),
+                _ => None,
+            };
+            steps_curve.push(StepsRow {
+                t,
+                steps: k,
+                scores: set.scores(),
+                fid,
+                images_per_second: n as f64 / secs.max(1e-9),
+            });
+        }
+    }
     Ok(EvalReport {
+        steps_curve,
         model: engine.bundle.manifest.name.clone(),
         dataset: data.name.clone(),
         images: n,
@@ -221,6 +288,20 @@ pub fn markdown(r: &EvalReport) -> String {
             }
         }
         s.push('\n');
+    }
+    if !r.steps_curve.is_empty() {
+        s.push_str("\nAlgorithm 2 with K sampling steps:\n\n| t | K | RMSE | SSIM | FID | images/s |\n|---|---|---|---|---|---|\n");
+        for row in &r.steps_curve {
+            s.push_str(&format!(
+                "| {} | {} | {:.4} | {:.4} | {} | {:.1} |\n",
+                row.t,
+                row.steps,
+                row.scores.rmse,
+                row.scores.ssim,
+                row.fid.map_or("-".to_string(), |f| format!("{f:.2}")),
+                row.images_per_second
+            ));
+        }
     }
     s
 }

@@ -18,7 +18,8 @@ pub struct RestoreOptions {
     /// Degradation level of the inputs (default T).
     pub t: Option<usize>,
     pub algorithm: Algorithm,
-    /// Levels visited by the sampler (default: all of t, t-1, ..., 0).
+    /// Levels visited by the sampler: `None` takes the bundle's recommended number (or every
+    /// level when it has none); `Some(0)` every level t, t-1, ..., 0.
     pub steps: Option<usize>,
     pub batch: usize,
     pub progression: bool,
@@ -104,6 +105,16 @@ pub fn restore_folder(
     o: &RestoreOptions,
 ) -> Result<Report> {
     let (t, side) = restore_inputs(engine, in_dir, o.t)?;
+    let steps = match o.steps {
+        Some(0) => None,
+        Some(k) => Some(k),
+        None => engine
+            .bundle
+            .manifest
+            .sampling
+            .as_ref()
+            .map(|s| s.recommended_steps),
+    };
     let (mut items, mut report) = folder::plan(in_dir, out_dir, o.overwrite)?;
     let needs_params = !engine.bundle.manifest.degradation.param_names().is_empty();
     if let Some(s) = side.as_ref().filter(|_| needs_params) {
@@ -138,7 +149,7 @@ pub fn restore_folder(
             &vec![t; b],
             params.view(),
             o.algorithm,
-            o.steps,
+            steps,
             o.progression,
         )?;
         (0..b)

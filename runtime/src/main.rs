@@ -163,7 +163,8 @@ struct RestoreArgs {
     /// Images per model call.
     #[arg(long, default_value_t = 64)]
     batch: usize,
-    /// Levels the sampler visits (default: every level from t to 0).
+    /// Levels the sampler visits from t to 0 (default: the bundle's recommended number, else every
+    /// level; 0: every level).
     #[arg(long)]
     steps: Option<usize>,
     /// Also write <name>_progression.png: the states x_t ... x_0 side by side.
@@ -256,6 +257,10 @@ struct EvalArgs {
     /// Skip FID (it runs the Inception network on every output: slow on a CPU).
     #[arg(long)]
     no_fid: bool,
+    /// Also measure Algorithm 2 with each of these numbers of sampling steps K from the first
+    /// level: RMSE, SSIM, FID and images/s (the quality/speed curve of `restore --steps K`).
+    #[arg(long, value_delimiter = ',')]
+    steps_curve: Vec<usize>,
     /// Folder for eval.json, eval.md and comparison.png.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -387,6 +392,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 input_depth: a.input_depth,
                 seed: a.seed,
                 fid: !a.no_fid,
+                steps_curve: a.steps_curve.clone(),
             };
             let grid = a.out.as_ref().map(|d| d.join("comparison.png"));
             if let Some(d) = &a.out {
@@ -511,6 +517,27 @@ fn describe(b: &Bundle) -> Result<String> {
         m.image.value_range[1]
     ));
     s.push_str(&format!("degradation  {}\n", m.degradation.describe()));
+    if !m.degradation.param_names().is_empty() {
+        s.push_str(&format!(
+            "             per-image parameters: {} (degrade writes them to degradation.json)\n",
+            m.degradation.param_names().join(", ")
+        ));
+    }
+    if let Some(sm) = &m.sampling {
+        s.push_str(&format!(
+            "sampling     {} steps by default ({})\n",
+            sm.recommended_steps, sm.chosen_by
+        ));
+    }
+    match cold_runtime::generation::Generation::of(m) {
+        Ok(g) => s.push_str(&format!(
+            "generation   Gaussian mixture of {} component(s) over channel means, fitted on {} images of {}\n",
+            g.components.len(),
+            g.images,
+            g.fitted_on
+        )),
+        Err(_) => s.push_str("generation   none (cold-train mixture adds one)\n"),
+    }
     s.push_str(&format!(
         "network      {}, dim {}, dim_mults {}, {} attention heads x {}, {} parameters\n",
         n["architecture"].as_str().unwrap_or("U-Net"),

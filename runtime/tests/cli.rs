@@ -253,6 +253,37 @@ fn progression_strips_and_resize() {
         first,
         image::open(inp.join("digit0.png")).expect("in").to_luma8()
     );
+
+    // A bundle that recommends 2 sampling steps restores with 2 by default; --steps 0 visits
+    // every level.
+    let rec = tmp.path().join("rec");
+    copy_bundle(&rec);
+    let mpath = rec.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&fs::read(&mpath).expect("m")).expect("json");
+    m["sampling"] = serde_json::json!({"recommended_steps": 2, "chosen_by": "test"});
+    fs::write(&mpath, serde_json::to_vec(&m).expect("json")).expect("w");
+    for (steps, frames) in [(None, 3u32), (Some("0"), 6), (Some("1"), 2)] {
+        let out = tmp.path().join(format!("rec-out-{frames}"));
+        let mut args = vec![
+            "restore",
+            "--model",
+            rec.to_str().expect("p"),
+            "--t",
+            "5",
+            "--save-progression",
+            "--resize",
+            "scale",
+        ];
+        if let Some(k) = steps {
+            args.extend(["--steps", k]);
+        }
+        args.extend([inp.to_str().expect("p"), out.to_str().expect("p")]);
+        let o = cold(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let strip = image::open(out.join("digit0_progression.png")).expect("strip");
+        assert_eq!(strip.width(), frames * 28 + frames - 1, "--steps {steps:?}");
+    }
 }
 
 #[test]
@@ -607,6 +638,8 @@ fn eval_writes_table_json_and_grid_with_the_reference_rmse() {
         if let Some(d) = depth {
             // FID is checked on the float run only (it runs the Inception network).
             args.extend(["--input-depth", d, "--no-fid"]);
+        } else {
+            args.extend(["--steps-curve", "1,3"]);
         }
         let o = cold(&args);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -616,7 +649,7 @@ fn eval_writes_table_json_and_grid_with_the_reference_rmse() {
             fs::read_to_string(out.join("eval.md"))
                 .expect("eval.md")
                 .trim(),
-            md.split("\n\n").nth(1).expect("table").trim()
+            md.split_once("\n\n").expect("table").1.trim()
         );
         serde_json::from_slice(&fs::read(out.join("eval.json")).expect("json")).expect("parse")
     };
@@ -660,6 +693,18 @@ fn eval_writes_table_json_and_grid_with_the_reference_rmse() {
             .expect("md")
             .contains("| FID |")
     );
+    // The steps curve: Algorithm 2 with 1 and 3 steps from t = 20.
+    let curve = float["steps_curve"].as_array().expect("curve");
+    assert_eq!(curve.len(), 2);
+    assert_eq!(
+        (curve[0]["t"].as_u64(), curve[0]["steps"].as_u64()),
+        (Some(20), Some(1))
+    );
+    assert_eq!(curve[1]["steps"].as_u64(), Some(3));
+    for r in curve {
+        assert!(r["images_per_second"].as_f64().expect("ips") > 0.0);
+        assert!(r["fid"].as_f64().expect("fid") > 0.0);
+    }
 
     // The degraded rows equal the RMSE of the exact operators' output, over the 12 digits.
     let d = Dataset::load(

@@ -40,6 +40,25 @@ enum Command {
     Export(ExportArgs),
     /// Fit the generation mixture (Gaussians over per-channel image means) of an existing bundle.
     Mixture(MixtureArgs),
+    /// Set the number of sampling steps a bundle restores with by default, and plot the
+    /// quality/speed curve it was chosen from (`cold eval --steps-curve ... --out DIR`).
+    Steps(StepsArgs),
+}
+
+#[derive(Args, Debug)]
+struct StepsArgs {
+    /// The bundle.
+    #[arg(long)]
+    model: PathBuf,
+    /// The `eval.json` of `cold eval --steps-curve`: plotted beside it as steps.png.
+    #[arg(long)]
+    eval: Option<PathBuf>,
+    /// The recommended number of steps to store in the bundle (0: remove the recommendation).
+    #[arg(long)]
+    recommend: Option<usize>,
+    /// Why (stored with it), e.g. "best FID on 2,000 test digits".
+    #[arg(long, default_value = "")]
+    because: String,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -291,6 +310,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(a) => bench_cmd(a),
+        Command::Steps(a) => steps_cmd(a),
         Command::Mixture(a) => {
             let source: data::Source = a.dataset.parse()?;
             if let data::Source::Mnist(None) = source {
@@ -319,6 +339,61 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn steps_cmd(a: StepsArgs) -> Result<ExitCode> {
+    use cold_runtime::bundle::{Bundle, MANIFEST, SamplingDefaults};
+    let b = Bundle::open(&a.model, true)?;
+    if let Some(p) = &a.eval {
+        let v: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )?;
+        let rows = v["steps_curve"].as_array().cloned().unwrap_or_default();
+        if rows.is_empty() {
+            bail!(
+                "{} has no steps_curve: run cold eval --steps-curve 1,2,5,... first",
+                p.display()
+            );
+        }
+        let points: Vec<cold_trainer::plot::StepsPoint> = rows
+            .iter()
+            .map(|r| cold_trainer::plot::StepsPoint {
+                steps: r["steps"].as_u64().unwrap_or(1) as usize,
+                ssim: r["ssim"].as_f64().unwrap_or(0.0),
+                fid: r["fid"].as_f64(),
+                images_per_second: r["images_per_second"].as_f64().unwrap_or(0.0),
+            })
+            .collect();
+        let out = p.with_file_name("steps.png");
+        let t = rows[0]["t"].as_u64().unwrap_or(0);
+        cold_trainer::plot::steps_curve(
+            &points,
+            &format!(
+                "{}: Algorithm 2 from t = {t} with K steps ({} images)",
+                b.manifest.name,
+                v["images"].as_u64().unwrap_or(0)
+            ),
+            &out,
+        )?;
+        println!("{}", out.display());
+    }
+    if let Some(k) = a.recommend {
+        let mut m = b.manifest.clone();
+        if k > m.degradation.steps {
+            bail!(
+                "--recommend {k} is beyond the model's T = {}",
+                m.degradation.steps
+            );
+        }
+        m.sampling = (k > 0).then(|| SamplingDefaults {
+            recommended_steps: k,
+            chosen_by: a.because.clone(),
+        });
+        let js = serde_json::to_vec_pretty(&m)?;
+        cold_runtime::fetch::write_atomic(&a.model.join(MANIFEST), &js)?;
+        println!("{}: restores with {k} steps by default", a.model.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn build_config(a: &TrainArgs) -> Result<TrainConfig> {

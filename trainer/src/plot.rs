@@ -94,3 +94,155 @@ pub fn loss_curve(points: &[(usize, f64)], title: &str, path: &Path) -> Result<(
     cold_runtime::imageio::save_png(path, &image::DynamicImage::ImageRgb8(im))?;
     Ok(())
 }
+
+/// One point of a quality/speed curve: K, SSIM, FID (if measured), images per second.
+#[derive(Clone, Copy, Debug)]
+pub struct StepsPoint {
+    pub steps: usize,
+    pub ssim: f64,
+    pub fid: Option<f64>,
+    pub images_per_second: f64,
+}
+
+/// The quality/speed curve of `--steps K` (from `cold eval --steps-curve`): SSIM and FID against
+/// K on the left, restorations per second on the right.
+pub fn steps_curve(points: &[StepsPoint], title: &str, path: &Path) -> Result<()> {
+    register_font();
+    if points.is_empty() {
+        return Ok(());
+    }
+    let (w, h) = (1000u32, 420u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    let err = |e: String| TrainError::Plot(e);
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let root = root
+            .titled(title, ("sans-serif", 20))
+            .map_err(|e| err(e.to_string()))?;
+        let (left, right) = root.split_horizontally(w / 2);
+        let k_max = points.iter().map(|p| p.steps).max().unwrap_or(1) as f64;
+        let xs = 0.8..(k_max * 1.25);
+        // SSIM (and FID, scaled onto its own axis) against K.
+        let (s_lo, s_hi) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
+            (a.min(p.ssim), b.max(p.ssim))
+        });
+        let pad = ((s_hi - s_lo) * 0.1).max(0.01);
+        let chart = ChartBuilder::on(&left)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .right_y_label_area_size(56)
+            .build_cartesian_2d(xs.clone().log_scale(), (s_lo - pad)..(s_hi + pad))
+            .map_err(|e| err(e.to_string()))?;
+        let fids: Vec<(f64, f64)> = points
+            .iter()
+            .filter_map(|p| p.fid.map(|f| (p.steps as f64, f)))
+            .collect();
+        let (f_lo, f_hi) = fids
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+        let fpad = ((f_hi - f_lo) * 0.1).max(0.5);
+        let mut chart =
+            chart.set_secondary_coord(xs.clone().log_scale(), (f_lo - fpad)..(f_hi + fpad));
+        chart
+            .configure_mesh()
+            .x_desc("sampling steps K")
+            .y_desc("SSIM (higher is better)")
+            .label_style(("sans-serif", 14))
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        let ssim: Vec<(f64, f64)> = points.iter().map(|p| (p.steps as f64, p.ssim)).collect();
+        chart
+            .draw_series(LineSeries::new(ssim.clone(), BLUE.stroke_width(2)))
+            .map_err(|e| err(e.to_string()))?
+            .label("SSIM")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+        chart
+            .draw_series(ssim.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))
+            .map_err(|e| err(e.to_string()))?;
+        if !fids.is_empty() {
+            chart
+                .configure_secondary_axes()
+                .y_desc("FID (lower is better)")
+                .label_style(("sans-serif", 14))
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .draw_secondary_series(LineSeries::new(fids.clone(), RED.stroke_width(2)))
+                .map_err(|e| err(e.to_string()))?
+                .label("FID")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED.stroke_width(2)));
+            chart
+                .draw_secondary_series(fids.iter().map(|&p| Circle::new(p, 4, RED.filled())))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        // Speed.
+        let speed: Vec<(f64, f64)> = points
+            .iter()
+            .map(|p| (p.steps as f64, p.images_per_second))
+            .collect();
+        let v_max = speed.iter().map(|p| p.1).fold(0.0, f64::max) * 1.15;
+        let mut chart = ChartBuilder::on(&right)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(xs.log_scale(), (0.0..v_max.max(1.0)).log_scale())
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("sampling steps K")
+            .y_desc("restorations per second")
+            .label_style(("sans-serif", 14))
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(LineSeries::new(speed.clone(), BLACK.stroke_width(2)))
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(speed.iter().map(|&p| Circle::new(p, 4, BLACK.filled())))
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    let im = image::RgbImage::from_raw(w, h, buf).expect("buffer matches size");
+    cold_runtime::imageio::save_png(path, &image::DynamicImage::ImageRgb8(im))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_curve_writes_a_png() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("steps.png");
+        let pts: Vec<StepsPoint> = [
+            (1, 0.4, 30.0, 500.0),
+            (5, 0.5, 20.0, 100.0),
+            (20, 0.45, 25.0, 25.0),
+        ]
+        .iter()
+        .map(|&(k, s, f, v)| StepsPoint {
+            steps: k,
+            ssim: s,
+            fid: Some(f),
+            images_per_second: v,
+        })
+        .collect();
+        steps_curve(&pts, "test", &p).expect("plot");
+        let im = image::open(&p).expect("png");
+        assert_eq!((im.width(), im.height()), (1000, 420));
+        // not blank: the curves are drawn
+        let rgb = im.to_rgb8();
+        assert!(rgb.pixels().filter(|px| px.0 == [0, 0, 255]).count() > 50);
+    }
+}

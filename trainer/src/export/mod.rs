@@ -116,6 +116,7 @@ pub fn export_model<B: Backend>(
             .map(serde_json::to_value)
             .transpose()
             .map_err(|e| TrainError::Export(e.to_string()))?,
+        sampling: None,
         sha256: Default::default(),
         created_by: format!("cold-train {}", env!("CARGO_PKG_VERSION")),
     };
