@@ -149,16 +149,17 @@ pub fn load_latest<B: AutodiffBackend>(
     })
 }
 
-/// Loads only the EMA weights of the latest checkpoint, for sampling and export.
+/// Loads only the EMA weights of the latest checkpoint, for sampling and export, with its
+/// step and training seconds.
 pub fn load_latest_ema<B: Backend>(
     dir: &Path,
     cfg: &TrainConfig,
     device: &B::Device,
-) -> Result<(UNet<B>, usize)> {
+) -> Result<(UNet<B>, Checkpoint)> {
     let d = latest_dir(dir)?;
     let st = read_state(&d)?;
     let rec = Rec::new();
     let ema_rec =
         Recorder::<B>::load(&rec, read(&d.join("ema.mpk"))?, device).map_err(|e| ck_err(&d, e))?;
-    Ok((cfg.model.init::<B>(device).load_record(ema_rec), st.step))
+    Ok((cfg.model.init::<B>(device).load_record(ema_rec), st))
 }

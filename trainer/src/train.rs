@@ -261,10 +261,10 @@ where
 pub fn load_ema<B: Backend>(
     run: &RunDir,
     device: &B::Device,
-) -> Result<(TrainConfig, UNet<B>, usize)> {
+) -> Result<(TrainConfig, UNet<B>, checkpoint::Checkpoint)> {
     let cfg = run.load_config()?;
-    let (ema, step) = checkpoint::load_latest_ema::<B>(&run.checkpoints(), &cfg, device)?;
-    Ok((cfg, ema, step))
+    let (ema, state) = checkpoint::load_latest_ema::<B>(&run.checkpoints(), &cfg, device)?;
+    Ok((cfg, ema, state))
 }
 
 #[cfg(test)]
@@ -340,7 +340,8 @@ mod tests {
         let s = train::<AD>(&cfg, &straight, &dev, &opts).expect("train");
         assert_eq!(s.steps, 6);
         assert!(straight.loss_png().is_file() && straight.samples().join("latest.png").is_file());
-        let (_, ema_a, step) = load_ema::<B>(&straight, &dev).expect("ema");
+        let (_, ema_a, state) = load_ema::<B>(&straight, &dev).expect("ema");
+        let step = state.step;
         assert_eq!(step, 6);
 
         // Stopped after 3 steps, then resumed to 6.

@@ -123,7 +123,6 @@ pub fn export_model<B: Backend>(
     Ok(bundle::write_bundle(out, manifest, &graphs.files, force)?)
 }
 
-/// Exports the EMA weights of a run's latest checkpoint.
 /// What the exporter fits for generation.
 #[derive(Clone, Copy, Debug)]
 pub struct MixtureOptions {
@@ -151,18 +150,35 @@ pub fn export_run(
     mixture: MixtureOptions,
 ) -> Result<PathBuf> {
     let device = Default::default();
-    let (cfg, ema, step) = load_ema::<crate::CpuBackend>(run, &device)?;
+    let (cfg, ema, state) = load_ema::<crate::CpuBackend>(run, &device)?;
+    let step = state.step;
+    // The summary describes the checkpoint only when the run ended there; a run that was killed
+    // after it has a checkpoint and a loss log but no (or an older) summary.
     let summary: Option<TrainSummary> = std::fs::read(run.summary())
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+        .and_then(|b| serde_json::from_slice::<TrainSummary>(&b).ok())
+        .filter(|s| s.steps == step);
+    let final_loss = summary.as_ref().and_then(|s| s.final_loss).or_else(|| {
+        let losses: Vec<f64> = crate::run_dir::read_losses(&run.loss_csv())
+            .into_iter()
+            .filter(|&(s, _)| s <= step)
+            .map(|(_, l)| l)
+            .collect();
+        let last = &losses[losses.len().saturating_sub(100)..];
+        (!last.is_empty()).then(|| last.iter().sum::<f64>() / last.len() as f64)
+    });
     let training = TrainingSummary {
         dataset: cfg.dataset.clone(),
         steps: step,
-        final_loss: summary.as_ref().and_then(|s| s.final_loss),
+        final_loss,
         batch_size: cfg.batch_size,
         learning_rate: cfg.learning_rate,
         ema_decay: cfg.ema_decay,
-        seconds: summary.as_ref().map(|s| s.total_seconds).unwrap_or(0.0),
+        seconds: summary
+            .as_ref()
+            .map(|s| s.total_seconds)
+            .filter(|&s| s > 0.0)
+            .unwrap_or(state.seconds),
         backend: summary.map(|s| s.backend).unwrap_or_default(),
     };
     let generation = if mixture.components > 0 {
