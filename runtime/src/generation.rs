@@ -151,8 +151,9 @@ pub struct GenerateOptions {
     pub overwrite: bool,
 }
 
-/// Generates `count` images into `out_dir` (`00000.png`, ... and `grid.png`); the same seed gives
-/// the same images. Existing outputs are only replaced with `overwrite`.
+/// Generates `count` images into `out_dir/samples/` (`00000.png`, ...) and a grid of the first 64
+/// as `out_dir/grid.png` (apart, so that `cold fid OUT/samples` sees only the samples); the same
+/// seed gives the same images. Existing outputs are only replaced with `overwrite`.
 pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Result<usize> {
     let m = engine.bundle.manifest.clone();
     let g = Generation::of(&m)?;
@@ -165,14 +166,15 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
             o.noise
         )));
     }
-    let name = |i: usize| out_dir.join(format!("{i:05}.png"));
+    let samples = out_dir.join(SAMPLES_DIR);
+    let name = |i: usize| samples.join(format!("{i:05}.png"));
     if !o.overwrite && (0..o.count).any(|i| name(i).exists()) {
         return Err(Error::InvalidArgument(format!(
             "{} already holds generated images: choose another folder or pass --overwrite",
             out_dir.display()
         )));
     }
-    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    std::fs::create_dir_all(&samples).map_err(|e| Error::io(&samples, e))?;
     let shape = (m.image.channels, m.image.height, m.image.width);
     let t = m.degradation.steps;
     let mut rng = StdRng::seed_from_u64(o.seed);
@@ -202,6 +204,9 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
     write_grid(&out_dir.join("grid.png"), &all)?;
     Ok(o.count)
 }
+
+/// The folder under `cold generate`'s output that holds the samples.
+pub const SAMPLES_DIR: &str = "samples";
 
 /// Up to 64 images in an 8-wide grid, scaled 3x.
 fn write_grid(path: &Path, images: &Array4<f32>) -> Result<()> {

@@ -425,8 +425,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let n = cold_runtime::generation::generate(&mut engine, &a.out_dir, &o)?;
             println!(
-                "{n} images written to {} (and grid.png)",
-                a.out_dir.display()
+                "{n} images written to {} (the first 64 in {})",
+                a.out_dir
+                    .join(cold_runtime::generation::SAMPLES_DIR)
+                    .display(),
+                a.out_dir.join("grid.png").display()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -28,6 +28,9 @@ pub struct Checkpoint {
     /// Training seconds up to this checkpoint, over every invocation of the run.
     #[serde(default)]
     pub seconds: f64,
+    /// The backend that trained it (flex, cuda); empty in checkpoints written before it was recorded.
+    #[serde(default)]
+    pub backend: String,
 }
 
 fn ck_err(path: &Path, reason: impl std::fmt::Display) -> TrainError {
@@ -47,7 +50,12 @@ pub fn latest_name(dir: &Path) -> Option<String> {
 }
 
 /// Saves a checkpoint and prunes old ones, keeping `keep`. Returns its name.
-pub fn save<B: AutodiffBackend>(dir: &Path, state: &TrainState<B>, keep: usize) -> Result<String> {
+pub fn save<B: AutodiffBackend>(
+    dir: &Path,
+    state: &TrainState<B>,
+    backend: &str,
+    keep: usize,
+) -> Result<String> {
     let name = format!("step-{:07}", state.step);
     let tmp = dir.join(format!(".{name}.tmp"));
     let final_dir = dir.join(&name);
@@ -70,6 +78,7 @@ pub fn save<B: AutodiffBackend>(dir: &Path, state: &TrainState<B>, keep: usize) 
         step: state.step,
         format: 1,
         seconds: state.seconds,
+        backend: backend.into(),
     })
     .map_err(|e| ck_err(&tmp, e))?;
     fetch::write_atomic(&tmp.join("state.json"), &js)?;

@@ -355,7 +355,7 @@ fn steps_cmd(a: StepsArgs) -> Result<ExitCode> {
                 p.display()
             );
         }
-        let points: Vec<cold_trainer::plot::StepsPoint> = rows
+        let mut points: Vec<cold_trainer::plot::StepsPoint> = rows
             .iter()
             .map(|r| cold_trainer::plot::StepsPoint {
                 steps: r["steps"].as_u64().unwrap_or(1) as usize,
@@ -366,6 +366,23 @@ fn steps_cmd(a: StepsArgs) -> Result<ExitCode> {
             .collect();
         let out = p.with_file_name("steps.png");
         let t = rows[0]["t"].as_u64().unwrap_or(0);
+        // Every level (K = t) is the main table's Algorithm 2 row when the curve left it out (its
+        // speed was not timed there, so it has no point on the speed plot).
+        if !points.iter().any(|q| q.steps as u64 == t) {
+            let full =
+                v["rows"].as_array().into_iter().flatten().find(|r| {
+                    r["t"].as_u64() == Some(t) && r["method"].as_str() == Some("algorithm2")
+                });
+            if let Some(r) = full {
+                points.push(cold_trainer::plot::StepsPoint {
+                    steps: t as usize,
+                    ssim: r["ssim"].as_f64().unwrap_or(0.0),
+                    fid: r["fid"].as_f64(),
+                    images_per_second: 0.0,
+                });
+            }
+        }
+        points.sort_by_key(|q| q.steps);
         cold_trainer::plot::steps_curve(
             &points,
             &format!(
@@ -391,7 +408,14 @@ fn steps_cmd(a: StepsArgs) -> Result<ExitCode> {
         });
         let js = serde_json::to_vec_pretty(&m)?;
         cold_runtime::fetch::write_atomic(&a.model.join(MANIFEST), &js)?;
-        println!("{}: restores with {k} steps by default", a.model.display());
+        if k > 0 {
+            println!("{}: restores with {k} steps by default", a.model.display());
+        } else {
+            println!(
+                "{}: no recommendation, restores with every level by default",
+                a.model.display()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -183,17 +183,19 @@ pub fn steps_curve(points: &[StepsPoint], title: &str, path: &Path) -> Result<()
             .border_style(BLACK)
             .draw()
             .map_err(|e| err(e.to_string()))?;
-        // Speed.
+        // Speed (points without a timing, e.g. the full sampler taken from the main table, left out).
         let speed: Vec<(f64, f64)> = points
             .iter()
+            .filter(|p| p.images_per_second > 0.0)
             .map(|p| (p.steps as f64, p.images_per_second))
             .collect();
-        let v_max = speed.iter().map(|p| p.1).fold(0.0, f64::max) * 1.15;
+        let v_max = speed.iter().map(|p| p.1).fold(1e-3, f64::max);
+        let v_min = speed.iter().map(|p| p.1).fold(v_max, f64::min);
         let mut chart = ChartBuilder::on(&right)
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(xs.log_scale(), (0.0..v_max.max(1.0)).log_scale())
+            .build_cartesian_2d(xs.log_scale(), ((v_min / 1.5)..(v_max * 1.5)).log_scale())
             .map_err(|e| err(e.to_string()))?;
         chart
             .configure_mesh()
@@ -201,7 +203,15 @@ pub fn steps_curve(points: &[StepsPoint], title: &str, path: &Path) -> Result<()
             .y_desc("restorations per second")
             .label_style(("sans-serif", 14))
             .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| {
+                if *v >= 10.0 {
+                    format!("{v:.0}")
+                } else if *v >= 1.0 {
+                    format!("{v:.1}")
+                } else {
+                    format!("{v:.2}")
+                }
+            })
             .draw()
             .map_err(|e| err(e.to_string()))?;
         chart

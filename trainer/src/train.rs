@@ -160,7 +160,12 @@ where
     let mut interrupted = false;
 
     let save = |state: &TrainState<B>, losses: &[(usize, f64)]| -> Result<String> {
-        let name = checkpoint::save(&run.checkpoints(), state, cfg.keep_checkpoints)?;
+        let name = checkpoint::save(
+            &run.checkpoints(),
+            state,
+            &opts.backend,
+            cfg.keep_checkpoints,
+        )?;
         write_losses(&run.loss_csv(), losses)?;
         plot::loss_curve(
             losses,

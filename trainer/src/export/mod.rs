@@ -179,7 +179,10 @@ pub fn export_run(
             .map(|s| s.total_seconds)
             .filter(|&s| s > 0.0)
             .unwrap_or(state.seconds),
-        backend: summary.map(|s| s.backend).unwrap_or_default(),
+        backend: summary
+            .map(|s| s.backend)
+            .filter(|b| !b.is_empty())
+            .unwrap_or(state.backend),
     };
     let generation = if mixture.components > 0 {
         let data = cfg.load_data(cfg.split.parse()?)?;
