@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use ndarray::{Array4, Axis};
+use ndarray::{Array2, Array4, Axis};
 use serde::Serialize;
 
 use crate::data::Dataset;
@@ -77,6 +77,37 @@ pub struct EvalReport {
 
 pub const METHODS: [&str; 4] = ["degraded", "direct", "algorithm1", "algorithm2"];
 
+/// One batch of test images and its degraded inputs at level `t`, as the restorer receives them.
+struct Degraded {
+    x0: Array4<f32>,
+    xt: Array4<f32>,
+    levels: Vec<usize>,
+    params: Array2<f32>,
+}
+
+fn degraded_batch(
+    engine: &mut Engine,
+    data: &Dataset,
+    cfg: &EvalConfig,
+    all_params: &Array2<f32>,
+    idx: &[usize],
+    t: usize,
+) -> Result<Degraded> {
+    let x0 = data.batch(idx);
+    let levels = vec![t; idx.len()];
+    let params = all_params.select(Axis(0), idx);
+    let mut xt = engine.degrade(x0.view(), &levels, params.view())?;
+    if let Some(depth) = cfg.input_depth {
+        xt.mapv_inplace(|v| imageio::quantize(v, depth));
+    }
+    Ok(Degraded {
+        x0,
+        xt,
+        levels,
+        params,
+    })
+}
+
 /// Runs the evaluation; `grid` receives a comparison grid of the first 8 images at the first level.
 pub fn evaluate(
     engine: &mut Engine,
@@ -111,13 +142,12 @@ pub fn evaluate(
         let pb = progress_bar(n as u64, &format!("t = {t}"));
         for start in (0..n).step_by(cfg.batch.max(1)) {
             let idx: Vec<usize> = (start..(start + cfg.batch).min(n)).collect();
-            let x0 = data.batch(&idx);
-            let levels = vec![t; idx.len()];
-            let params = all_params.select(Axis(0), &idx);
-            let mut xt = engine.degrade(x0.view(), &levels, params.view())?;
-            if let Some(depth) = cfg.input_depth {
-                xt.mapv_inplace(|v| imageio::quantize(v, depth));
-            }
+            let Degraded {
+                x0,
+                xt,
+                levels,
+                params,
+            } = degraded_batch(engine, data, cfg, &all_params, &idx, t)?;
             let direct = engine
                 .restore(
                     xt.view(),
@@ -198,13 +228,12 @@ pub fn evaluate(
             let pb = progress_bar(n as u64, &format!("t = {t}, {k} steps"));
             for start in (0..n).step_by(cfg.batch.max(1)) {
                 let idx: Vec<usize> = (start..(start + cfg.batch).min(n)).collect();
-                let x0 = data.batch(&idx);
-                let levels = vec![t; idx.len()];
-                let params = all_params.select(Axis(0), &idx);
-                let mut xt = engine.degrade(x0.view(), &levels, params.view())?;
-                if let Some(depth) = cfg.input_depth {
-                    xt.mapv_inplace(|v| imageio::quantize(v, depth));
-                }
+                let Degraded {
+                    x0,
+                    xt,
+                    levels,
+                    params,
+                } = degraded_batch(engine, data, cfg, &all_params, &idx, t)?;
                 let s0 = std::time::Instant::now();
                 let out = engine
                     .restore(

@@ -177,7 +177,7 @@ fn a_corrupt_cached_network_is_rebuilt() {
         "the corrupt weights were replaced"
     );
     assert!(rebuilt.is_file());
-    // Statistics of the same features are the same whatever the batch split.
+    // The Frechet distance of a set of statistics against itself is 0.
     let s = Stats::from_rows(&[vec![1.0, 2.0], vec![2.0, 1.0], vec![0.0, 0.0]]).expect("s");
     assert!(fid::frechet_distance(&s, &s).expect("fid").abs() < 1e-12);
 }
