@@ -176,25 +176,83 @@ fn a_bundle_of_an_unknown_kind_says_which_kind() {
     let mpath = dir.join("manifest.json");
     let mut m: serde_json::Value =
         serde_json::from_slice(&fs::read(&mpath).expect("read")).expect("json");
-    m["degradation"]["transform"] = serde_json::json!({"kind": "snow", "threshold": 0.7});
+    m["degradation"]["transform"] = serde_json::json!({"kind": "swirl", "angle": 0.7});
     fs::write(&mpath, serde_json::to_vec(&m).expect("json")).expect("write");
     let e = Bundle::open(&dir, false).expect_err("unknown kind");
     let msg = e.to_string();
-    assert!(msg.contains("'snow'") && !msg.contains("corrupt"), "{msg}");
+    assert!(msg.contains("'swirl'") && !msg.contains("corrupt"), "{msg}");
     // ... and a sidecar of an unknown kind likewise.
     let side = serde_json::json!({
         "format": "cold-diffusion-degraded-folder", "version": 1,
-        "degradation": {"transform": {"kind": "snow"}, "steps": 3, "channels": 1, "height": 28, "width": 28},
+        "degradation": {"transform": {"kind": "swirl"}, "steps": 3, "channels": 1, "height": 28, "width": 28},
         "t": 3, "seed": 0, "param_names": [], "images": {}
     });
     fs::write(dir.join("degradation.json"), side.to_string()).expect("write");
     let e = Sidecar::read(&dir).expect_err("unknown kind");
-    assert!(e.to_string().contains("'snow'"), "{e}");
+    assert!(e.to_string().contains("'swirl'"), "{e}");
     // Presets of every kind load.
     for p in cold_runtime::degradation::PRESETS {
         Degradation::preset(p)
             .expect("preset")
             .prepare()
             .expect("prepare");
+    }
+}
+
+/// Snow and noise carry whole images as per-image parameters (a snow base, a noise image): the
+/// sidecar holds them, degraded files are D(x, t) with them (clipped to the image range, as any
+/// image file), and restoring reads them back. The estimated-noise sampler is the noise kind's own.
+#[test]
+fn snow_and_noise_folders_round_trip_through_the_sidecar() {
+    for (preset, t) in [("mnist-snow", 120), ("mnist-noise", 40)] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (cfg, net) = tiny_model_for(preset, 4);
+        let bundle = tmp.path().join("b");
+        export::export_model(&net, &cfg, TrainingSummary::default(), None, &bundle, false)
+            .expect("export");
+        let mut engine = Engine::open(&bundle, EngineOptions::default()).expect("engine");
+        let (inp, out) = (tmp.path().join("in"), tmp.path().join("out"));
+        write_digits(&inp, 3);
+        let rep =
+            jobs::degrade_folder(&mut engine, &inp, &out, &degrade_opts(t, 5)).expect("degrade");
+        assert_eq!((rep.written, rep.failed.len()), (3, 0), "{preset}");
+        let side = Sidecar::read(&out).expect("read").expect("sidecar");
+        let p = cfg.degradation.param_count();
+        assert!(side.images.values().all(|v| v.len() == p), "{preset}");
+        let prepared = cfg.degradation.prepare().expect("prepare");
+        for (key, v) in &side.images {
+            let x = imageio::load_unit(&inp.join(key), 1, 28, 28).expect("in");
+            let params = ndarray::Array2::from_shape_vec((1, p), v.clone()).expect("params");
+            let want = prepared
+                .apply_uniform(x.insert_axis(ndarray::Axis(0)).view(), t, params.view())
+                .expect("D")
+                .mapv(|v| v.clamp(-1.0, 1.0));
+            let got = imageio::load_unit(&out.join(key), 1, 28, 28).expect("out");
+            let err = want
+                .iter()
+                .zip(got.iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(err <= 2.0 / 65535.0 + 1e-5, "{preset} {key}: {err}");
+        }
+        let mut algorithms = vec![Algorithm::Two, Algorithm::One];
+        if preset.ends_with("noise") {
+            algorithms.push(Algorithm::Estimated);
+        }
+        for a in algorithms {
+            let dir = tmp.path().join(format!("restored-{a:?}"));
+            let mut o = restore_opts();
+            o.algorithm = a;
+            let rep = jobs::restore_folder(&mut engine, &out, &dir, &o).expect("restore");
+            assert_eq!((rep.written, rep.failed.len()), (3, 0), "{preset} {a:?}");
+        }
+        if preset.ends_with("snow") {
+            let mut o = restore_opts();
+            o.algorithm = Algorithm::Estimated;
+            let dir = tmp.path().join("estimated");
+            let e = jobs::restore_folder(&mut engine, &out, &dir, &o).expect_err("not a mix");
+            assert!(e.to_string().contains("algorithm 2"), "{e}");
+            assert_eq!(count_pngs(&dir), 0);
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use burn::prelude::*;
 use cold_runtime::bundle::io;
 use cold_runtime::bundle::{Bundle, TrainingSummary};
+use cold_runtime::degradation::{PreparedKind, Transform};
 use cold_runtime::ortlib;
 use cold_testkit::{max_abs_diff, random_images, tiny_model, tiny_model_for, workspace_root};
 use cold_trainer::CpuBackend as B;
@@ -73,7 +74,14 @@ fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
     let x = random_images((4, c, h, w), seed);
     let t: Vec<i64> = vec![0, 1, big_t / 2, big_t];
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let params = m.degradation.sample_params(&mut rng, 4);
+    // Animorphosis draws z from Fashion-MNIST, which CI does not have: random images instead
+    // (the graphs do not care where z comes from).
+    let params = match m.degradation.transform {
+        Transform::Animorph(_) => Array2::from_shape_fn((4, m.degradation.param_count()), |_| {
+            rand::Rng::random_range(&mut rng, -1.0f32..1.0)
+        }),
+        _ => m.degradation.sample_params(&mut rng, 4).expect("params"),
+    };
     let prepared = m.degradation.prepare().expect("prepare");
 
     // R(x, t)
@@ -162,6 +170,18 @@ fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
         alg2_onnx.index_axis(ndarray::Axis(0), 0),
         x.index_axis(ndarray::Axis(0), 0)
     );
+    // Mixes also give the estimated-noise step.
+    match (&prepared.kind, out.get("x_next_est")) {
+        (PreparedKind::Mix(mix), Some(est)) => {
+            let got = arr4(est.try_extract_array::<f32>().expect("f32").to_owned());
+            let want = mix.estimated_step(x.view(), x0.view(), &su, &spu);
+            let err = max_abs_diff(&got, &want);
+            assert!(err <= 1e-4, "step x_next_est: max abs error {err}");
+        }
+        (PreparedKind::Mix(_), None) => panic!("a mix's step graph has x_next_est"),
+        (_, Some(_)) => panic!("only mixes have x_next_est"),
+        (_, None) => {}
+    }
     eprintln!("parity {}: R {err_r:.2e}, D {err_d:.2e}", dir.display());
 }
 
@@ -202,9 +222,17 @@ fn tiny_bundle_matches_burn() {
 /// parameters included.
 #[test]
 fn every_degradation_kind_exports_matching_graphs() {
-    for (i, preset) in ["mnist-inpaint", "mnist-inpaint-centred", "mnist-superres"]
-        .into_iter()
-        .enumerate()
+    for (i, preset) in [
+        "mnist-inpaint",
+        "mnist-inpaint-centred",
+        "mnist-superres",
+        "mnist-snow",
+        "cifar10-snow",
+        "mnist-noise",
+        "mnist-animorph",
+    ]
+    .into_iter()
+    .enumerate()
     {
         let (cfg, net) = tiny_model_for(preset, 20 + i as u64);
         let tmp = tempfile::tempdir().expect("tmp");

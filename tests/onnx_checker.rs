@@ -61,6 +61,8 @@ fn exported_graphs_pass_onnx_checker_and_shape_inference() {
         "mnist-inpaint",
         "mnist-inpaint-centred",
         "mnist-superres",
+        "mnist-snow",
+        "mnist-noise",
     ] {
         let (cfg, net) = tiny_model_for(preset, 5);
         let dir = tmp.path().join(preset);

@@ -115,7 +115,7 @@ fn runtime_sampling_matches_burn_sampling_with_per_image_parameters() {
     let dev = Default::default();
     let deg = cfg.degradation.prepare().expect("deg");
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-    let params = cfg.degradation.sample_params(&mut rng, 3);
+    let params = cfg.degradation.sample_params(&mut rng, 3).expect("params");
     let clean = random_images((3, 1, 28, 28), 6);
     let t = 50;
     let xt = deg

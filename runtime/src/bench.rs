@@ -100,7 +100,7 @@ pub fn run(model: &Path, options: EngineOptions, cfg: &BenchConfig) -> Result<Ve
             (batch, m.image.channels, m.image.height, m.image.width),
             |_| rng.random_range(-1.0f32..1.0),
         );
-        let params = m.degradation.sample_params(&mut rng, batch);
+        let params = m.degradation.sample_params(&mut rng, batch)?;
         let x = engine.degrade(clean.view(), &vec![t; batch], params.view())?;
         let levels = vec![t; batch];
         for _ in 0..cfg.warmup {

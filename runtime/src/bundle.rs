@@ -39,6 +39,8 @@ pub mod io {
     pub const X_NEXT: &str = "x_next";
     /// Step output: the Algorithm 1 next state.
     pub const X_NEXT_ALG1: &str = "x_next_alg1";
+    /// The estimated-noise step's next state (step graphs of noise and animorphosis models).
+    pub const X_NEXT_EST: &str = "x_next_est";
     /// Per-image degradation parameters `[B, P]` f32 (degradation and step input, only for kinds
     /// that have them, e.g. the inpainting centre).
     pub const PARAMS: &str = "params";

@@ -33,8 +33,6 @@ pub(crate) fn run(
     let alloc = Allocator::new(session, mem)?;
     let mut a = Tensor::<f32>::new(&alloc, shape)?;
     let mut b = Tensor::<f32>::new(&alloc, shape)?;
-    let mut spare1 = Tensor::<f32>::new(&alloc, shape)?;
-    let mut spare2 = Tensor::<f32>::new(&alloc, shape)?;
     Tensor::from_array(x.as_standard_layout().into_owned())?.copy_into(&mut a)?;
     let on_device = |v: &[i64]| -> Result<Tensor<i64>> {
         Ok(Tensor::from_array(([v.len()], v.to_vec()))?.to(AllocationDevice::CUDA, device_id)?)
@@ -44,7 +42,17 @@ pub(crate) fn run(
         .map(|l| Ok((on_device(&l.s)?, on_device(&l.s_prev)?)))
         .collect::<Result<_>>()?;
     let wanted = algorithm.output();
-    let [other1, other2] = algorithm.unused_outputs();
+    // Every other output of the step graph still needs a buffer.
+    let others: Vec<String> = session
+        .outputs()
+        .iter()
+        .map(|o| o.name().to_string())
+        .filter(|n| n != wanted)
+        .collect();
+    let mut spares = others
+        .iter()
+        .map(|_| Tensor::<f32>::new(&alloc, shape))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let device_params = params
         .map(|p| -> Result<Tensor<f32>> {
             Ok(Tensor::from_array(p.as_standard_layout().into_owned())?
@@ -55,8 +63,9 @@ pub(crate) fn run(
     if let Some(p) = &device_params {
         binding.bind_input(io::PARAMS, p)?;
     }
-    binding.bind_output(other1, &mut spare1)?;
-    binding.bind_output(other2, &mut spare2)?;
+    for (name, spare) in others.iter().zip(spares.iter_mut()) {
+        binding.bind_output(name, spare)?;
+    }
     for (k, (s, p)) in device_levels.iter().enumerate() {
         let (cur, next) = if k % 2 == 0 {
             (&a, &mut b)

@@ -303,13 +303,27 @@ impl Engine {
                 d.steps
             )));
         }
-        let p = d.param_names().len();
+        let p = d.param_count();
         if params.dim() != (b, p) {
             return Err(Error::InvalidArgument(format!(
                 "{} parameters per image for {} images, but this model's degradation takes {p} ({})",
                 params.ncols(),
                 params.nrows(),
                 d.param_names().join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks the model has what the sampler needs: the estimated-noise sampler is for models
+    /// that mix in noise.
+    pub fn check_algorithm(&self, algorithm: Algorithm) -> Result<()> {
+        let d = &self.bundle.manifest.degradation;
+        if algorithm == Algorithm::Estimated && !d.transform.is_mix() {
+            return Err(Error::InvalidArgument(format!(
+                "the estimated-noise sampler needs a model that mixes in noise (kind noise); this \
+                 model's degradation is {}: use algorithm 2",
+                d.describe()
             )));
         }
         Ok(())
@@ -360,6 +374,7 @@ impl Engine {
         progression: bool,
     ) -> Result<Restored> {
         self.check_input(&x, t, &params)?;
+        self.check_algorithm(algorithm)?;
         let params = self
             .takes_params()
             .then(|| params.as_standard_layout().into_owned());

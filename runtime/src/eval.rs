@@ -75,8 +75,6 @@ pub struct EvalReport {
     pub steps_curve: Vec<StepsRow>,
 }
 
-pub const METHODS: [&str; 4] = ["degraded", "direct", "algorithm1", "algorithm2"];
-
 /// One batch of test images and its degraded inputs at level `t`, as the restorer receives them.
 struct Degraded {
     x0: Array4<f32>,
@@ -121,7 +119,7 @@ pub fn evaluate(
     let deg = engine.bundle.manifest.degradation.clone();
     // One parameter row per test image, the same at every level.
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(cfg.seed);
-    let all_params = deg.sample_params(&mut rng, n);
+    let all_params = deg.sample_params(&mut rng, n)?;
     let mut fid_net = if cfg.fid {
         Some(FidNetwork::open(engine.options.threads)?)
     } else {
@@ -133,10 +131,18 @@ pub fn evaluate(
         None => None,
     };
     let mut original_acc = (fid_net.is_some() && originals.is_none()).then(Accumulator::default);
+    // Mixes (noise) also have the estimated-noise sampler.
+    let mut algorithms = vec![Algorithm::Direct, Algorithm::One, Algorithm::Two];
+    if deg.transform.is_mix() {
+        algorithms.push(Algorithm::Estimated);
+    }
+    let methods: Vec<&str> = std::iter::once("degraded")
+        .chain(algorithms.iter().map(|a| a.label()))
+        .collect();
     for &t in &cfg.levels {
-        let mut sets: Vec<MetricSet> = vec![MetricSet::default(); 4];
+        let mut sets: Vec<MetricSet> = vec![MetricSet::default(); methods.len()];
         let mut accs: Vec<Accumulator> = match &fid_net {
-            Some(_) => (0..4).map(|_| Accumulator::default()).collect(),
+            Some(_) => (0..methods.len()).map(|_| Accumulator::default()).collect(),
             None => Vec::new(),
         };
         let pb = progress_bar(n as u64, &format!("t = {t}"));
@@ -148,42 +154,21 @@ pub fn evaluate(
                 levels,
                 params,
             } = degraded_batch(engine, data, cfg, &all_params, &idx, t)?;
-            let direct = engine
-                .restore(
-                    xt.view(),
-                    &levels,
-                    params.view(),
-                    Algorithm::Direct,
-                    None,
-                    false,
-                )?
-                .output;
-            let a1 = engine
-                .restore(
-                    xt.view(),
-                    &levels,
-                    params.view(),
-                    Algorithm::One,
-                    None,
-                    false,
-                )?
-                .output;
-            let a2 = engine
-                .restore(
-                    xt.view(),
-                    &levels,
-                    params.view(),
-                    Algorithm::Two,
-                    None,
-                    false,
-                )?
-                .output;
-            for (set, out) in sets.iter_mut().zip([&xt, &direct, &a1, &a2]) {
+            let mut outs = Vec::with_capacity(methods.len());
+            for &a in &algorithms {
+                outs.push(
+                    engine
+                        .restore(xt.view(), &levels, params.view(), a, None, false)?
+                        .output,
+                );
+            }
+            let outs: Vec<&Array4<f32>> = std::iter::once(&xt).chain(outs.iter()).collect();
+            for (set, out) in sets.iter_mut().zip(&outs) {
                 set.add(out.view(), x0.view());
             }
             if let Some(net) = fid_net.as_mut() {
                 let unit = |a: &Array4<f32>| a.mapv(|v| (v + 1.0) / 2.0);
-                for (acc, out) in accs.iter_mut().zip([&xt, &direct, &a1, &a2]) {
+                for (acc, out) in accs.iter_mut().zip(&outs) {
                     acc.add(&net.features(unit(out).view())?);
                 }
                 if let Some(acc) = original_acc.as_mut() {
@@ -194,7 +179,9 @@ pub fn evaluate(
                 && t == cfg.levels[0]
                 && let Some(p) = grid
             {
-                write_grid(p, &[&xt, &direct, &a1, &a2, &x0])?;
+                let mut columns = outs.clone();
+                columns.push(&x0);
+                write_grid(p, &columns)?;
             }
             pb.inc(idx.len() as u64);
         }
@@ -204,13 +191,13 @@ pub fn evaluate(
             save_cached_stats(data, n, &s);
             originals = Some(s);
         }
-        let mut fids = vec![None; 4];
+        let mut fids = vec![None; methods.len()];
         if let Some(orig) = &originals {
             for (f, acc) in fids.iter_mut().zip(accs) {
                 *f = Some(frechet_distance(&acc.finish()?, orig)?);
             }
         }
-        for ((m, set), fid) in METHODS.iter().zip(&sets).zip(fids) {
+        for ((m, set), fid) in methods.iter().zip(&sets).zip(fids) {
             rows.push(EvalRow {
                 t,
                 method: (*m).into(),

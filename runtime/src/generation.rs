@@ -2,6 +2,8 @@
 //! per-channel means of the training images, stored in the bundle's manifest at export; a drawn
 //! mean becomes a constant image, plus `N(0, noise^2)` per pixel ("broken symmetry"; 0 reproduces
 //! the "perfect symmetry" failure the paper shows), and Algorithm 2 restores it from t = T.
+//! Models of noise (and animorphosis) start from their z at T instead and sample with the
+//! estimated noise, as hot diffusion generates.
 
 use std::path::Path;
 
@@ -156,7 +158,11 @@ pub struct GenerateOptions {
 /// seed gives the same images. Existing outputs are only replaced with `overwrite`.
 pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Result<usize> {
     let m = engine.bundle.manifest.clone();
-    let g = Generation::of(&m)?;
+    // Mixes start from their own z (pure noise, or an image of the other data set) at T, where
+    // the image's share sqrt(abar_T) is nearly 0, and sample with the estimated noise (the
+    // paper's hot-diffusion generation); the other kinds from the mixture over channel means.
+    let mix = m.degradation.transform.is_mix();
+    let g = if mix { None } else { Some(Generation::of(&m)?) };
     if o.count == 0 {
         return Err(Error::InvalidArgument("--count must be at least 1".into()));
     }
@@ -178,8 +184,22 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
     let shape = (m.image.channels, m.image.height, m.image.width);
     let t = m.degradation.steps;
     let mut rng = StdRng::seed_from_u64(o.seed);
-    let starts = g.starts(&mut rng, o.count, shape, o.noise)?;
-    let params: Array2<f32> = m.degradation.sample_params(&mut rng, o.count);
+    let (starts, params, algorithm) = match &g {
+        Some(g) => {
+            let starts = g.starts(&mut rng, o.count, shape, o.noise)?;
+            let params: Array2<f32> = m.degradation.sample_params(&mut rng, o.count)?;
+            (starts, params, Algorithm::Two)
+        }
+        None => {
+            let params: Array2<f32> = m.degradation.sample_params(&mut rng, o.count)?;
+            let zeros = Array4::<f32>::zeros((o.count, shape.0, shape.1, shape.2));
+            let starts = m
+                .degradation
+                .prepare()?
+                .apply_uniform(zeros.view(), t, params.view())?;
+            (starts, params, Algorithm::Estimated)
+        }
+    };
     let pb = crate::folder::progress_bar(o.count as u64, "generating");
     let mut grid_rows: Vec<Array4<f32>> = Vec::new();
     for start in (0..o.count).step_by(o.batch.max(1)) {
@@ -187,7 +207,7 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
         let x = starts.slice(ndarray::s![start..end, .., .., ..]);
         let p = params.slice(ndarray::s![start..end, ..]);
         let out = engine
-            .restore(x, &vec![t; end - start], p, Algorithm::Two, None, false)?
+            .restore(x, &vec![t; end - start], p, algorithm, None, false)?
             .output;
         for (i, im) in out.outer_iter().enumerate() {
             imageio::save_unit_png(&name(start + i), im)?;

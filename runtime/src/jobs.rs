@@ -104,6 +104,7 @@ pub fn restore_folder(
     out_dir: &Path,
     o: &RestoreOptions,
 ) -> Result<Report> {
+    engine.check_algorithm(o.algorithm)?;
     let (t, side) = restore_inputs(engine, in_dir, o.t)?;
     let steps = match o.steps {
         Some(0) => None,
@@ -272,7 +273,7 @@ where
         what: "degrading",
     };
     folder::run_batched(&run, report, |x, batch: &[&Item]| {
-        let params = params_of(&side, batch);
+        let params = params_of(&side, batch)?;
         let b = x.len_of(Axis(0));
         let y = apply(x.view(), &vec![t; b], params.view())?;
         let outs = y
@@ -295,12 +296,12 @@ where
 }
 
 /// The parameters of a batch of images: drawn from the sidecar's seed and each image's path.
-pub fn params_of(side: &Sidecar, batch: &[&Item]) -> ndarray::Array2<f32> {
-    let p = side.param_names.len();
+pub fn params_of(side: &Sidecar, batch: &[&Item]) -> Result<ndarray::Array2<f32>> {
+    let p = side.degradation.param_count();
     let mut out = ndarray::Array2::zeros((batch.len(), p));
     for (i, it) in batch.iter().enumerate() {
         out.row_mut(i)
-            .assign(&ndarray::Array1::from(side.draw(&it.rel)));
+            .assign(&ndarray::Array1::from(side.draw(&it.rel)?));
     }
-    out
+    Ok(out)
 }

@@ -197,7 +197,8 @@ struct DegradeArgs {
     /// digit spans about one 8-bit grey level, so 8 bits keep almost nothing to restore from.
     #[arg(long, value_enum, default_value = "8")]
     depth: BitDepth,
-    /// Seed of the per-image parameters (inpainting centres), recorded in degradation.json.
+    /// Seed of the per-image parameters (inpainting centres, snow layers, noise), recorded in
+    /// degradation.json.
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -251,7 +252,7 @@ struct EvalArgs {
     /// them (default: float, the reference's protocol).
     #[arg(long, value_enum)]
     input_depth: Option<BitDepth>,
-    /// Seed of the per-image degradation parameters (inpainting centres).
+    /// Seed of the per-image degradation parameters (inpainting centres, snow layers, noise).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Skip FID (it runs the Inception network on every output: slow on a CPU).
@@ -533,6 +534,9 @@ fn describe(b: &Bundle) -> Result<String> {
         ));
     }
     match cold_runtime::generation::Generation::of(m) {
+        _ if m.degradation.transform.is_mix() => s.push_str(
+            "generation   from z at T with the estimated-noise sampler (cold generate)\n",
+        ),
         Ok(g) => s.push_str(&format!(
             "generation   Gaussian mixture of {} component(s) over channel means, fitted on {} images of {}\n",
             g.components.len(),

@@ -15,6 +15,10 @@ pub enum Algorithm {
     One,
     /// One restorer call: `x0_hat = R(x_t, t)`.
     Direct,
+    /// Algorithm 2 with the noise estimated from `x_s` and `x0_hat` (the paper's estimated-noise
+    /// sampler, DDIM-like): noise models only; needs no per-image noise.
+    #[value(name = "estimated")]
+    Estimated,
 }
 
 impl Algorithm {
@@ -24,15 +28,17 @@ impl Algorithm {
             Algorithm::Two => io::X_NEXT,
             Algorithm::One => io::X_NEXT_ALG1,
             Algorithm::Direct => io::X0_HAT,
+            Algorithm::Estimated => io::X_NEXT_EST,
         }
     }
 
-    /// The step graph's outputs this algorithm does not use (a device loop must still bind them).
-    pub fn unused_outputs(self) -> [&'static str; 2] {
+    /// The name reports use.
+    pub fn label(self) -> &'static str {
         match self {
-            Algorithm::Two => [io::X_NEXT_ALG1, io::X0_HAT],
-            Algorithm::One => [io::X_NEXT, io::X0_HAT],
-            Algorithm::Direct => [io::X_NEXT, io::X_NEXT_ALG1],
+            Algorithm::Two => "algorithm2",
+            Algorithm::One => "algorithm1",
+            Algorithm::Direct => "direct",
+            Algorithm::Estimated => "estimated",
         }
     }
 }

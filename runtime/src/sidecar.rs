@@ -103,23 +103,29 @@ impl Sidecar {
 
     /// Writes `dir/degradation.json` atomically.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let js = serde_json::to_vec_pretty(self).map_err(|e| err(dir, e))?;
+        // Kinds whose parameters are whole images (snow, noise) write compact JSON.
+        let js = if self.degradation.param_count() > 16 {
+            serde_json::to_vec(self)
+        } else {
+            serde_json::to_vec_pretty(self)
+        }
+        .map_err(|e| err(dir, e))?;
         fetch::write_atomic(&Self::path(dir), &js)
     }
 
     /// The parameters of one image: drawn from a generator seeded by the folder's seed and the
     /// image's key, so they do not depend on the order or batching of the images.
-    pub fn draw(&self, rel: &Path) -> Vec<f32> {
+    pub fn draw(&self, rel: &Path) -> Result<Vec<f32>> {
         let k = key(rel);
         let h = fetch::sha256_bytes(k.as_bytes());
         let mix = u64::from_str_radix(&h[..16], 16).unwrap_or(0);
         let mut rng = StdRng::seed_from_u64(self.seed ^ mix);
-        self.degradation.sample_params(&mut rng, 1).row(0).to_vec()
+        Ok(self.degradation.sample_params(&mut rng, 1)?.row(0).to_vec())
     }
 
     /// The parameters `[B, P]` of a batch of images, from the sidecar.
     pub fn lookup(&self, dir: &Path, rels: &[&Path]) -> std::result::Result<Array2<f32>, String> {
-        let p = self.param_names.len();
+        let p = self.degradation.param_count();
         let mut out = Array2::zeros((rels.len(), p));
         for (i, rel) in rels.iter().enumerate() {
             let k = key(rel);

@@ -47,7 +47,10 @@ pub fn make_batch<B: Backend>(
     let levels: Vec<i64> = (0..n)
         .map(|_| rng.random_range(1..=cfg.degradation.steps as i64))
         .collect();
-    let params = cfg.degradation.sample_params(&mut rng, n);
+    let params = cfg
+        .degradation
+        .sample_params(&mut rng, n)
+        .expect("drawn once before training (the grid's), so the source images load");
     let t: Vec<usize> = levels.iter().map(|&v| v as usize).collect();
     let xt = deg
         .apply(x.view(), &t, params.view())

@@ -84,7 +84,8 @@ struct TrainArgs {
     #[arg(long)]
     dataset: Option<String>,
     /// Degradation preset: mnist, cifar10 (blur), mnist-inpaint, mnist-inpaint-centred,
-    /// mnist-superres, cifar10-inpaint, cifar10-inpaint-centred, cifar10-superres.
+    /// mnist-superres, cifar10-inpaint, cifar10-inpaint-centred, cifar10-superres, mnist-snow,
+    /// cifar10-snow, mnist-noise, cifar10-noise, mnist-animorph.
     #[arg(long)]
     preset: Option<String>,
     /// Network size: tiny, compact, small or paper.
@@ -136,7 +137,8 @@ struct DegradeArgs {
     /// Degradation level, 0..=T.
     #[arg(long)]
     t: usize,
-    /// Seed of the per-image parameters (inpainting centres), recorded in degradation.json.
+    /// Seed of the per-image parameters (inpainting centres, snow layers, noise), recorded in
+    /// degradation.json.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Redo outputs that already exist.

@@ -36,10 +36,11 @@ fn grid_images(cfg: &TrainConfig, train: &Dataset, n: usize) -> Array4<f32> {
     d.batch(&idx)
 }
 
-/// Per-image degradation parameters of the sample grid's images (fixed by the run's seed).
-fn grid_params(cfg: &TrainConfig, n: usize) -> Array2<f32> {
+/// Per-image degradation parameters of the sample grid's images (fixed by the run's seed). The
+/// first draw: an animorphosis whose source images are missing fails here, before training.
+fn grid_params(cfg: &TrainConfig, n: usize) -> Result<Array2<f32>> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-    cfg.degradation.sample_params(&mut rng, n)
+    Ok(cfg.degradation.sample_params(&mut rng, n)?)
 }
 
 /// Writes the sample grid: rows degraded x_T, direct R(x_T, T), Algorithm 1, Algorithm 2, original.
@@ -143,7 +144,7 @@ where
         .filter(|(s, _)| *s <= state.step)
         .collect();
     let grid_x0 = grid_images(cfg, &data, 8);
-    let grid_p = grid_params(cfg, grid_x0.len_of(Axis(0)));
+    let grid_p = grid_params(cfg, grid_x0.len_of(Axis(0)))?;
     let n_params = state.model.num_params();
     tracing::info!("model: {n_params} parameters, {:?}", cfg.model);
 

@@ -6,6 +6,8 @@
 //! - [`blur`]: Gaussian blur; [`superres`]: super-resolution. Both are separable and linear, the
 //!   same for every image: per-level operators `D(x, t) = L_t X R_t` ([`operators`]).
 //! - [`inpaint`]: inpainting, a per-pixel mask around a centre that is a per-image parameter.
+//! - [`snow`]: snowification, a snow layer per image (a per-image parameter) added to the image.
+//! - [`mix`]: Gaussian noise with the cosine schedule, the noise image a per-image parameter.
 //!
 //! Per-image parameters (`[B, P]` f32, `P` = [`Degradation::param_names`]`.len()`) are drawn
 //! from a seeded generator in training ([`Degradation::sample_params`]), written by `degrade` in a
@@ -13,7 +15,9 @@
 
 pub mod blur;
 pub mod inpaint;
+pub mod mix;
 pub mod operators;
+pub mod snow;
 pub mod superres;
 
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
@@ -22,7 +26,9 @@ use serde::{Deserialize, Serialize};
 
 pub use blur::{Blur, BlurSchedule, Padding, iterated_blur};
 pub use inpaint::{Centre, Inpaint, Masks};
+pub use mix::{Animorph, AnimorphSource, MixTables, Noise};
 pub use operators::Operators;
+pub use snow::{Snow, SnowTables};
 pub use superres::SuperRes;
 
 use crate::error::{Error, Result};
@@ -34,10 +40,13 @@ pub enum Transform {
     Blur(Blur),
     Inpaint(Inpaint),
     SuperRes(SuperRes),
+    Snow(Snow),
+    Noise(Noise),
+    Animorph(Animorph),
 }
 
 /// The kinds this build knows, as written in a manifest's `degradation.transform.kind`.
-pub const KINDS: &[&str] = &["blur", "inpaint", "super_res"];
+pub const KINDS: &[&str] = &["blur", "inpaint", "super_res", "snow", "noise", "animorph"];
 
 impl Transform {
     /// The kind's name, as serialised.
@@ -46,7 +55,16 @@ impl Transform {
             Transform::Blur(_) => "blur",
             Transform::Inpaint(_) => "inpaint",
             Transform::SuperRes(_) => "super_res",
+            Transform::Snow(_) => "snow",
+            Transform::Noise(_) => "noise",
+            Transform::Animorph(_) => "animorph",
         }
+    }
+
+    /// Whether D mixes the image with a per-image `z` (`sqrt(abar) x + sqrt(1 - abar) z`), which
+    /// gives the estimated-noise sampler.
+    pub fn is_mix(&self) -> bool {
+        matches!(self, Transform::Noise(_) | Transform::Animorph(_))
     }
 }
 
@@ -72,6 +90,11 @@ pub const PRESETS: &[&str] = &[
     "cifar10-inpaint",
     "cifar10-inpaint-centred",
     "cifar10-superres",
+    "mnist-snow",
+    "cifar10-snow",
+    "mnist-noise",
+    "cifar10-noise",
+    "mnist-animorph",
 ];
 
 impl Degradation {
@@ -80,7 +103,10 @@ impl Degradation {
     /// - `cifar10`: blur, kernel 11, sigma_i = i/100 + 0.35, reflect, T 50, 3x32x32;
     /// - `*-inpaint`: Gaussian masks, kernel_std 0.1, initial_mask 11, T 50, random centre
     ///   (`*-inpaint-centred`: centred);
-    /// - `*-superres`: factor 2 per step, T 3 (MNIST 28 -> 14, 7, 3; CIFAR-10 32 -> 16, 8, 4).
+    /// - `*-superres`: factor 2 per step, T 3 (MNIST 28 -> 14, 7, 3; CIFAR-10 32 -> 16, 8, 4);
+    /// - `*-snow`: the paper's snow ([`Snow::paper`]), a snow layer per image, T 200;
+    /// - `*-noise`: Gaussian noise, cosine schedule, T 200 (the hot-diffusion baseline);
+    /// - `mnist-animorph`: animorphosis into Fashion-MNIST images, cosine schedule, T 200.
     pub fn preset(name: &str) -> Result<Self> {
         let (base, kind) = name.split_once('-').unwrap_or((name, "blur"));
         let (channels, side) = match base {
@@ -118,6 +144,12 @@ impl Degradation {
             (_, "inpaint") => inpaint(Centre::Random),
             (_, "inpaint-centred") => inpaint(Centre::Centred),
             (_, "superres") => (Transform::SuperRes(SuperRes { factor: 2 }), 3),
+            (_, "snow") => (Transform::Snow(Snow::paper()), 200),
+            (_, "noise") => (Transform::Noise(Noise::paper()), 200),
+            ("mnist", "animorph") => (
+                Transform::Animorph(Animorph::paper(AnimorphSource::FashionMnist)),
+                200,
+            ),
             _ => return Err(unknown_preset(name)),
         };
         Ok(Degradation {
@@ -146,23 +178,58 @@ impl Degradation {
             Transform::Blur(b) => b.validate(self.steps, self.height, self.width),
             Transform::Inpaint(p) => p.validate(self.steps),
             Transform::SuperRes(s) => s.validate(self.steps, self.height, self.width),
+            Transform::Snow(s) => s.validate(self.steps),
+            Transform::Noise(n) => n.validate(),
+            Transform::Animorph(a) => Noise {
+                cosine_offset: a.cosine_offset,
+            }
+            .validate(),
         }
     }
 
-    /// Names of the per-image parameters (empty when D is the same for every image).
-    pub fn param_names(&self) -> &'static [&'static str] {
+    /// Names of the per-image parameters, in order (empty when D is the same for every image).
+    /// An array parameter is one name with its shape, e.g. `z[1x28x28]`.
+    pub fn param_names(&self) -> Vec<String> {
         match self.transform {
-            Transform::Inpaint(p) => p.param_names(),
-            Transform::Blur(_) | Transform::SuperRes(_) => &[],
+            Transform::Inpaint(p) => p.param_names().iter().map(|s| s.to_string()).collect(),
+            Transform::Snow(s) => s.param_names(self.height, self.width),
+            Transform::Noise(_) | Transform::Animorph(_) => {
+                vec![format!(
+                    "z[{}x{}x{}]",
+                    self.channels, self.height, self.width
+                )]
+            }
+            Transform::Blur(_) | Transform::SuperRes(_) => Vec::new(),
         }
     }
 
-    /// Draws the per-image parameters of `n` images, `[n, P]`.
-    pub fn sample_params(&self, rng: &mut impl Rng, n: usize) -> Array2<f32> {
+    /// P, the number of per-image parameter values.
+    pub fn param_count(&self) -> usize {
         match self.transform {
+            Transform::Inpaint(p) => p.param_names().len(),
+            Transform::Snow(s) => s.param_count(self.height, self.width),
+            Transform::Noise(_) | Transform::Animorph(_) => {
+                self.channels * self.height * self.width
+            }
+            Transform::Blur(_) | Transform::SuperRes(_) => 0,
+        }
+    }
+
+    /// Draws the per-image parameters of `n` images, `[n, P]`. Fails only for animorphosis,
+    /// when its source images are not installed.
+    pub fn sample_params(&self, rng: &mut impl Rng, n: usize) -> Result<Array2<f32>> {
+        Ok(match self.transform {
             Transform::Inpaint(p) => p.sample_params(rng, n, self.height, self.width),
+            Transform::Snow(s) => s.sample_params(rng, n, self.height, self.width),
+            Transform::Noise(z) => z.sample_params(rng, n, self.param_count()),
+            Transform::Animorph(a) => Animorph::sample_from(
+                a.source.images()?,
+                rng,
+                n,
+                (self.channels, self.height, self.width),
+            )?,
             Transform::Blur(_) | Transform::SuperRes(_) => Array2::zeros((n, 0)),
-        }
+        })
     }
 
     /// Precomputes what applying D needs (per-level operators or masks).
@@ -178,6 +245,11 @@ impl Degradation {
             Transform::Inpaint(p) => {
                 PreparedKind::Masks(p.masks(self.steps, self.height, self.width))
             }
+            Transform::Snow(s) => PreparedKind::Snow(s.tables(self.steps, self.height, self.width)),
+            Transform::Noise(Noise { cosine_offset })
+            | Transform::Animorph(Animorph { cosine_offset, .. }) => {
+                PreparedKind::Mix(MixTables::new(&mix::cosine_abar(self.steps, cosine_offset)))
+            }
         };
         Ok(Prepared {
             degradation: self.clone(),
@@ -191,6 +263,9 @@ impl Degradation {
             Transform::Blur(b) => b.describe(),
             Transform::Inpaint(p) => p.describe(),
             Transform::SuperRes(s) => s.describe(self.steps, self.height),
+            Transform::Snow(s) => s.describe(),
+            Transform::Noise(n) => n.describe(),
+            Transform::Animorph(a) => a.describe(),
         };
         format!(
             "{what}, T {t}, image {c}x{h}x{w}",
@@ -235,6 +310,10 @@ pub enum PreparedKind {
     Separable(Operators),
     /// `x * mask(t, centre)`.
     Masks(Masks),
+    /// `clip(brightened x + snow(t, base) + rot180(snow(t, base)))`.
+    Snow(SnowTables),
+    /// `a_t x + b_t z`.
+    Mix(MixTables),
 }
 
 /// A degradation ready to apply: the description and its precomputed operators or masks.
@@ -269,7 +348,7 @@ impl Prepared {
                 self.steps()
             )));
         }
-        let p = self.degradation.param_names().len();
+        let p = self.degradation.param_count();
         if params.dim() != (b, p) {
             return Err(Error::InvalidArgument(format!(
                 "{} parameters per image for {} images, but this degradation takes {p} per image ({})",
@@ -301,6 +380,8 @@ impl Prepared {
         match &self.kind {
             PreparedKind::Separable(ops) => ops.apply(x, t),
             PreparedKind::Masks(m) => m.apply(x, t, params.view()),
+            PreparedKind::Snow(s) => s.apply(x, t, params.view()),
+            PreparedKind::Mix(m) => m.apply(x, t, params.view()),
         }
     }
 

@@ -7,7 +7,20 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::*;
 use crate::degradation::inpaint::iterated_inpaint;
+use crate::degradation::mix::cosine_abar;
+use crate::degradation::snow::{clipped_zoom, reference_snow};
 use crate::degradation::superres::iterated_superres;
+
+/// The kind's own parameters; for animorphosis (whose source images CI does not have) random
+/// images in [-1, 1], which D treats the same.
+fn params_for(d: &Degradation, rng: &mut StdRng, n: usize) -> Array2<f32> {
+    match d.transform {
+        Transform::Animorph(_) => {
+            Array2::from_shape_fn((n, d.param_count()), |_| rng.random_range(-1.0f32..1.0))
+        }
+        _ => d.sample_params(rng, n).expect("params"),
+    }
+}
 
 fn random_batch(rng: &mut StdRng, b: usize, c: usize, h: usize, w: usize) -> Array4<f32> {
     Array4::from_shape_fn((b, c, h, w), |_| rng.random_range(-1.0f32..1.0))
@@ -124,7 +137,7 @@ fn inpaint_masks_equal_iterated_masking_per_image() {
             };
             let p = d.prepare().expect("valid");
             let levels = [0usize, 1, 7, 25, 50, 50];
-            let mut params = d.sample_params(&mut rng, levels.len());
+            let mut params = d.sample_params(&mut rng, levels.len()).expect("params");
             if centre == Centre::Random {
                 // the extreme centres of the extended grid
                 params.row_mut(4).assign(&ndarray::arr1(&[-1.0, -1.0]));
@@ -150,7 +163,7 @@ fn inpaint_masks_equal_iterated_masking_per_image() {
 fn random_centres_cover_the_extended_grid_uniformly() {
     let d = Degradation::preset("mnist-inpaint").expect("preset");
     let mut rng = StdRng::seed_from_u64(1);
-    let p = d.sample_params(&mut rng, 20_000);
+    let p = d.sample_params(&mut rng, 20_000).expect("params");
     assert_eq!(p.ncols(), 2);
     let (lo, hi) = p
         .iter()
@@ -168,7 +181,7 @@ fn level_zero_is_identity_for_every_preset() {
         let d = Degradation::preset(name).expect("preset");
         let p = d.prepare().expect("prepare");
         let x = random_batch(&mut rng, 2, d.channels, d.height, d.width);
-        let params = d.sample_params(&mut rng, 2);
+        let params = params_for(&d, &mut rng, 2);
         assert_eq!(
             p.apply_uniform(x.view(), 0, params.view()).expect("apply"),
             x,
@@ -208,9 +221,9 @@ fn descriptions_round_trip_through_json_and_unknown_kinds_are_named() {
     assert!(Degradation::preset("imagenet").is_err());
     assert!(Degradation::preset("mnist-snowfall").is_err());
     let mut json = serde_json::to_value(Degradation::preset("mnist").expect("p")).expect("json");
-    json["transform"]["kind"] = "snow".into();
+    json["transform"]["kind"] = "swirl".into();
     let e = check_kind(&json).expect_err("unknown kind").to_string();
-    assert!(e.contains("'snow'") && e.contains("update"), "{e}");
+    assert!(e.contains("'swirl'") && e.contains("update"), "{e}");
 }
 
 #[test]
@@ -247,4 +260,211 @@ fn invalid_descriptions_and_inputs_are_refused() {
         let params = ndarray::arr2(&[bad]);
         assert!(p.apply(x.view(), &[3], params.view()).is_err(), "{bad:?}");
     }
+}
+
+#[test]
+fn snow_equals_the_reference_formula_per_image() {
+    let mut rng = StdRng::seed_from_u64(10);
+    for (c, h, w, steps) in [
+        (1, 28, 28, 200),
+        (3, 32, 32, 200),
+        (3, 13, 10, 7),
+        (1, 9, 16, 3),
+    ] {
+        let snow = Snow::paper();
+        let d = Degradation {
+            transform: Transform::Snow(snow),
+            steps,
+            channels: c,
+            height: h,
+            width: w,
+        };
+        let p = d.prepare().expect("valid");
+        let levels = [0, 1, steps / 3, steps / 2, steps - 1, steps, steps];
+        let mut params = d.sample_params(&mut rng, levels.len()).expect("params");
+        // Both orientations at the last level.
+        params[[5, h * w]] = 0.0;
+        params[[6, h * w]] = 1.0;
+        let x = random_batch(&mut rng, levels.len(), c, h, w);
+        let y = p.apply(x.view(), &levels, params.view()).expect("apply");
+        let mut err = 0f64;
+        for (bi, &t) in levels.iter().enumerate() {
+            let xi = x.slice(s![bi, .., .., ..]).mapv(f64::from);
+            let pi: Vec<f64> = params.row(bi).iter().map(|&v| f64::from(v)).collect();
+            let want = reference_snow(&xi, &snow, steps, t, &pi);
+            for (a, g) in want.iter().zip(y.slice(s![bi, .., .., ..]).iter()) {
+                err = err.max((a - f64::from(*g)).abs());
+            }
+        }
+        assert!(err <= 1e-5, "{c}x{h}x{w} T {steps}: {err}");
+    }
+}
+
+#[test]
+fn snow_layers_grow_with_the_level_and_follow_the_orientation() {
+    let d = Degradation::preset("mnist-snow").expect("preset");
+    let p = d.prepare().expect("prepare");
+    let mut rng = StdRng::seed_from_u64(11);
+    let params = d.sample_params(&mut rng, 400).expect("params");
+    assert_eq!(params.ncols(), 28 * 28 + 1);
+    let vertical = params.column(28 * 28).sum() / 400.0;
+    assert!((0.4..0.6).contains(&vertical), "{vertical} vertical");
+    let base = params.slice(s![.., ..28 * 28]);
+    let mean = base.mean().unwrap_or(0.0);
+    // Zooming averages neighbours: the mean stays, the spread shrinks a little.
+    assert!((mean - 0.55).abs() < 0.01, "base mean {mean}");
+    let black = Array4::<f32>::from_elem((1, 1, 28, 28), -1.0);
+    let mut last = -1.0;
+    for t in [1, 50, 100, 150, 200] {
+        let y = p
+            .apply_uniform(black.view(), t, params.slice(s![0..1, ..]))
+            .expect("apply");
+        let m = y.mean().unwrap_or(0.0);
+        assert!(m > last, "level {t}: mean {m} after {last}");
+        last = m;
+    }
+    // A single snowy pixel, blurred horizontally, spreads along its row only.
+    let mut one = Array2::<f32>::zeros((1, 28 * 28 + 1));
+    one[[0, 10 * 28 + 5]] = 1.0;
+    let tables = match &p.kind {
+        PreparedKind::Snow(s) => s.clone(),
+        _ => unreachable!(),
+    };
+    let layer = tables.snow(200, one.row(0).as_slice().expect("row"));
+    let rows: Vec<usize> = (0..28).filter(|&r| layer.row(r).sum() > 0.0).collect();
+    assert_eq!(
+        rows,
+        [10, 17],
+        "the pixel's row and its 180-degree rotation"
+    );
+}
+
+#[test]
+fn clipped_zoom_stretches_the_centre_like_scipy() {
+    // A ramp stays a ramp: 28 -> centre 12 rows from row 8, zoomed to 30 samples with end points
+    // aligned (step 11/29), the middle 28 kept (from sample 1).
+    let ramp = Array2::from_shape_fn((28, 28), |(r, _)| r as f64);
+    let z = clipped_zoom(ramp.view(), 2.5);
+    for r in 0..28 {
+        let want = 8.0 + (r + 1) as f64 * 11.0 / 29.0;
+        assert!(
+            (z[[r, 3]] - want).abs() < 1e-12,
+            "row {r}: {} vs {want}",
+            z[[r, 3]]
+        );
+    }
+    // scipy.ndimage.zoom(order=1) through the reference's clipped_zoom, on r * 28 + c.
+    let grid = Array2::from_shape_fn((28, 28), |(r, c)| (r * 28 + c) as f64);
+    let z = clipped_zoom(grid.view(), 2.5);
+    for ((r, c), want) in [
+        ((0, 0), 243.0),
+        ((0, 1), 243.3793103448276),
+        ((5, 7), 298.7586206896552),
+        ((27, 27), 540.0),
+    ] {
+        assert!((z[[r, c]] - want).abs() < 1e-9, "({r}, {c}): {}", z[[r, c]]);
+    }
+    // 32 -> centre 13 from 9, round(32.5) = 32 samples (half to even): nothing trimmed.
+    let ramp = Array2::from_shape_fn((32, 32), |(_, c)| c as f64);
+    let z = clipped_zoom(ramp.view(), 2.5);
+    assert!((z[[0, 0]] - 9.0).abs() < 1e-12 && (z[[0, 31]] - 21.0).abs() < 1e-12);
+}
+
+#[test]
+fn noise_mixes_with_the_cosine_schedule() {
+    // Without the clipping of the last beta, the products telescope to f(t) / f(0).
+    let steps = 200;
+    let s = 0.008;
+    let f = |t: f64| {
+        ((t / steps as f64 + s) / (1.0 + s) * std::f64::consts::FRAC_PI_2)
+            .cos()
+            .powi(2)
+    };
+    let abar = cosine_abar(steps, s);
+    for t in 0..steps {
+        assert!((abar[t] - f(t as f64) / f(0.0)).abs() < 1e-12, "t {t}");
+    }
+    assert!((abar[steps] - abar[steps - 1] * 0.001).abs() < 1e-15);
+    let d = Degradation::preset("mnist-noise").expect("preset");
+    let p = d.prepare().expect("prepare");
+    let mut rng = StdRng::seed_from_u64(12);
+    let levels = [0, 1, 20, 100, 199, 200];
+    let params = d.sample_params(&mut rng, levels.len()).expect("params");
+    assert_eq!(params.ncols(), 28 * 28);
+    let x = random_batch(&mut rng, levels.len(), 1, 28, 28);
+    let y = p.apply(x.view(), &levels, params.view()).expect("apply");
+    let err = max_err(&y, &x, |bi, xc| {
+        let t = levels[bi];
+        let a = (f(t as f64) / f(0.0)).sqrt();
+        let a = if t == steps { abar[t].sqrt() } else { a };
+        let b = (1.0 - a * a).sqrt();
+        Array2::from_shape_fn(xc.dim(), |(r, c)| {
+            a * xc[[r, c]] + b * f64::from(params[[bi, r * 28 + c]])
+        })
+    });
+    assert!(err <= 1e-5, "{err}");
+    let z = params.row(0);
+    let (m, v) = (z.mean().unwrap_or(0.0), z.var(0.0));
+    assert!(
+        m.abs() < 0.15 && (v - 1.0).abs() < 0.15,
+        "z mean {m} var {v}"
+    );
+}
+
+#[test]
+fn estimated_noise_step_with_the_true_image_lands_on_the_lower_level() {
+    let d = Degradation::preset("mnist-noise").expect("preset");
+    let p = d.prepare().expect("prepare");
+    let PreparedKind::Mix(mix) = &p.kind else {
+        unreachable!()
+    };
+    let mut rng = StdRng::seed_from_u64(13);
+    let x0 = random_batch(&mut rng, 4, 1, 28, 28);
+    let z = d.sample_params(&mut rng, 4).expect("params");
+    let (s, s_prev) = ([0, 5, 120, 200], [0, 4, 60, 0]);
+    let xs = p.apply(x0.view(), &s, z.view()).expect("x_s");
+    let next = mix.estimated_step(xs.view(), x0.view(), &s, &s_prev);
+    let want = p.apply(x0.view(), &s_prev, z.view()).expect("x_prev");
+    let err = next
+        .iter()
+        .zip(want.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(err < 1e-3, "{err}");
+}
+
+#[test]
+fn animorphosis_mixes_in_images_of_the_source() {
+    use crate::data::Dataset;
+    // A pool of 5 images of 1x4x3, image k filled with 50 k.
+    let pixels: Vec<u8> = (0..5u8).flat_map(|k| vec![k * 50; 12]).collect();
+    let pool = Dataset::from_parts("pool", (1, 4, 3), pixels, vec![0; 5], vec![]).expect("pool");
+    let mut rng = StdRng::seed_from_u64(14);
+    let z = Animorph::sample_from(&pool, &mut rng, 200, (1, 4, 3)).expect("draw");
+    assert_eq!(z.dim(), (200, 12));
+    let mut seen = std::collections::BTreeSet::new();
+    for row in z.outer_iter() {
+        // Each row is one whole pool image, in [-1, 1].
+        assert!(row.iter().all(|&v| v == row[0]), "{row:?}");
+        let k = ((row[0] + 1.0) / 2.0 * 255.0 / 50.0).round() as i64;
+        assert!((0..5).contains(&k), "{}", row[0]);
+        seen.insert(k);
+    }
+    assert_eq!(seen.len(), 5, "every pool image is drawn");
+    let e = Animorph::sample_from(&pool, &mut rng, 1, (1, 28, 28)).expect_err("size");
+    assert!(e.to_string().contains("1x28x28"), "{e}");
+    // The same mix and schedule as the noise kind.
+    let a = Degradation::preset("mnist-animorph").expect("preset");
+    assert!(a.transform.is_mix() && a.param_count() == 784);
+    let (PreparedKind::Mix(ma), PreparedKind::Mix(mn)) = (
+        &a.prepare().expect("prepare").kind,
+        &Degradation::preset("mnist-noise")
+            .expect("preset")
+            .prepare()
+            .expect("prepare")
+            .kind,
+    ) else {
+        unreachable!()
+    };
+    assert_eq!((&ma.a, &ma.b), (&mn.a, &mn.b));
 }

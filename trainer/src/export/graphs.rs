@@ -6,7 +6,10 @@ use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
 use cold_runtime::bundle::io;
-use cold_runtime::degradation::{Centre, Masks, Operators, Prepared, PreparedKind};
+use cold_runtime::degradation::snow::GRAY_WEIGHTS;
+use cold_runtime::degradation::{
+    Centre, Masks, MixTables, Operators, Prepared, PreparedKind, SnowTables,
+};
 use onnx_protobuf::tensor_proto::DataType;
 
 use crate::model::UNet;
@@ -306,7 +309,194 @@ pub fn degradation(
     match &deg.kind {
         PreparedKind::Separable(ops) => separable(g, ops, x, t),
         PreparedKind::Masks(m) => masked(g, m, x, t, params),
+        PreparedKind::Snow(s) => snowy(
+            g,
+            s,
+            deg.degradation.channels,
+            x,
+            t,
+            params.expect("snow takes parameters"),
+        ),
+        PreparedKind::Mix(m) => {
+            let shape = image_shape(g, x_shape(deg));
+            mixed(g, m, x, t, params.expect("mixes take parameters"), &shape)
+        }
     }
+}
+
+/// `(C, H, W)` of a prepared degradation.
+fn x_shape(deg: &Prepared) -> (usize, usize, usize) {
+    let d = &deg.degradation;
+    (d.channels, d.height, d.width)
+}
+
+/// The constant `[-1, C, H, W]` for reshaping per-image rows into images.
+fn image_shape(g: &mut GraphBuilder, (c, h, w): (usize, usize, usize)) -> String {
+    g.const_i64(&[-1, c as i64, h as i64, w as i64], &[4])
+}
+
+/// A per-level table gathered by the levels `t` (`[B]`) and shaped `[B, 1, 1, 1]` to broadcast
+/// over images.
+fn per_image(g: &mut GraphBuilder, table: &str, t: &str) -> String {
+    let v = g.op1("Gather", &[table, t], vec![("axis", Attr::Int(0))]);
+    let shape = g.const_i64(&[-1, 1, 1, 1], &[4]);
+    g.op1("Reshape", &[&v, &shape], vec![])
+}
+
+fn table(g: &mut GraphBuilder, name: &str, v: &ndarray::Array1<f32>) -> String {
+    g.weight(name, v.as_slice().expect("contiguous"), &[v.len()])
+}
+
+/// `where(t > 0, y, x)` per image.
+fn where_active(g: &mut GraphBuilder, t: &str, y: &str, x: &str) -> String {
+    let zero = g.const_i64(&[0], &[]);
+    let active = g.op1("Greater", &[t, &zero], vec![]);
+    let mshape = g.const_i64(&[-1, 1, 1, 1], &[4]);
+    let active = g.op1("Reshape", &[&active, &mshape], vec![]);
+    g.op1("Where", &[&active, y, x], vec![])
+}
+
+/// Snow: threshold the per-image base by the level, motion-blur it along the image's axis (the
+/// level's blur matrix, left- or right-multiplied), add its 180-degree rotation, brighten the
+/// image towards grey and clip.
+fn snowy(
+    g: &mut GraphBuilder,
+    s: &SnowTables,
+    channels: usize,
+    x: &str,
+    t: &str,
+    params: &str,
+) -> String {
+    let (h, w) = (s.height as i64, s.width as i64);
+    let levels = s.threshold.len();
+    let thr = table(g, "degradation.snow_threshold", &s.threshold);
+    let br = table(g, "degradation.snow_brightness", &s.brightness);
+    let rows = g.weight(
+        "degradation.snow_rows",
+        s.rows.as_slice().expect("contiguous"),
+        &[levels, s.height, s.height],
+    );
+    let cols = g.weight(
+        "degradation.snow_cols",
+        s.cols.as_slice().expect("contiguous"),
+        &[levels, s.width, s.width],
+    );
+    g.scoped("degradation", |g| {
+        let ax1 = g.const_i64(&[1], &[1]);
+        let (st, en) = (g.const_i64(&[0], &[1]), g.const_i64(&[h * w], &[1]));
+        let base = g.op1("Slice", &[params, &st, &en, &ax1], vec![]);
+        let bshape = g.const_i64(&[-1, 1, h, w], &[4]);
+        let base = g.op1("Reshape", &[&base, &bshape], vec![]); // [B, 1, H, W]
+        let en2 = g.const_i64(&[h * w + 1], &[1]);
+        let vertical = g.op1("Slice", &[params, &en, &en2, &ax1], vec![]);
+        let one4 = g.const_i64(&[-1, 1, 1, 1], &[4]);
+        let vertical = g.op1("Reshape", &[&vertical, &one4], vec![]);
+        let half = g.const_f32(&[0.5], &[]);
+        let vertical = g.op1("Greater", &[&vertical, &half], vec![]);
+        // The thresholded layer, clipped to [0, 1].
+        let th = per_image(g, &thr, t);
+        let snowy = g.op1("GreaterOrEqual", &[&base, &th], vec![]);
+        let zero = g.const_f32(&[0.0], &[]);
+        let one = g.const_f32(&[1.0], &[]);
+        let layer = g.op1("Where", &[&snowy, &base, &zero], vec![]);
+        let layer = g.op1("Clip", &[&layer, &zero, &one], vec![]);
+        // Motion blur along the image's axis.
+        let v = g.op1("Gather", &[&rows, t], vec![("axis", Attr::Int(0))]);
+        let v = g.op1("Unsqueeze", &[&v, &ax1], vec![]); // [B, 1, H, H]
+        let vblur = g.op1("MatMul", &[&v, &layer], vec![]);
+        let hm = g.op1("Gather", &[&cols, t], vec![("axis", Attr::Int(0))]);
+        let hm = g.op1("Unsqueeze", &[&hm, &ax1], vec![]); // [B, 1, W, W]
+        let hblur = g.op1("MatMul", &[&layer, &hm], vec![]);
+        let blurred = g.op1("Where", &[&vertical, &vblur, &hblur], vec![]);
+        // Plus its 180-degree rotation.
+        let rs = g.const_i64(&[-1, -1], &[2]);
+        let re = g.const_i64(&[i64::MIN, i64::MIN], &[2]);
+        let raxes = g.const_i64(&[2, 3], &[2]);
+        let rsteps = g.const_i64(&[-1, -1], &[2]);
+        let rotated = g.op1("Slice", &[&blurred, &rs, &re, &raxes, &rsteps], vec![]);
+        let snow = g.op1("Add", &[&blurred, &rotated], vec![]);
+        // The image in [0, 1], brightened towards grey.
+        let u = g.op1("Add", &[x, &one], vec![]);
+        let u = g.op1("Mul", &[&u, &half], vec![]);
+        let gray = if channels == 3 {
+            let wts = g.const_f32(&GRAY_WEIGHTS, &[1, 3, 1, 1]);
+            let weighted = g.op1("Mul", &[&u, &wts], vec![]);
+            g.op1(
+                "ReduceSum",
+                &[&weighted, &ax1],
+                vec![("keepdims", Attr::Int(1))],
+            )
+        } else {
+            u.clone()
+        };
+        let c15 = g.const_f32(&[1.5], &[]);
+        let lifted = g.op1("Mul", &[&gray, &c15], vec![]);
+        let lifted = g.op1("Add", &[&lifted, &half], vec![]);
+        let lifted = g.op1("Max", &[&u, &lifted], vec![]);
+        let b = per_image(g, &br, t);
+        let bu = g.op1("Mul", &[&b, &u], vec![]);
+        let rest = g.op1("Sub", &[&one, &b], vec![]);
+        let rl = g.op1("Mul", &[&rest, &lifted], vec![]);
+        let scaled = g.op1("Add", &[&bu, &rl], vec![]);
+        let y = g.op1("Add", &[&scaled, &snow], vec![]);
+        let y = g.op1("Clip", &[&y, &zero, &one], vec![]);
+        let two = g.const_f32(&[2.0], &[]);
+        let y = g.op1("Mul", &[&y, &two], vec![]);
+        let y = g.op1("Sub", &[&y, &one], vec![]);
+        where_active(g, t, &y, x)
+    })
+}
+
+/// `a_t x + b_t z`, `z` the per-image parameter rows shaped as images.
+fn mixed(
+    g: &mut GraphBuilder,
+    m: &MixTables,
+    x: &str,
+    t: &str,
+    params: &str,
+    shape: &str,
+) -> String {
+    let a = table(g, "degradation.mix_a", &m.a);
+    let b = table(g, "degradation.mix_b", &m.b);
+    g.scoped("degradation", |g| {
+        let z = g.op1("Reshape", &[params, shape], vec![]);
+        let at = per_image(g, &a, t);
+        let bt = per_image(g, &b, t);
+        let ax = g.op1("Mul", &[&at, x], vec![]);
+        let bz = g.op1("Mul", &[&bt, &z], vec![]);
+        g.op1("Add", &[&ax, &bz], vec![])
+    })
+}
+
+/// The estimated-noise step of a mix: `z_hat = (x_s - a_s x0) / b_s`,
+/// `x_next = a_{s'} x0 + b_{s'} z_hat` (images at s = 0 pass through).
+fn estimated_step(
+    g: &mut GraphBuilder,
+    m: &MixTables,
+    x: &str,
+    x0: &str,
+    s: &str,
+    s_prev: &str,
+) -> String {
+    let a = table(g, "degradation.mix_a", &m.a);
+    let b = table(g, "degradation.mix_b", &m.b);
+    // b_0 = 0: level 0 divides by 1 instead (those images pass through anyway).
+    let mut safe = m.b.clone();
+    safe[0] = 1.0;
+    let b_div = table(g, "degradation.mix_b_divisor", &safe);
+    g.scoped("estimated", |g| {
+        let a_s = per_image(g, &a, s);
+        let b_s = per_image(g, &b_div, s);
+        let a_p = per_image(g, &a, s_prev);
+        let b_p = per_image(g, &b, s_prev);
+        let ax0 = g.op1("Mul", &[&a_s, x0], vec![]);
+        let r = g.op1("Sub", &[x, &ax0], vec![]);
+        let z = g.op1("Div", &[&r, &b_s], vec![]);
+        let ap = g.op1("Mul", &[&a_p, x0], vec![]);
+        let bp = g.op1("Mul", &[&b_p, &z], vec![]);
+        let y = g.op1("Add", &[&ap, &bp], vec![]);
+        where_active(g, s, &y, x)
+    })
 }
 
 /// `L_t X R_t`: gather the per-level operators by t and apply them to every channel.
@@ -403,7 +593,7 @@ fn masked(g: &mut GraphBuilder, m: &Masks, x: &str, t: &str, params: Option<&str
 
 /// The per-image parameter input `params` `[B, P]`, for kinds that have parameters.
 fn params_input(g: &mut GraphBuilder, deg: &Prepared) -> Option<String> {
-    let p = deg.degradation.param_names().len();
+    let p = deg.degradation.param_count();
     (p > 0).then(|| {
         g.input(
             io::PARAMS,
@@ -447,7 +637,7 @@ pub fn degradation_graph(g: &mut GraphBuilder, deg: &Prepared, chw: (usize, usiz
 }
 
 /// The fused sampling step: `x_s [B,C,H,W], s [B], s_prev [B] (, params [B,P]) -> x0_hat,
-/// x_next (Algorithm 2), x_next_alg1`. `s_prev` is the level to step to (`s - 1` for the full
+/// x_next (Algorithm 2), x_next_alg1` (and `x_next_est`, the estimated-noise step, for mixes). `s_prev` is the level to step to (`s - 1` for the full
 /// schedule, lower to skip levels). Samples with s = 0 pass through unchanged, so one batch can
 /// hold different levels.
 pub fn step_graph<B: Backend>(
@@ -482,4 +672,8 @@ pub fn step_graph<B: Backend>(
     g.output(&x0, io::X0_HAT, DataType::FLOAT, &dims);
     g.output(&alg2, io::X_NEXT, DataType::FLOAT, &dims);
     g.output(&alg1, io::X_NEXT_ALG1, DataType::FLOAT, &dims);
+    if let PreparedKind::Mix(m) = &deg.kind {
+        let est = estimated_step(g, m, &x, &x0, &s, &s_prev);
+        g.output(&est, io::X_NEXT_EST, DataType::FLOAT, &dims);
+    }
 }
