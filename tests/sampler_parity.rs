@@ -182,3 +182,139 @@ fn runtime_sampling_matches_burn_sampling_with_per_image_parameters() {
         .expect_err("no params");
     assert!(e.to_string().contains("centre_row"), "{e}");
 }
+
+/// The estimated-noise sampler of a noise model equals its formula looped on the Burn network
+/// (`z_hat` from `x_s` and `x0_hat`, then `x_{s'} = sqrt(abar_{s'}) x0_hat + sqrt(1 - abar_{s'}) z_hat`),
+/// with every level and with `--steps`; it needs no noise (other `z` give the same output), unlike
+/// Algorithm 2 with the known noise.
+#[test]
+fn estimated_noise_sampler_matches_its_formula_on_the_burn_network() {
+    use cold_runtime::degradation::PreparedKind;
+    use cold_runtime::sampler::schedule;
+    let (cfg, net) = tiny_model_for("mnist-noise", 7);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("b");
+    export::export_model(&net, &cfg, TrainingSummary::default(), None, &dir, false)
+        .expect("export");
+    let mut engine = Engine::open(&dir, EngineOptions::default()).expect("engine");
+    let dev = Default::default();
+    let deg = cfg.degradation.prepare().expect("deg");
+    let PreparedKind::Mix(mix) = &deg.kind else {
+        panic!("noise is a mix")
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let z = cfg.degradation.sample_params(&mut rng, 2).expect("z");
+    let clean = random_images((2, 1, 28, 28), 9);
+    let t = 30;
+    let xt = deg.apply_uniform(clean.view(), t, z.view()).expect("apply");
+    for steps in [None, Some(4)] {
+        let levels = schedule(t, steps);
+        let mut want = xt.clone();
+        for w in levels.windows(2) {
+            let s = [w[0]; 2];
+            let x0 = to_array(net.forward(
+                to_tensor::<B>(&want, &dev),
+                burn::tensor::Tensor::from_data(
+                    burn::tensor::TensorData::new(vec![w[0] as f32; 2], [2]),
+                    &dev,
+                ),
+            ));
+            want = mix.estimated_step(want.view(), x0.view(), &s, &[w[1]; 2]);
+        }
+        let got = engine
+            .restore(
+                xt.view(),
+                &[t; 2],
+                z.view(),
+                Algorithm::Estimated,
+                steps,
+                false,
+            )
+            .expect("estimated")
+            .output;
+        let err = max_abs_diff(&got, &want);
+        assert!(err <= 1e-3, "{steps:?}: {err}");
+    }
+    let other_z = z.mapv(|v| -v);
+    let a = engine
+        .restore(
+            xt.view(),
+            &[t; 2],
+            z.view(),
+            Algorithm::Estimated,
+            None,
+            false,
+        )
+        .expect("estimated")
+        .output;
+    let b = engine
+        .restore(
+            xt.view(),
+            &[t; 2],
+            other_z.view(),
+            Algorithm::Estimated,
+            None,
+            false,
+        )
+        .expect("estimated")
+        .output;
+    assert_eq!(a, b, "the estimated sampler does not read z");
+    let c = engine
+        .restore(
+            xt.view(),
+            &[t; 2],
+            other_z.view(),
+            Algorithm::Two,
+            None,
+            false,
+        )
+        .expect("alg 2")
+        .output;
+    assert!(max_abs_diff(&a, &c) > 1e-3, "Algorithm 2 uses the given z");
+}
+
+/// `cold eval` on a noise model scores the estimated-noise sampler beside the others.
+#[test]
+fn eval_of_a_noise_model_adds_the_estimated_sampler() {
+    use cold_runtime::data::{Dataset, Source, Split};
+    use cold_runtime::eval::{EvalConfig, evaluate};
+    let (cfg, net) = tiny_model_for("mnist-noise", 10);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("b");
+    export::export_model(&net, &cfg, TrainingSummary::default(), None, &dir, false)
+        .expect("export");
+    let mut engine = Engine::open(&dir, EngineOptions::default()).expect("engine");
+    let data = Dataset::load(
+        &Source::Mnist(Some(cold_testkit::mnist_fixture_dir())),
+        Split::Test,
+    )
+    .expect("fixture");
+    let report = evaluate(
+        &mut engine,
+        &data,
+        &EvalConfig {
+            levels: vec![20],
+            limit: Some(4),
+            batch: 4,
+            input_depth: None,
+            seed: 0,
+            fid: false,
+            steps_curve: vec![],
+        },
+        Some(&tmp.path().join("grid.png")),
+    )
+    .expect("eval");
+    let methods: Vec<&str> = report.rows.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "degraded",
+            "direct",
+            "algorithm1",
+            "algorithm2",
+            "estimated"
+        ]
+    );
+    assert!(report.rows.iter().all(|r| r.scores.ssim.is_finite()));
+    assert!(tmp.path().join("grid.png").is_file());
+}
