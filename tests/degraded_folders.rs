@@ -7,7 +7,7 @@ use std::path::Path;
 
 use cold_runtime::bundle::{Bundle, TrainingSummary};
 use cold_runtime::data::{Dataset, Source, Split};
-use cold_runtime::degradation::Degradation;
+use cold_runtime::degradation::{Degradation, Prepared};
 use cold_runtime::engine::{Algorithm, Engine, EngineOptions};
 use cold_runtime::folder::Resize;
 use cold_runtime::imageio::{self, BitDepth};
@@ -52,6 +52,32 @@ fn restore_opts() -> RestoreOptions {
     }
 }
 
+/// The 16-bit file `out/key` is D(x, t) of `inp/key` with the parameters `params`, clipped to the
+/// image range as image files are (within 1/65535 per pixel).
+fn assert_degraded_file(
+    prepared: &Prepared,
+    inp: &Path,
+    out: &Path,
+    key: &str,
+    params: &[f32],
+    t: usize,
+) {
+    let x = imageio::load_unit(&inp.join(key), 1, 28, 28).expect("in");
+    let params =
+        ndarray::Array2::from_shape_vec((1, params.len()), params.to_vec()).expect("params");
+    let want = prepared
+        .apply_uniform(x.insert_axis(ndarray::Axis(0)).view(), t, params.view())
+        .expect("D")
+        .mapv(|v| v.clamp(-1.0, 1.0));
+    let got = imageio::load_unit(&out.join(key), 1, 28, 28).expect("out");
+    let err = want
+        .iter()
+        .zip(got.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(err <= 2.0 / 65535.0 + 1e-5, "{key}: {err}");
+}
+
 fn count_pngs(dir: &Path) -> usize {
     imageio::list_images(dir).map(|v| v.len()).unwrap_or(0)
 }
@@ -86,18 +112,7 @@ fn degrade_then_restore_through_the_sidecar() {
     let prepared = cfg.degradation.prepare().expect("prepare");
     let mut distinct = std::collections::BTreeSet::new();
     for (key, c) in &side.images {
-        let x = imageio::load_unit(&inp.join(key), 1, 28, 28).expect("in");
-        let params = ndarray::Array2::from_shape_vec((1, 2), c.clone()).expect("params");
-        let want = prepared
-            .apply_uniform(x.insert_axis(ndarray::Axis(0)).view(), t, params.view())
-            .expect("D");
-        let got = imageio::load_unit(&out.join(key), 1, 28, 28).expect("out");
-        let err = want
-            .iter()
-            .zip(got.iter())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(err <= 2.0 / 65535.0 + 1e-6, "{key}: {err}");
+        assert_degraded_file(&prepared, &inp, &out, key, c, t);
         distinct.insert(format!("{c:?}"));
     }
     assert!(distinct.len() > 1, "centres differ between images");
@@ -221,19 +236,7 @@ fn snow_and_noise_folders_round_trip_through_the_sidecar() {
         assert!(side.images.values().all(|v| v.len() == p), "{preset}");
         let prepared = cfg.degradation.prepare().expect("prepare");
         for (key, v) in &side.images {
-            let x = imageio::load_unit(&inp.join(key), 1, 28, 28).expect("in");
-            let params = ndarray::Array2::from_shape_vec((1, p), v.clone()).expect("params");
-            let want = prepared
-                .apply_uniform(x.insert_axis(ndarray::Axis(0)).view(), t, params.view())
-                .expect("D")
-                .mapv(|v| v.clamp(-1.0, 1.0));
-            let got = imageio::load_unit(&out.join(key), 1, 28, 28).expect("out");
-            let err = want
-                .iter()
-                .zip(got.iter())
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(err <= 2.0 / 65535.0 + 1e-5, "{preset} {key}: {err}");
+            assert_degraded_file(&prepared, &inp, &out, key, v, t);
         }
         let mut algorithms = vec![Algorithm::Two, Algorithm::One];
         if preset.ends_with("noise") {
