@@ -133,7 +133,7 @@ impl Snow {
 
     pub(super) fn validate(&self, steps: usize) -> Result<()> {
         let bad = |what: String| Err(Error::InvalidArgument(format!("snow: {what}")));
-        if self.kernel_size % 2 == 0 {
+        if self.kernel_size.is_multiple_of(2) {
             return bad(format!(
                 "the motion-blur kernel needs an odd number of taps, got {}",
                 self.kernel_size

@@ -381,8 +381,8 @@ fn noise_mixes_with_the_cosine_schedule() {
             .powi(2)
     };
     let abar = cosine_abar(steps, s);
-    for t in 0..steps {
-        assert!((abar[t] - f(t as f64) / f(0.0)).abs() < 1e-12, "t {t}");
+    for (t, ab) in abar.iter().enumerate().take(steps) {
+        assert!((ab - f(t as f64) / f(0.0)).abs() < 1e-12, "t {t}");
     }
     assert!((abar[steps] - abar[steps - 1] * 0.001).abs() < 1e-15);
     let d = Degradation::preset("mnist-noise").expect("preset");
