@@ -158,8 +158,10 @@ struct RestoreArgs {
     /// Degradation level of the inputs (default: the model's T).
     #[arg(long)]
     t: Option<usize>,
-    #[arg(long, value_enum, default_value = "2")]
-    algorithm: Algorithm,
+    /// Sampler (default: 2; `estimated` for noise and animorphosis models, whose image files are
+    /// clipped).
+    #[arg(long, value_enum)]
+    algorithm: Option<Algorithm>,
     /// Images per model call.
     #[arg(long, default_value_t = 64)]
     batch: usize,
@@ -302,9 +304,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 engine.bundle.manifest.name,
                 engine.active_ep.name()
             );
+            let algorithm = a.algorithm.unwrap_or(Algorithm::default_for(
+                &engine.bundle.manifest.degradation.transform,
+            ));
             let o = RestoreOptions {
                 t: a.t,
-                algorithm: a.algorithm,
+                algorithm,
                 steps: a.steps,
                 batch: a.batch,
                 progression: a.save_progression,

@@ -32,6 +32,17 @@ impl Algorithm {
         }
     }
 
+    /// What `restore` uses when not told: Algorithm 2, or the estimated-noise sampler for kinds that
+    /// mix in noise (their image files are clipped, which Algorithm 2 with the recorded z carries
+    /// into the output; the model cards measure it).
+    pub fn default_for(transform: &crate::degradation::Transform) -> Self {
+        if transform.is_mix() {
+            Algorithm::Estimated
+        } else {
+            Algorithm::Two
+        }
+    }
+
     /// The name reports use.
     pub fn label(self) -> &'static str {
         match self {
@@ -93,6 +104,20 @@ pub fn plan(t: &[usize], algorithm: Algorithm, steps: Option<usize>) -> Vec<Step
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restore_defaults_to_the_estimated_sampler_for_noise_kinds_only() {
+        use crate::degradation::{Degradation, PRESETS};
+        for p in PRESETS {
+            let d = Degradation::preset(p).expect("preset");
+            let want = if p.ends_with("noise") || p.ends_with("animorph") {
+                Algorithm::Estimated
+            } else {
+                Algorithm::Two
+            };
+            assert_eq!(Algorithm::default_for(&d.transform), want, "{p}");
+        }
+    }
 
     #[test]
     fn schedules_run_from_t_to_zero() {
