@@ -331,7 +331,7 @@ impl Engine {
 
     /// Whether the bundle's graphs take per-image degradation parameters.
     fn takes_params(&self) -> bool {
-        !self.bundle.manifest.degradation.param_names().is_empty()
+        self.bundle.manifest.degradation.param_count() > 0
     }
 
     /// D(x, t) through the bundle's degradation graph, with the per-image parameters `params`

@@ -83,7 +83,7 @@ fn restore_inputs(
                 s.t
             )));
         }
-    } else if !model.param_names().is_empty() {
+    } else if model.param_count() > 0 {
         return Err(Error::InvalidArgument(format!(
             "{} is missing: this model's degradation ({}) has per-image parameters ({}) that \
              restoring needs. Degrade the images with `cold degrade`, which writes that file next \
@@ -117,7 +117,7 @@ pub fn restore_folder(
             .map(|s| s.recommended_steps),
     };
     let (mut items, mut report) = folder::plan(in_dir, out_dir, o.overwrite)?;
-    let needs_params = !engine.bundle.manifest.degradation.param_names().is_empty();
+    let needs_params = engine.bundle.manifest.degradation.param_count() > 0;
     if let Some(s) = side.as_ref().filter(|_| needs_params) {
         // Images without parameters are reported and skipped; the rest go on.
         items.retain(|it| match s.lookup(in_dir, &[&it.rel]) {

@@ -526,7 +526,7 @@ fn describe(b: &Bundle) -> Result<String> {
         m.image.value_range[1]
     ));
     s.push_str(&format!("degradation  {}\n", m.degradation.describe()));
-    if !m.degradation.param_names().is_empty() {
+    if m.degradation.param_count() > 0 {
         s.push_str(&format!(
             "             per-image parameters: {} (degrade writes them to degradation.json)\n",
             m.degradation.param_names().join(", ")

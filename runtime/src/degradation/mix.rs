@@ -26,6 +26,16 @@ pub struct Noise {
     pub cosine_offset: f64,
 }
 
+/// Checks the cosine schedule's offset `s` (noise and animorphosis).
+pub(super) fn validate_offset(s: f64) -> Result<()> {
+    if !(s.is_finite() && s > 0.0) {
+        return Err(Error::InvalidArgument(format!(
+            "cosine schedule offset must be positive, got {s}"
+        )));
+    }
+    Ok(())
+}
+
 /// `abar_t` for t = 0..=T: 1 at level 0, then the cumulative products of `1 - beta_i`,
 /// `beta_i = min(1 - f(i+1)/f(i), 0.999)`, `f(u) = cos((u/T + s)/(1 + s) * pi/2)^2`.
 pub fn cosine_abar(steps: usize, s: f64) -> Vec<f64> {
@@ -48,16 +58,6 @@ impl Noise {
         Noise {
             cosine_offset: 0.008,
         }
-    }
-
-    pub(super) fn validate(&self) -> Result<()> {
-        if !(self.cosine_offset.is_finite() && self.cosine_offset > 0.0) {
-            return Err(Error::InvalidArgument(format!(
-                "cosine schedule offset must be positive, got {}",
-                self.cosine_offset
-            )));
-        }
-        Ok(())
     }
 
     /// Draws `n` noise images `[n, len]`, standard normal.

@@ -7,9 +7,10 @@
 //!   same for every image: per-level operators `D(x, t) = L_t X R_t` ([`operators`]).
 //! - [`inpaint`]: inpainting, a per-pixel mask around a centre that is a per-image parameter.
 //! - [`snow`]: snowification, a snow layer per image (a per-image parameter) added to the image.
-//! - [`mix`]: Gaussian noise with the cosine schedule, the noise image a per-image parameter.
+//! - [`mix`]: Gaussian noise and animorphosis, `sqrt(abar_t) x + sqrt(1 - abar_t) z` with the
+//!   cosine schedule, `z` (noise, or an image of another data set) a per-image parameter.
 //!
-//! Per-image parameters (`[B, P]` f32, `P` = [`Degradation::param_names`]`.len()`) are drawn
+//! Per-image parameters (`[B, P]` f32, `P` = [`Degradation::param_count`]) are drawn
 //! from a seeded generator in training ([`Degradation::sample_params`]), written by `degrade` in a
 //! sidecar next to the images, and fed to the graphs as an input.
 
@@ -179,11 +180,10 @@ impl Degradation {
             Transform::Inpaint(p) => p.validate(self.steps),
             Transform::SuperRes(s) => s.validate(self.steps, self.height, self.width),
             Transform::Snow(s) => s.validate(self.steps),
-            Transform::Noise(n) => n.validate(),
-            Transform::Animorph(a) => Noise {
-                cosine_offset: a.cosine_offset,
+            Transform::Noise(Noise { cosine_offset })
+            | Transform::Animorph(Animorph { cosine_offset, .. }) => {
+                mix::validate_offset(cosine_offset)
             }
-            .validate(),
         }
     }
 

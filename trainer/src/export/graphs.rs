@@ -318,21 +318,11 @@ pub fn degradation(
             params.expect("snow takes parameters"),
         ),
         PreparedKind::Mix(m) => {
-            let shape = image_shape(g, x_shape(deg));
-            mixed(g, m, x, t, params.expect("mixes take parameters"), &shape)
+            let d = &deg.degradation;
+            let chw = [d.channels, d.height, d.width].map(|v| v as i64);
+            mixed(g, m, x, t, params.expect("mixes take parameters"), chw)
         }
     }
-}
-
-/// `(C, H, W)` of a prepared degradation.
-fn x_shape(deg: &Prepared) -> (usize, usize, usize) {
-    let d = &deg.degradation;
-    (d.channels, d.height, d.width)
-}
-
-/// The constant `[-1, C, H, W]` for reshaping per-image rows into images.
-fn image_shape(g: &mut GraphBuilder, (c, h, w): (usize, usize, usize)) -> String {
-    g.const_i64(&[-1, c as i64, h as i64, w as i64], &[4])
 }
 
 /// A per-level table gathered by the levels `t` (`[B]`) and shaped `[B, 1, 1, 1]` to broadcast
@@ -447,19 +437,20 @@ fn snowy(
     })
 }
 
-/// `a_t x + b_t z`, `z` the per-image parameter rows shaped as images.
+/// `a_t x + b_t z`, `z` the per-image parameter rows shaped as `[C, H, W]` images.
 fn mixed(
     g: &mut GraphBuilder,
     m: &MixTables,
     x: &str,
     t: &str,
     params: &str,
-    shape: &str,
+    [c, h, w]: [i64; 3],
 ) -> String {
     let a = table(g, "degradation.mix_a", &m.a);
     let b = table(g, "degradation.mix_b", &m.b);
     g.scoped("degradation", |g| {
-        let z = g.op1("Reshape", &[params, shape], vec![]);
+        let shape = g.const_i64(&[-1, c, h, w], &[4]);
+        let z = g.op1("Reshape", &[params, &shape], vec![]);
         let at = per_image(g, &a, t);
         let bt = per_image(g, &b, t);
         let ax = g.op1("Mul", &[&at, x], vec![]);
@@ -637,8 +628,8 @@ pub fn degradation_graph(g: &mut GraphBuilder, deg: &Prepared, chw: (usize, usiz
 }
 
 /// The fused sampling step: `x_s [B,C,H,W], s [B], s_prev [B] (, params [B,P]) -> x0_hat,
-/// x_next (Algorithm 2), x_next_alg1` (and `x_next_est`, the estimated-noise step, for mixes). `s_prev` is the level to step to (`s - 1` for the full
-/// schedule, lower to skip levels). Samples with s = 0 pass through unchanged, so one batch can
+/// x_next (Algorithm 2), x_next_alg1` (and `x_next_est`, the estimated-noise step, for mixes).
+/// `s_prev` is the level to step to (`s - 1` for the full schedule, lower to skip levels). Samples with s = 0 pass through unchanged, so one batch can
 /// hold different levels.
 pub fn step_graph<B: Backend>(
     g: &mut GraphBuilder,
