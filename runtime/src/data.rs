@@ -173,6 +173,59 @@ impl Dataset {
         self
     }
 
+    /// Centres every image on a black (0) canvas of `height x width`, as MNIST's 28x28 digits go
+    /// to the paper's 32x32. Refuses a canvas smaller than the images.
+    pub fn pad_to(self, height: usize, width: usize) -> Result<Self> {
+        if (height, width) == (self.height, self.width) {
+            return Ok(self);
+        }
+        if height < self.height || width < self.width {
+            return Err(Error::InvalidArgument(format!(
+                "cannot pad {}x{} images to the smaller {height}x{width}",
+                self.height, self.width
+            )));
+        }
+        let (top, left) = ((height - self.height) / 2, (width - self.width) / 2);
+        let plane = height * width;
+        let mut pixels = vec![0u8; self.len() * self.channels * plane];
+        for (src, dst) in self
+            .pixels
+            .chunks_exact(self.height * self.width)
+            .zip(pixels.chunks_exact_mut(plane))
+        {
+            for (r, row) in src.chunks_exact(self.width).enumerate() {
+                let at = (top + r) * width + left;
+                dst[at..at + self.width].copy_from_slice(row);
+            }
+        }
+        Ok(Dataset {
+            height,
+            width,
+            pixels,
+            ..self
+        })
+    }
+
+    /// The data set at a model's image size: as it is, or padded when it has the model's channels
+    /// and smaller images (MNIST for a `mnist32-*` model). Anything else is left for the caller's
+    /// size check to refuse.
+    pub fn fit_to(self, channels: usize, height: usize, width: usize) -> Result<Self> {
+        if channels == self.channels
+            && height >= self.height
+            && width >= self.width
+            && (height, width) != (self.height, self.width)
+        {
+            tracing::info!(
+                "padding {}'s {}x{} images to the model's {height}x{width} (black border)",
+                self.name,
+                self.height,
+                self.width
+            );
+            return self.pad_to(height, width);
+        }
+        Ok(self)
+    }
+
     /// Loads a split of a data set.
     pub fn load(source: &Source, split: Split) -> Result<Self> {
         match source {
@@ -512,6 +565,32 @@ mod tests {
         let err =
             Dataset::load(&Source::Mnist(Some(fixture_dir())), Split::Train).expect_err("no train");
         assert!(err.to_string().contains("cold-train fetch mnist"), "{err}");
+    }
+
+    #[test]
+    fn padding_centres_the_digits_on_black() {
+        let d = Dataset::load(&Source::Mnist(Some(fixture_dir())), Split::Test).expect("load");
+        let p = d.clone().fit_to(1, 32, 32).expect("pad");
+        assert_eq!((p.len(), p.channels, p.height, p.width), (48, 1, 32, 32));
+        assert_eq!(p.labels, d.labels);
+        for i in [0, 1, 47] {
+            let (a, b) = (d.image_u8(i), p.image_u8(i));
+            for y in 0..32 {
+                for x in 0..32 {
+                    let inside = (2..30).contains(&y) && (2..30).contains(&x);
+                    let want = if inside { a[(y - 2) * 28 + x - 2] } else { 0 };
+                    assert_eq!(b[y * 32 + x], want, "image {i} pixel ({y}, {x})");
+                }
+            }
+        }
+        // Odd margins put the extra pixel after the image.
+        let q = d.clone().pad_to(31, 29).expect("pad");
+        assert_eq!(q.image_u8(0)[29..57], d.image_u8(0)[..28]);
+        // Same size: unchanged; smaller or other channels: left to the caller's size check.
+        assert_eq!(d.clone().fit_to(1, 28, 28).expect("same").pixels, d.pixels);
+        assert_eq!(d.clone().fit_to(3, 32, 32).expect("rgb").height, 28);
+        assert_eq!(d.clone().fit_to(1, 24, 32).expect("narrower").height, 28);
+        assert!(d.pad_to(24, 24).is_err());
     }
 
     #[test]

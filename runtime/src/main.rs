@@ -385,7 +385,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Source::Mnist(None) = source {
                 cold_runtime::data::fetch_mnist(None)?;
             }
-            let data = Dataset::load(&source, Split::Test)?;
+            let g = &engine.bundle.manifest.degradation;
+            let data =
+                Dataset::load(&source, Split::Test)?.fit_to(g.channels, g.height, g.width)?;
             let levels = if a.t.is_empty() {
                 vec![engine.bundle.manifest.degradation.steps]
             } else {

@@ -139,6 +139,7 @@ impl TrainConfig {
             d = d.truncate(self.max_images);
         }
         let g = &self.degradation;
+        let d = d.fit_to(g.channels, g.height, g.width)?;
         if (d.channels, d.height, d.width) != (g.channels, g.height, g.width) {
             return Err(TrainError::Config(format!(
                 "data set {} is {}x{}x{} but the degradation expects {}x{}x{}",

@@ -84,7 +84,7 @@ struct TrainArgs {
     #[arg(long)]
     dataset: Option<String>,
     /// Degradation preset: mnist, cifar10 (blur), mnist-inpaint, mnist-inpaint-centred,
-    /// mnist-superres, cifar10-inpaint, cifar10-inpaint-centred, cifar10-superres, mnist-snow,
+    /// mnist-superres, mnist32-superres (MNIST padded to 32x32), cifar10-inpaint, cifar10-inpaint-centred, cifar10-superres, mnist-snow,
     /// cifar10-snow, mnist-noise, cifar10-noise, mnist-animorph.
     #[arg(long)]
     preset: Option<String>,
@@ -172,6 +172,9 @@ struct DumpArgs {
     start: usize,
     #[arg(long, default_value_t = 64)]
     count: usize,
+    /// Centre the images on a black SIDE x SIDE canvas (e.g. 32: MNIST for `mnist32-*` models).
+    #[arg(long, value_name = "SIDE")]
+    pad: Option<usize>,
     out_dir: PathBuf,
 }
 
@@ -294,7 +297,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let data::Source::Mnist(None) = source {
                 data::fetch_mnist(None)?;
             }
-            let d = data::Dataset::load(&source, a.split.parse()?)?;
+            let mut d = data::Dataset::load(&source, a.split.parse()?)?;
+            if let Some(side) = a.pad {
+                d = d.pad_to(side, side)?;
+            }
             let end = (a.start + a.count).min(d.len());
             for i in a.start..end {
                 let x = d.batch(&[i]);

@@ -209,6 +209,8 @@ pub fn add_mixture(
 ) -> Result<cold_runtime::generation::Generation> {
     let b = cold_runtime::bundle::Bundle::open(bundle_dir, true)?;
     let im = &b.manifest.image;
+    let fitted = data.clone().fit_to(im.channels, im.height, im.width)?;
+    let data = &fitted;
     if (data.channels, data.height, data.width) != (im.channels, im.height, im.width) {
         return Err(TrainError::Config(format!(
             "the data set is {}x{}x{} but the model works on {}x{}x{}",
