@@ -279,7 +279,12 @@ impl Dataset {
                     Split::Test => root.join("test"),
                 };
                 if sub.is_dir() {
-                    load_folder(&sub)
+                    // Named after the data set, not its split folder.
+                    let mut d = load_folder(&sub)?;
+                    if let Some(n) = root.file_name() {
+                        d.name = n.to_string_lossy().into_owned();
+                    }
+                    Ok(d)
                 } else {
                     load_folder(root)
                 }
@@ -665,6 +670,9 @@ mod tests {
         assert_eq!(d.labels, vec![0, 0, 1, 1]);
         assert_eq!(d.class_names, vec!["cat", "dog"]);
         assert_eq!(d.image_u8(3)[48], 201); // G plane of dog/1.png
+        // Named after the data set's folder, not its split.
+        let root_name = dir.path().file_name().expect("name").to_string_lossy();
+        assert_eq!(d.name, root_name);
         // A differently sized image is refused with its path.
         image::RgbImage::new(5, 5)
             .save(dir.path().join("train/cat/odd.png"))

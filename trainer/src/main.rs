@@ -394,9 +394,10 @@ fn steps_cmd(a: StepsArgs) -> Result<ExitCode> {
         cold_trainer::plot::steps_curve(
             &points,
             &format!(
-                "{}: Algorithm 2 from t = {t} with K steps ({} images)",
+                "{}: Algorithm 2 from t = {t} with K steps ({} images of {})",
                 b.manifest.name,
-                v["images"].as_u64().unwrap_or(0)
+                v["images"].as_u64().unwrap_or(0),
+                v["dataset"].as_str().unwrap_or("?")
             ),
             &out,
         )?;
