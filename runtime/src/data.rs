@@ -486,7 +486,9 @@ pub fn load_cifar_bins(files: &[PathBuf]) -> Result<Dataset> {
 }
 
 /// Loads `root/<class>/*` images; classes are the sorted subfolder names. All images must share
-/// one size; they are read as grayscale when every image is, else as RGB.
+/// one size; they are read as grayscale when every image is, else as RGB. The classes are
+/// interleaved (the first image of every class, then the second, ...), so the first N images,
+/// which `eval --limit N` and sample grids use, cover every class.
 pub fn load_folder(root: &Path) -> Result<Dataset> {
     let mut classes: Vec<String> = Vec::new();
     let rd = fs::read_dir(root).map_err(|e| Error::io(root, e))?;
@@ -497,15 +499,21 @@ pub fn load_folder(root: &Path) -> Result<Dataset> {
         }
     }
     classes.sort();
-    let mut files: Vec<(PathBuf, u32)> = Vec::new();
+    let mut ranked: Vec<(usize, u32, PathBuf)> = Vec::new();
     for (ci, c) in classes.iter().enumerate() {
         let mut fs_: Vec<PathBuf> = imageio::list_images(&root.join(c))?
             .into_iter()
             .map(|rel| root.join(c).join(rel))
             .collect();
         fs_.sort();
-        files.extend(fs_.into_iter().map(|p| (p, ci as u32)));
+        ranked.extend(
+            fs_.into_iter()
+                .enumerate()
+                .map(|(rank, p)| (rank, ci as u32, p)),
+        );
     }
+    ranked.sort_by_key(|(rank, ci, _)| (*rank, *ci));
+    let files: Vec<(PathBuf, u32)> = ranked.into_iter().map(|(_, ci, p)| (p, ci)).collect();
     if files.is_empty() {
         return Err(Error::DatasetMissing(format!(
             "{} holds no images in class subfolders (expected root/<class>/*.png|jpg)",
@@ -667,9 +675,11 @@ mod tests {
         let d = Dataset::load(&Source::Folder(dir.path().into()), Split::Train).expect("load");
         assert_eq!(d.len(), 4);
         assert_eq!((d.channels, d.height, d.width), (3, 6, 8));
-        assert_eq!(d.labels, vec![0, 0, 1, 1]);
+        // Classes interleaved: cat/0, dog/0, cat/1, dog/1.
+        assert_eq!(d.labels, vec![0, 1, 0, 1]);
         assert_eq!(d.class_names, vec!["cat", "dog"]);
         assert_eq!(d.image_u8(3)[48], 201); // G plane of dog/1.png
+        assert_eq!(d.image_u8(2)[48], 11); // G plane of cat/1.png
         // Named after the data set's folder, not its split.
         let root_name = dir.path().file_name().expect("name").to_string_lossy();
         assert_eq!(d.name, root_name);
