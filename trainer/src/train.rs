@@ -312,6 +312,30 @@ mod tests {
     }
 
     #[test]
+    fn mnist_at_32_is_padded_and_other_sizes_are_refused() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
+        let src = format!("mnist:{}", fixture.display());
+        let mut cfg = TrainConfig::new(&src, "mnist32-superres", "tiny").expect("cfg");
+        cfg.split = "test".into();
+        cfg.batch_size = 4;
+        let data = cfg.load_data(Split::Test).expect("data");
+        assert_eq!((data.channels, data.height, data.width), (1, 32, 32));
+        let deg = cfg.degradation.prepare().expect("deg");
+        let batch = make_batch::<B>(&cfg, &data, &deg, 0, &Default::default());
+        assert_eq!(batch.x0.dims(), [4, 1, 32, 32]);
+        // The 2-pixel border of every clean image is black (-1).
+        let x0 = batch.x0.into_data().to_vec::<f32>().expect("x0");
+        for img in x0.chunks_exact(32 * 32) {
+            assert!(img[..64].iter().all(|&v| v == -1.0));
+            assert!(img[32 * 30..].iter().all(|&v| v == -1.0));
+        }
+        // Grey digits for an RGB model: the size check still refuses them.
+        let rgb = TrainConfig::new(&src, "cifar10", "tiny").expect("cfg");
+        let e = rgb.load_data(Split::Test).expect_err("3 channels");
+        assert!(e.to_string().contains("1x28x28"), "{e}");
+    }
+
+    #[test]
     fn batches_replay_from_seed_and_step() {
         let cfg = tiny_config();
         let dev = Default::default();
