@@ -47,6 +47,50 @@ impl RunDir {
     }
 }
 
+/// The loss curve's title: the data set's own name (not its path) and the degradation in short,
+/// e.g. `cifar10-jpeg / blur, T 50, 3x32x32`.
+pub fn loss_title(cfg: &TrainConfig) -> String {
+    let data = cfg
+        .dataset
+        .trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or(&cfg.dataset);
+    let g = &cfg.degradation;
+    format!(
+        "{data} / {}, T {}, {}x{}x{}",
+        g.transform.kind(),
+        g.steps,
+        g.channels,
+        g.height,
+        g.width
+    )
+}
+
+/// Copies a run's record into a bundle folder for its model card: `loss.csv` (up to `step`),
+/// `loss.png` (plotted again), `training-config.json`, `training-summary.json` and `samples.png`
+/// (the latest sample grid), each when the run has it.
+pub fn copy_record(run: &RunDir, cfg: &TrainConfig, step: usize, out: &Path) -> Result<()> {
+    let losses: Vec<(usize, f64)> = read_losses(&run.loss_csv())
+        .into_iter()
+        .filter(|&(s, _)| s <= step)
+        .collect();
+    if !losses.is_empty() {
+        write_losses(&out.join("loss.csv"), &losses)?;
+        crate::plot::loss_curve(&losses, &loss_title(cfg), &out.join("loss.png"))?;
+    }
+    for (from, to) in [
+        (run.config(), "training-config.json"),
+        (run.summary(), "training-summary.json"),
+        (run.samples().join("latest.png"), "samples.png"),
+    ] {
+        if let Ok(bytes) = fs::read(&from) {
+            fetch::write_atomic(&out.join(to), &bytes)?;
+        }
+    }
+    Ok(())
+}
+
 /// How a run ended.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainSummary {

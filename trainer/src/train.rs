@@ -168,11 +168,7 @@ where
             cfg.keep_checkpoints,
         )?;
         write_losses(&run.loss_csv(), losses)?;
-        plot::loss_curve(
-            losses,
-            &format!("{} / {}", cfg.dataset, cfg.degradation.describe()),
-            &run.loss_png(),
-        )?;
+        plot::loss_curve(losses, &crate::run_dir::loss_title(cfg), &run.loss_png())?;
         Ok(name)
     };
 
@@ -373,6 +369,27 @@ mod tests {
         let (_, ema_a, state) = load_ema::<B>(&straight, &dev).expect("ema");
         let step = state.step;
         assert_eq!(step, 6);
+        // Export copies the run's record into the bundle for its model card.
+        let out = tmp.path().join("bundle");
+        let none = crate::export::MixtureOptions {
+            components: 0,
+            images: 0,
+        };
+        crate::export::export_run(&straight, &out, false, none).expect("export");
+        assert_eq!(
+            read_losses(&out.join("loss.csv")),
+            read_losses(&straight.loss_csv())
+        );
+        let copied: TrainConfig = serde_json::from_slice(
+            &std::fs::read(out.join("training-config.json")).expect("config"),
+        )
+        .expect("parse");
+        assert_eq!(copied.steps, cfg.steps);
+        for f in ["loss.png", "training-summary.json", "samples.png"] {
+            assert!(out.join(f).is_file(), "{f}");
+        }
+        cold_runtime::bundle::Bundle::open(&out, true).expect("the bundle still checks");
+        assert!(crate::run_dir::loss_title(&cfg).starts_with("mnist / blur, T 20, 1x28x28"));
 
         // Stopped after 3 steps, then resumed to 6.
         let split = RunDir::new(tmp.path().join("split"));

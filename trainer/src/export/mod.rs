@@ -142,7 +142,8 @@ impl Default for MixtureOptions {
 }
 
 /// Exports the EMA weights of a run's latest checkpoint, with a generation mixture fitted on the
-/// run's training data.
+/// run's training data, and copies the run's record (loss log and curve, config, summary, latest
+/// samples) beside them for the model card.
 pub fn export_run(
     run: &RunDir,
     out: &Path,
@@ -197,7 +198,9 @@ pub fn export_run(
     } else {
         None
     };
-    export_model(&ema, &cfg, training, generation, out, force)
+    let bundle = export_model(&ema, &cfg, training, generation, out, force)?;
+    crate::run_dir::copy_record(run, &cfg, step, out)?;
+    Ok(bundle)
 }
 
 /// Fits (or refits) the generation mixture of an existing bundle on `data` and rewrites its
