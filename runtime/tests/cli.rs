@@ -826,3 +826,43 @@ fn generate_is_deterministic_and_needs_a_mixture() {
     assert_ne!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("cold-train mixture"), "{}", stderr(&o));
 }
+
+/// A model at the paper's 32x32 evaluates on MNIST's 28x28 digits by padding them (the shipped
+/// `mnist32-superres`), and restores far above its 4x4 inputs.
+#[test]
+fn eval_pads_mnist_for_a_32x32_model() {
+    let data = format!("mnist:{}", root().join("tests/fixtures/mnist").display());
+    let model = root().join("models/mnist32-superres");
+    let o = cold(&[
+        "eval",
+        "--model",
+        model.to_str().expect("utf8"),
+        "--data",
+        &data,
+        "--t",
+        "3",
+        "--limit",
+        "16",
+        "--no-fid",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("to the model's 32x32"),
+        "{}",
+        stderr(&o)
+    );
+    let md = String::from_utf8_lossy(&o.stdout).into_owned();
+    let ssim = |method: &str| -> f64 {
+        let row = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| 3 | {method} |")))
+            .unwrap_or_else(|| panic!("no {method} row in {md}"));
+        row.split('|')
+            .nth(4)
+            .expect("ssim")
+            .trim()
+            .parse()
+            .expect("number")
+    };
+    assert!(ssim("degraded") < 0.3 && ssim("algorithm2") > 0.5, "{md}");
+}
