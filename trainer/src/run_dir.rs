@@ -67,17 +67,18 @@ pub fn loss_title(cfg: &TrainConfig) -> String {
     )
 }
 
-/// Copies a run's record into a bundle folder for its model card: `loss.csv` (up to `step`),
-/// `loss.png` (plotted again), `training-config.json`, `training-summary.json` and `samples.png`
-/// (the latest sample grid), each when the run has it.
-pub fn copy_record(run: &RunDir, cfg: &TrainConfig, step: usize, out: &Path) -> Result<()> {
-    let losses: Vec<(usize, f64)> = read_losses(&run.loss_csv())
-        .into_iter()
-        .filter(|&(s, _)| s <= step)
-        .collect();
+/// Copies a run's record into a bundle folder for its model card: `losses` (the log up to the
+/// exported checkpoint) as `loss.csv` and `loss.png` (plotted again), `training-config.json`,
+/// `training-summary.json` and `samples.png` (the latest sample grid), each when the run has it.
+pub fn copy_record(
+    run: &RunDir,
+    cfg: &TrainConfig,
+    losses: &[(usize, f64)],
+    out: &Path,
+) -> Result<()> {
     if !losses.is_empty() {
-        write_losses(&out.join("loss.csv"), &losses)?;
-        crate::plot::loss_curve(&losses, &loss_title(cfg), &out.join("loss.png"))?;
+        write_losses(&out.join("loss.csv"), losses)?;
+        crate::plot::loss_curve(losses, &loss_title(cfg), &out.join("loss.png"))?;
     }
     for (from, to) in [
         (run.config(), "training-config.json"),

@@ -159,14 +159,14 @@ pub fn export_run(
         .ok()
         .and_then(|b| serde_json::from_slice::<TrainSummary>(&b).ok())
         .filter(|s| s.steps == step);
+    // The loss log up to the checkpoint (a killed run may have logged a few steps past it).
+    let losses: Vec<(usize, f64)> = crate::run_dir::read_losses(&run.loss_csv())
+        .into_iter()
+        .filter(|&(s, _)| s <= step)
+        .collect();
     let final_loss = summary.as_ref().and_then(|s| s.final_loss).or_else(|| {
-        let losses: Vec<f64> = crate::run_dir::read_losses(&run.loss_csv())
-            .into_iter()
-            .filter(|&(s, _)| s <= step)
-            .map(|(_, l)| l)
-            .collect();
         let last = &losses[losses.len().saturating_sub(100)..];
-        (!last.is_empty()).then(|| last.iter().sum::<f64>() / last.len() as f64)
+        (!last.is_empty()).then(|| last.iter().map(|&(_, l)| l).sum::<f64>() / last.len() as f64)
     });
     let training = TrainingSummary {
         dataset: cfg.dataset.clone(),
@@ -199,7 +199,7 @@ pub fn export_run(
         None
     };
     let bundle = export_model(&ema, &cfg, training, generation, out, force)?;
-    crate::run_dir::copy_record(run, &cfg, step, out)?;
+    crate::run_dir::copy_record(run, &cfg, &losses, out)?;
     Ok(bundle)
 }
 
