@@ -226,6 +226,7 @@ fn every_degradation_kind_exports_matching_graphs() {
         "mnist-inpaint",
         "mnist-inpaint-centred",
         "mnist-superres",
+        "mnist-superres-clipped",
         "mnist-snow",
         "cifar10-snow",
         "mnist-noise",

@@ -61,6 +61,7 @@ fn exported_graphs_pass_onnx_checker_and_shape_inference() {
         "mnist-inpaint",
         "mnist-inpaint-centred",
         "mnist-superres",
+        "mnist-superres-clipped",
         "mnist-snow",
         "mnist-noise",
     ] {

@@ -89,9 +89,12 @@ pub const PRESETS: &[&str] = &[
     "mnist-inpaint-centred",
     "mnist-superres",
     "mnist32-superres",
+    "mnist-superres-clipped",
+    "mnist32-superres-clipped",
     "cifar10-inpaint",
     "cifar10-inpaint-centred",
     "cifar10-superres",
+    "cifar10-superres-clipped",
     "mnist-snow",
     "cifar10-snow",
     "mnist-noise",
@@ -109,6 +112,7 @@ impl Degradation {
     ///   `mnist32-superres` runs MNIST at the paper's 32x32 (32 -> 16, 8, 4: every level's blocks
     ///   are unions of the next lower level's), the digits padded with 2 black pixels per side
     ///   ([`crate::data::Dataset::pad_to`]); `mnist32-KIND` works for every kind but animorphosis;
+    ///   `*-superres-clipped`: the same with D clipped to [-1, 1] (what image files hold);
     /// - `*-snow`: the paper's snow ([`Snow::paper`]), a snow layer per image, T 200;
     /// - `*-noise`: Gaussian noise, cosine schedule, T 200 (the hot-diffusion baseline);
     /// - `mnist-animorph`: animorphosis into Fashion-MNIST images, cosine schedule, T 200.
@@ -149,7 +153,20 @@ impl Degradation {
             ),
             (_, "inpaint") => inpaint(Centre::Random),
             (_, "inpaint-centred") => inpaint(Centre::Centred),
-            (_, "superres") => (Transform::SuperRes(SuperRes { factor: 2 }), 3),
+            (_, "superres") => (
+                Transform::SuperRes(SuperRes {
+                    factor: 2,
+                    clip: false,
+                }),
+                3,
+            ),
+            (_, "superres-clipped") => (
+                Transform::SuperRes(SuperRes {
+                    factor: 2,
+                    clip: true,
+                }),
+                3,
+            ),
             (_, "snow") => (Transform::Snow(Snow::paper()), 200),
             (_, "noise") => (Transform::Noise(Noise::paper()), 200),
             ("mnist", "animorph") => (

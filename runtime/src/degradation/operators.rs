@@ -18,6 +18,8 @@ pub struct Operators {
     /// The float64 originals.
     pub left64: Array3<f64>,
     pub right64: Array3<f64>,
+    /// Clip the result of every level >= 1 to [-1, 1].
+    pub clip: bool,
 }
 
 /// `[T+1, n, n]`: the products of the step matrices `m(i)` (each acting on a column vector),
@@ -44,7 +46,13 @@ impl Operators {
             right: right.mapv(|v| v as f32),
             left64: rows,
             right64: right,
+            clip: false,
         }
+    }
+
+    /// The same operators, with levels >= 1 clipped to [-1, 1] when `clip`.
+    pub fn clipped(self, clip: bool) -> Self {
+        Operators { clip, ..self }
     }
 
     /// T, the highest level.
@@ -71,6 +79,8 @@ impl Operators {
                 let xc = x.slice(s![i, ch, .., ..]);
                 let y = if ti == 0 {
                     xc.to_owned()
+                } else if self.clip {
+                    l.dot(&xc).dot(&r).mapv_into(|v| v.clamp(-1.0, 1.0))
                 } else {
                     l.dot(&xc).dot(&r)
                 };

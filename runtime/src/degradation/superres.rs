@@ -18,6 +18,11 @@ const CUBIC_A: f64 = -0.75;
 pub struct SuperRes {
     /// The resolution divides by this at every step (the reference: 2).
     pub factor: usize,
+    /// Clip D's output to [-1, 1], what an image file can hold (levels >= 1). Bicubic
+    /// down-sampling overshoots beside strokes; the reference keeps those values, a PNG cannot,
+    /// so a restorer trained on the reference's D sees different inputs when it restores files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clip: bool,
 }
 
 impl SuperRes {
@@ -53,7 +58,7 @@ impl SuperRes {
                 nearest_exact_matrix(m, n).dot(&bicubic_matrix(n, m))
             })
         };
-        Operators::new(axis(height), axis(width))
+        Operators::new(axis(height), axis(width)).clipped(self.clip)
     }
 
     pub(super) fn describe(&self, steps: usize, height: usize) -> String {
@@ -61,8 +66,13 @@ impl SuperRes {
             .map(|i| self.size(height, i).to_string())
             .collect();
         format!(
-            "super-resolution, bicubic down-sampling to {} then nearest-exact up-sampling",
-            sizes.join(", ")
+            "super-resolution, bicubic down-sampling to {} then nearest-exact up-sampling{}",
+            sizes.join(", "),
+            if self.clip {
+                ", clipped to [-1, 1]"
+            } else {
+                ""
+            }
         )
     }
 }

@@ -87,8 +87,15 @@ fn blur_operators_equal_iterated_convolutions() {
 #[test]
 fn superres_operators_equal_iterated_resampling() {
     let mut rng = StdRng::seed_from_u64(8);
-    for (h, w, steps) in [(28, 28, 3), (32, 32, 3), (13, 10, 2), (12, 17, 3)] {
-        let sr = SuperRes { factor: 2 };
+    for (h, w, steps, clip) in [
+        (28, 28, 3, false),
+        (32, 32, 3, false),
+        (13, 10, 2, false),
+        (12, 17, 3, false),
+        (28, 28, 3, true),
+        (13, 10, 2, true),
+    ] {
+        let sr = SuperRes { factor: 2, clip };
         let d = Degradation {
             transform: Transform::SuperRes(sr),
             steps,
@@ -102,8 +109,24 @@ fn superres_operators_equal_iterated_resampling() {
         let y = p
             .apply(x.view(), &levels, Prepared::no_params(levels.len()).view())
             .expect("apply");
-        let err = max_err(&y, &x, |bi, xc| iterated_superres(xc, &sr, levels[bi]));
-        assert!(err <= 1e-5, "{h}x{w}: {err}");
+        let err = max_err(&y, &x, |bi, xc| {
+            let want = iterated_superres(xc, &sr, levels[bi]);
+            if clip && levels[bi] > 0 {
+                want.mapv(|v| v.clamp(-1.0, 1.0))
+            } else {
+                want
+            }
+        });
+        assert!(err <= 1e-5, "{h}x{w} clip {clip}: {err}");
+        if clip {
+            // Random images in [-1, 1] overshoot beside their edges: clipping is exercised.
+            assert!(y.iter().all(|v| v.abs() <= 1.0), "{h}x{w}: beyond [-1, 1]");
+            let overshoot = levels.iter().enumerate().any(|(bi, &t)| {
+                let xc = x.slice(s![bi, 0, .., ..]).mapv(f64::from);
+                iterated_superres(&xc, &sr, t).iter().any(|v| v.abs() > 1.0)
+            });
+            assert!(overshoot, "{h}x{w}: the test images never overshoot");
+        }
     }
     // The last level of MNIST's preset is piecewise constant on a 3x3 grid of blocks.
     let d = Degradation::preset("mnist-superres").expect("preset");

@@ -511,7 +511,15 @@ fn separable(g: &mut GraphBuilder, ops: &Operators, x: &str, t: &str) -> String 
         let r = g.op1("Gather", &[&right, t], vec![("axis", Attr::Int(0))]);
         let r = g.op1("Unsqueeze", &[&r, &axes], vec![]);
         let y = g.op1("MatMul", &[&l, x], vec![]);
-        g.op1("MatMul", &[&y, &r], vec![])
+        let y = g.op1("MatMul", &[&y, &r], vec![]);
+        if ops.clip {
+            // Levels >= 1 clipped to [-1, 1]; level 0 (identity) passes through.
+            let (lo, hi) = (g.const_f32(&[-1.0], &[]), g.const_f32(&[1.0], &[]));
+            let clipped = g.op1("Clip", &[&y, &lo, &hi], vec![]);
+            where_active(g, t, &clipped, x)
+        } else {
+            y
+        }
     })
 }
 
