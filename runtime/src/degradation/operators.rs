@@ -2,7 +2,9 @@
 //! through one matrix per axis, the same for every image (Gaussian blur, bicubic/nearest
 //! resampling). Composing t steps gives `D(x, t) = L_t X R_t` with `L_t = M_h(t-1) ... M_h(0)` and
 //! `R_t = M_w(0)^T ... M_w(t-1)^T`, precomputed once in float64, so D costs two small matrix
-//! products per channel for every t, where the reference recomposes t steps.
+//! products per channel for every t, where the reference recomposes t steps. A clipped variant
+//! ([`Operators::clipped`], super-resolution as image files hold it) clips every level >= 1 to
+//! [-1, 1] after the products.
 
 use ndarray::{Array2, Array3, Array4, ArrayView4, Axis, s};
 
