@@ -153,17 +153,10 @@ impl Degradation {
             ),
             (_, "inpaint") => inpaint(Centre::Random),
             (_, "inpaint-centred") => inpaint(Centre::Centred),
-            (_, "superres") => (
+            (_, "superres" | "superres-clipped") => (
                 Transform::SuperRes(SuperRes {
                     factor: 2,
-                    clip: false,
-                }),
-                3,
-            ),
-            (_, "superres-clipped") => (
-                Transform::SuperRes(SuperRes {
-                    factor: 2,
-                    clip: true,
+                    clip: kind.ends_with("-clipped"),
                 }),
                 3,
             ),

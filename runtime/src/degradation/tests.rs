@@ -128,6 +128,13 @@ fn superres_operators_equal_iterated_resampling() {
             assert!(overshoot, "{h}x{w}: the test images never overshoot");
         }
     }
+    // The `-clipped` presets, and only they, clip.
+    for name in PRESETS.iter().filter(|n| n.contains("superres")) {
+        let Transform::SuperRes(sr) = Degradation::preset(name).expect("preset").transform else {
+            panic!("{name} is not super-resolution");
+        };
+        assert_eq!(sr.clip, name.ends_with("-clipped"), "{name}");
+    }
     // The last level of MNIST's preset is piecewise constant on a 3x3 grid of blocks.
     let d = Degradation::preset("mnist-superres").expect("preset");
     let p = d.prepare().expect("prepare");
