@@ -93,6 +93,8 @@ struct TrainArgs {
     /// Network size: tiny, compact, small or paper.
     #[arg(long)]
     model: Option<String>,
+    /// Train up to this step (a new run's default: 2,000; a resumed run keeps its own). With
+    /// --max-seconds, set it high and let the time decide.
     #[arg(long)]
     steps: Option<usize>,
     #[arg(long)]
