@@ -246,7 +246,7 @@ struct MixtureArgs {
 }
 
 fn main() -> ExitCode {
-    cold_trainer::tune_allocator();
+    cold_trainer::setup_cpu();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
