@@ -46,8 +46,8 @@ pub fn tune_allocator() {
 /// Makes this thread treat subnormal floats as zero (x86-64: the MXCSR's flush-to-zero and
 /// denormals-are-zero bits; a no-op elsewhere). Arithmetic that produces or reads a subnormal
 /// (below 1.2e-38) takes a slow microcode path, and a trained network makes many in its
-/// activations or gradients: resumed from the same checkpoints, `small` trains 22% faster at step
-/// 11,401 and `compact` 6% at 74,384 with the flags, fresh networks the same (BENCHMARKS.md,
+/// activations or gradients: resumed from the same checkpoints, `small` trains 21% faster at step
+/// 11,401 and `compact` 8% at 74,384 with the flags, fresh networks the same (BENCHMARKS.md,
 /// "Subnormals"). Values that small are zero for training's purposes.
 pub fn flush_subnormals() {
     #[cfg(target_arch = "x86_64")]
