@@ -207,7 +207,7 @@ where
         if state.step % 10 == 0 || state.step == cfg.steps {
             let done = (state.step - start_step) as f64;
             let msg = format!(
-                "step {} loss {l:.4} ({:.2} steps/s)",
+                "step {} loss {l:.4} ({:.2} steps/s since the start)",
                 state.step,
                 done / t0.elapsed().as_secs_f64()
             );
