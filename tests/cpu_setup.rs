@@ -19,7 +19,8 @@ fn setup_cpu_flushes_subnormals_on_every_thread() {
     assert!(cold_trainer::flushes_subnormals());
     let here = black_box(1.0e-30f32) * black_box(1.0e-10f32);
     assert_eq!(here, 0.0, "this thread still makes subnormals");
-    // Reading a subnormal (denormals-are-zero) gives zero too.
+    // An operation on a subnormal input gives zero too (whether by DAZ on the input or FTZ on the
+    // result: this check does not tell the two apart; `flushes_subnormals` checks both bits).
     let sub = f32::from_bits(black_box(1u32));
     assert_eq!(sub * black_box(1.0f32), 0.0);
     let workers: Vec<(bool, f32)> = rayon::broadcast(|_| {

@@ -43,6 +43,10 @@ pub fn tune_allocator() {
     }
 }
 
+/// MXCSR bits: flush-to-zero (15) and denormals-are-zero (6).
+#[cfg(target_arch = "x86_64")]
+const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
+
 /// Makes this thread treat subnormal floats as zero (x86-64: the MXCSR's flush-to-zero and
 /// denormals-are-zero bits; a no-op elsewhere). Arithmetic that produces or reads a subnormal
 /// (below 1.2e-38) takes a slow microcode path, and a trained network makes many in its
@@ -56,7 +60,7 @@ pub fn flush_subnormals() {
     unsafe {
         let mut csr: u32 = 0;
         std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack));
-        csr |= (1 << 15) | (1 << 6);
+        csr |= FTZ_DAZ;
         std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack, readonly));
     }
 }
@@ -68,7 +72,7 @@ pub fn flushes_subnormals() -> bool {
         let mut csr: u32 = 0;
         // SAFETY: stmxcsr only stores this thread's SSE control register.
         unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack)) };
-        csr & ((1 << 15) | (1 << 6)) == (1 << 15) | (1 << 6)
+        csr & FTZ_DAZ == FTZ_DAZ
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
