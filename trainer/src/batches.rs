@@ -1,4 +1,4 @@
-//! Training batches: images drawn with replacement, optional flips, levels t ~ U{1..T} and the
+//! Training batches: images drawn with replacement, optional flips and shifts, levels t ~ U{1..T} and the
 //! degradation's per-image parameters, all from a generator seeded by (seed, step) so that a
 //! resumed run replays them; `x_t = D(x0, t)` by the shared implementation of D.
 
@@ -23,7 +23,17 @@ fn step_rng(seed: u64, step: usize) -> StdRng {
     StdRng::seed_from_u64(seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
-/// Draws the batch of step `step`: images with replacement, optional flips, t ~ U{1..T}, the
+/// `im` (C x H x W) moved down by `dy` and right by `dx` pixels, the edge pixels repeated into the
+/// uncovered border.
+pub fn shifted(im: ndarray::ArrayView3<f32>, dy: i64, dx: i64) -> ndarray::Array3<f32> {
+    let (c, h, w) = im.dim();
+    let clamp = |v: i64, n: usize| v.clamp(0, n as i64 - 1) as usize;
+    ndarray::Array3::from_shape_fn((c, h, w), |(k, y, x)| {
+        im[(k, clamp(y as i64 - dy, h), clamp(x as i64 - dx, w))]
+    })
+}
+
+/// Draws the batch of step `step`: images with replacement, optional flips and shifts, t ~ U{1..T}, the
 /// degradation's per-image parameters.
 pub fn make_batch<B: Backend>(
     cfg: &TrainConfig,
@@ -42,6 +52,15 @@ pub fn make_batch<B: Backend>(
                 let flipped = im.slice(ndarray::s![.., .., ..;-1]).to_owned();
                 im.assign(&flipped);
             }
+        }
+    }
+    if cfg.shift > 0 {
+        let s = cfg.shift as i64;
+        for mut im in x.axis_iter_mut(Axis(0)) {
+            let dy = rng.random_range(-s..=s);
+            let dx = rng.random_range(-s..=s);
+            let moved = shifted(im.view(), dy, dx);
+            im.assign(&moved);
         }
     }
     let levels: Vec<i64> = (0..n)

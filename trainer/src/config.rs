@@ -41,6 +41,13 @@ pub struct TrainConfig {
     pub ema_start: usize,
     /// Random horizontal flips (off for digits, on for natural images).
     pub flip: bool,
+    /// Random translations of up to this many pixels in each direction (0: none), the edge pixels
+    /// repeated into the uncovered border: the reference's random crops without its resize.
+    #[serde(default)]
+    pub shift: usize,
+    /// A bundle whose network this run starts from (fine-tuning) instead of a seeded fresh one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<std::path::PathBuf>,
     pub seed: u64,
     /// Write a sample grid every this many steps (0 = only at the end).
     pub sample_every: usize,
@@ -71,6 +78,8 @@ impl TrainConfig {
             split: default_split(),
             max_images: 0,
             flip: degradation.channels == 3,
+            shift: 0,
+            init: None,
             degradation,
             model: model_cfg,
             batch_size: 32,
@@ -107,6 +116,13 @@ impl TrainConfig {
             return Err(TrainError::Config(
                 "batch_size, steps, ema_every and checkpoint_every must be positive".into(),
             ));
+        }
+        let side = self.degradation.height.min(self.degradation.width);
+        if self.shift >= side {
+            return Err(TrainError::Config(format!(
+                "shift {} must be smaller than the images ({side} pixels)",
+                self.shift
+            )));
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return Err(TrainError::Config(format!(

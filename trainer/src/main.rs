@@ -113,6 +113,14 @@ struct TrainArgs {
     /// Random horizontal flips (true/false).
     #[arg(long)]
     flip: Option<bool>,
+    /// Random shifts of up to N pixels each way (edge pixels repeated), for more varied data.
+    #[arg(long, value_name = "N")]
+    shift: Option<usize>,
+    /// Start a new run from this bundle's network (fine-tuning) instead of a fresh one; its
+    /// network, degradation and data set are the run's unless --model / --preset / --dataset say
+    /// otherwise.
+    #[arg(long, value_name = "BUNDLE")]
+    init: Option<PathBuf>,
     #[arg(long)]
     seed: Option<u64>,
     #[arg(long)]
@@ -447,6 +455,26 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
             a.model.as_deref().unwrap_or("compact"),
         )?
     };
+    if let Some(dir) = &a.init {
+        if a.resume {
+            bail!("--init starts a new run; --resume continues one: choose one");
+        }
+        let b = cold_runtime::bundle::Bundle::open(dir, true)
+            .with_context(|| format!("--init {}", dir.display()))?;
+        if a.dataset.is_none() && a.config.is_none() {
+            cfg.dataset = b.manifest.training.dataset.clone();
+        }
+        if a.preset.is_none() && a.config.is_none() {
+            cfg.flip = b.manifest.degradation.channels == 3;
+            cfg.degradation = b.manifest.degradation.clone();
+        }
+        if a.model.is_none() && a.config.is_none() {
+            cfg.model = serde_json::from_value(b.manifest.network.clone())
+                .with_context(|| format!("{}: the manifest's network", dir.display()))?;
+        }
+        // Absolute, so that the run's config still names it when resumed from elsewhere.
+        cfg.init = Some(dir.canonicalize().unwrap_or_else(|_| dir.clone()));
+    }
     if a.config.is_some() || a.resume {
         if let Some(d) = &a.dataset {
             cfg.dataset = d.clone();
@@ -466,6 +494,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         ema_every = a.ema_every,
         ema_start = a.ema_start,
         flip = a.flip,
+        shift = a.shift,
         seed = a.seed,
         sample_every = a.sample_every,
         checkpoint_every = a.checkpoint_every,

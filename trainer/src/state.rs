@@ -1,5 +1,7 @@
 //! The training state (model, EMA, optimiser, step) and one optimisation step.
 
+use std::path::Path;
+
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, GradientsParams, Optimizer};
@@ -9,6 +11,7 @@ use burn::tensor::backend::AutodiffBackend;
 use crate::batches::Batch;
 use crate::config::TrainConfig;
 use crate::ema::ema_update;
+use crate::error::{Result, TrainError};
 use crate::model::UNet;
 use crate::ops::TrainBackend;
 
@@ -37,6 +40,28 @@ impl<B: AutodiffBackend> TrainState<B> {
             step: 0,
             seconds: 0.0,
         }
+    }
+
+    /// The network (and its EMA) of a bundle, to fine-tune; a fresh optimiser, step 0.
+    pub fn from_bundle(cfg: &TrainConfig, dir: &Path, device: &B::Device) -> Result<Self> {
+        B::seed(device, cfg.seed);
+        let (net, model) = crate::export::import::load_bundle_model::<B>(dir, device)?;
+        if net != cfg.model {
+            return Err(TrainError::Config(format!(
+                "--init {}: its network is {net:?} but this run's is {:?}; leave out --model to \
+                 take the bundle's",
+                dir.display(),
+                cfg.model
+            )));
+        }
+        let ema = model.valid();
+        Ok(TrainState {
+            model,
+            ema,
+            optim: cfg.optimizer(),
+            step: 0,
+            seconds: 0.0,
+        })
     }
 }
 

@@ -134,7 +134,13 @@ where
                 run.root.display()
             )));
         }
-        TrainState::new(cfg, device)
+        match &cfg.init {
+            Some(dir) => {
+                tracing::info!("starting from the network of {}", dir.display());
+                TrainState::from_bundle(cfg, dir, device)?
+            }
+            None => TrainState::new(cfg, device),
+        }
     };
     let config_json =
         serde_json::to_string_pretty(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
@@ -347,6 +353,115 @@ mod tests {
             t.iter()
                 .all(|&v| (1.0..=20.0).contains(&v) && v.fract() == 0.0)
         );
+    }
+
+    #[test]
+    fn shifted_moves_pixels_and_repeats_the_edges() {
+        let im = ndarray::Array3::from_shape_fn((1, 3, 4), |(_, y, x)| (10 * y + x) as f32);
+        let out = crate::batches::shifted(im.view(), 1, -1);
+        // out[y][x] = im[clamp(y - 1)][clamp(x + 1)]
+        assert_eq!(out[(0, 0, 0)], 1.0);
+        assert_eq!(out[(0, 1, 1)], 2.0);
+        assert_eq!(out[(0, 2, 2)], 13.0);
+        assert_eq!(out[(0, 2, 3)], 13.0);
+        assert_eq!(crate::batches::shifted(im.view(), 0, 0), im);
+    }
+
+    #[test]
+    fn shifts_move_each_training_image_by_at_most_the_configured_pixels() {
+        let mut cfg = tiny_config();
+        cfg.batch_size = 8;
+        let dev = Default::default();
+        let data = cfg.load_data(Split::Test).expect("data");
+        let deg = cfg.degradation.prepare().expect("deg");
+        let x0 = |cfg: &TrainConfig| {
+            let b = make_batch::<B>(cfg, &data, &deg, 3, &dev);
+            b.x0.into_data().to_vec::<f32>().expect("x0")
+        };
+        let plain = x0(&cfg);
+        cfg.shift = 2;
+        let moved = x0(&cfg);
+        let mut n_moved = 0;
+        for (p, m) in plain.chunks_exact(28 * 28).zip(moved.chunks_exact(28 * 28)) {
+            let p = ndarray::ArrayView3::from_shape((1, 28, 28), p).expect("shape");
+            let found = (-2..=2)
+                .flat_map(|dy| (-2..=2).map(move |dx| (dy, dx)))
+                .any(|(dy, dx)| crate::batches::shifted(p, dy, dx).as_slice() == Some(m));
+            assert!(
+                found,
+                "an image is not a shift of its source by at most 2 pixels"
+            );
+            n_moved += usize::from(p.as_slice() != Some(m));
+        }
+        assert!(n_moved >= 4, "only {n_moved} of 8 images moved");
+        cfg.shift = 28;
+        assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn a_run_can_start_from_a_bundle() {
+        let mut cfg = tiny_config();
+        let dev = Default::default();
+        let tmp = tempfile::tempdir().expect("tmp");
+        // A bundle of a network that is not the seed's fresh one.
+        let mut other = cfg.clone();
+        other.seed = 99;
+        let net = TrainState::<AD>::new(&other, &dev).model.valid();
+        let dir = tmp.path().join("bundle");
+        crate::export::export_model(&net, &cfg, Default::default(), None, &dir, false)
+            .expect("export");
+        let diff = |x: &[f32], y: &[f32]| {
+            x.iter()
+                .zip(y)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f32::max)
+        };
+        // The loaded network trains: one step at the config's learning rate moves it.
+        let data = cfg.load_data(Split::Test).expect("data");
+        let deg = cfg.degradation.prepare().expect("deg");
+        let state = TrainState::<AD>::from_bundle(&cfg, &dir, &dev).expect("from the bundle");
+        assert_eq!(flat_params(&state.model.valid()), flat_params(&net));
+        let batch = make_batch::<AD>(&cfg, &data, &deg, 0, &dev);
+        let (state, _) = train_step(&cfg, state, &batch);
+        let moved = diff(&flat_params(&state.model.valid()), &flat_params(&net));
+        assert!(
+            moved > 1e-4,
+            "one step moved the loaded network by only {moved}"
+        );
+        // A run from it trains on from its weights: with a vanishing learning rate, the model
+        // after one step is still the bundle's.
+        cfg.init = Some(dir.clone());
+        cfg.steps = 1;
+        cfg.learning_rate = 1e-12;
+        let opts = RunOptions {
+            resume: false,
+            progress: false,
+            stop: Arc::new(AtomicBool::new(false)),
+            backend: "flex".into(),
+            max_seconds: None,
+        };
+        let run = RunDir::new(tmp.path().join("run"));
+        train::<AD>(&cfg, &run, &dev, &opts).expect("train from the bundle");
+        let (saved, ema, _) = load_ema::<B>(&run, &dev).expect("ema");
+        assert_eq!(saved.init.as_deref(), Some(dir.as_path()));
+        let (a, b) = (flat_params(&ema), flat_params(&net));
+        let fresh = flat_params(&TrainState::<AD>::new(&cfg, &dev).model.valid());
+        assert!(
+            diff(&a, &b) < 1e-6,
+            "moved {} from the bundle",
+            diff(&a, &b)
+        );
+        assert!(
+            diff(&a, &fresh) > 1e-2,
+            "the run started from a fresh network"
+        );
+        // Another network size is refused with what to do.
+        let mut small = cfg.clone();
+        small.model = crate::model::UNetConfig::preset("compact", 1).expect("compact");
+        let e = TrainState::<AD>::from_bundle(&small, &dir, &dev)
+            .err()
+            .expect("another network");
+        assert!(e.to_string().contains("leave out --model"), "{e}");
     }
 
     #[test]

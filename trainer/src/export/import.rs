@@ -87,7 +87,10 @@ impl<B: Backend> ModuleMapper<B> for Load<'_, B> {
                     .chunks_exact(4)
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                     .collect();
+                // A fresh tensor does not require gradients: keep the parameter's setting, or an
+                // autodiff model loaded this way would not train.
                 Tensor::<B, D>::from_data(TensorData::new(vals, shape), &self.device)
+                    .set_require_grad(old.is_require_grad())
             }
             Some((_, _, dims)) => {
                 self.error.get_or_insert(format!(
