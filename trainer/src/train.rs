@@ -282,6 +282,17 @@ mod tests {
     use crate::{CpuAutodiff as AD, CpuBackend as B};
     use burn::module::AutodiffModule;
 
+    /// A new run (no resume), no progress bar, no time limit.
+    fn quiet_options() -> RunOptions {
+        RunOptions {
+            resume: false,
+            progress: false,
+            stop: Arc::new(AtomicBool::new(false)),
+            backend: "flex".into(),
+            max_seconds: None,
+        }
+    }
+
     fn tiny_config() -> TrainConfig {
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
         let mut cfg = TrainConfig::new(&format!("mnist:{}", fixture.display()), "mnist", "tiny")
@@ -433,13 +444,7 @@ mod tests {
         cfg.init = Some(dir.clone());
         cfg.steps = 1;
         cfg.learning_rate = 1e-12;
-        let opts = RunOptions {
-            resume: false,
-            progress: false,
-            stop: Arc::new(AtomicBool::new(false)),
-            backend: "flex".into(),
-            max_seconds: None,
-        };
+        let opts = quiet_options();
         let run = RunDir::new(tmp.path().join("run"));
         train::<AD>(&cfg, &run, &dev, &opts).expect("train from the bundle");
         let (saved, ema, _) = load_ema::<B>(&run, &dev).expect("ema");
@@ -469,13 +474,7 @@ mod tests {
         let cfg = tiny_config();
         let dev = Default::default();
         let tmp = tempfile::tempdir().expect("tmp");
-        let opts = RunOptions {
-            resume: false,
-            progress: false,
-            stop: Arc::new(AtomicBool::new(false)),
-            backend: "flex".into(),
-            max_seconds: None,
-        };
+        let opts = quiet_options();
         // Straight through: 6 steps, with a checkpoint at step 3.
         let straight = RunDir::new(tmp.path().join("straight"));
         let s = train::<AD>(&cfg, &straight, &dev, &opts).expect("train");
@@ -544,13 +543,7 @@ mod tests {
         let dev = Default::default();
         let tmp = tempfile::tempdir().expect("tmp");
         let run = RunDir::new(tmp.path());
-        let opts = RunOptions {
-            resume: false,
-            progress: false,
-            stop: Arc::new(AtomicBool::new(false)),
-            backend: "flex".into(),
-            max_seconds: None,
-        };
+        let opts = quiet_options();
         train::<AD>(&cfg, &run, &dev, &opts).expect("train");
         // Ctrl-C before the first resumed step: nothing is lost, the step-3 checkpoint stays latest.
         cfg.steps = 6;
