@@ -85,6 +85,26 @@ pub struct TrainingSummary {
     pub seconds: f64,
     #[serde(default)]
     pub backend: String,
+    /// The training of the bundle this run started from (`cold-train train --init`), when it is a
+    /// fine-tune; `steps` and `seconds` above are then this run's alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_from: Option<Box<TrainingSummary>>,
+}
+
+impl TrainingSummary {
+    /// Steps over the whole lineage: this run's and those of every bundle it started from.
+    pub fn total_steps(&self) -> usize {
+        self.steps + self.started_from.as_ref().map_or(0, |b| b.total_steps())
+    }
+
+    /// Training seconds over the whole lineage.
+    pub fn total_seconds(&self) -> f64 {
+        self.seconds
+            + self
+                .started_from
+                .as_ref()
+                .map_or(0.0, |b| b.total_seconds())
+    }
 }
 
 /// Sampling defaults a bundle carries.

@@ -579,6 +579,15 @@ fn describe(b: &Bundle) -> Result<String> {
             &t.backend
         }
     ));
+    if let Some(base) = &t.started_from {
+        s.push_str(&format!(
+            "             fine-tuned from a bundle trained {} steps ({:.0} s): {} steps, {:.0} s in all\n",
+            base.total_steps(),
+            base.total_seconds(),
+            t.total_steps(),
+            t.total_seconds()
+        ));
+    }
     s.push_str(&format!(
         "graphs       opset {}; files (sha256 checked):\n",
         m.opset

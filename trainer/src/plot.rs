@@ -21,7 +21,12 @@ fn register_font() {
 }
 
 /// Plots `(step, loss)` points (log-scale loss) with a moving average, into a PNG.
-pub fn loss_curve(points: &[(usize, f64)], title: &str, path: &Path) -> Result<()> {
+pub fn loss_curve(
+    points: &[(usize, f64)],
+    title: &str,
+    fine_tune_from: Option<usize>,
+    path: &Path,
+) -> Result<()> {
     register_font();
     let (w, h) = (900u32, 500u32);
     let mut buf = vec![255u8; (w * h * 3) as usize];
@@ -82,6 +87,17 @@ pub fn loss_curve(points: &[(usize, f64)], title: &str, path: &Path) -> Result<(
             .map_err(|e| err(e.to_string()))?
             .label(format!("moving average ({win} steps)"))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+        if let Some(x) = fine_tune_from {
+            let red = RGBColor(200, 60, 60);
+            chart
+                .draw_series(LineSeries::new(
+                    [(x as f64, y_min), (x as f64, y_max)],
+                    red.stroke_width(1),
+                ))
+                .map_err(|e| err(e.to_string()))?
+                .label(format!("fine-tuning from step {x}"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], red));
+        }
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))

@@ -38,6 +38,11 @@ impl RunDir {
     pub fn summary(&self) -> PathBuf {
         self.root.join("summary.json")
     }
+    /// A fine-tune's record of the bundle it started from: `base/training.json` (the bundle's
+    /// training summary) and `base/loss.csv` (its loss log), copied when the run starts.
+    pub fn base(&self) -> PathBuf {
+        self.root.join("base")
+    }
 
     /// Reads the saved config.
     pub fn load_config(&self) -> Result<TrainConfig> {
@@ -68,17 +73,20 @@ pub fn loss_title(cfg: &TrainConfig) -> String {
 }
 
 /// Copies a run's record into a bundle folder for its model card: `losses` (the log up to the
-/// exported checkpoint) as `loss.csv` and `loss.png` (plotted again), `training-config.json`,
+/// exported checkpoint, a fine-tune's after its base's) as `loss.csv` and `loss.png` (plotted
+/// again, marking where a fine-tune starts), `training-config.json`,
 /// `training-summary.json` and `samples.png` (the latest sample grid), each when the run has it.
 pub fn copy_record(
     run: &RunDir,
     cfg: &TrainConfig,
     losses: &[(usize, f64)],
+    fine_tune_from: Option<usize>,
     out: &Path,
 ) -> Result<()> {
     if !losses.is_empty() {
         write_losses(&out.join("loss.csv"), losses)?;
-        crate::plot::loss_curve(losses, &loss_title(cfg), &out.join("loss.png"))?;
+        let png = out.join("loss.png");
+        crate::plot::loss_curve(losses, &loss_title(cfg), fine_tune_from, &png)?;
     }
     for (from, to) in [
         (run.config(), "training-config.json"),
@@ -90,6 +98,49 @@ pub fn copy_record(
         }
     }
     Ok(())
+}
+
+/// Copies the training summary and loss log of the bundle a fine-tune starts from into the run
+/// folder, so that its export knows the whole lineage even when the bundle has since changed.
+pub fn record_base(run: &RunDir, bundle_dir: &Path) -> Result<()> {
+    let b = cold_runtime::bundle::Bundle::open(bundle_dir, false)?;
+    let dir = run.base();
+    fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
+    let js = serde_json::to_vec_pretty(&b.manifest.training)
+        .map_err(|e| TrainError::Export(e.to_string()))?;
+    fetch::write_atomic(&dir.join("training.json"), &js)?;
+    let losses = read_losses(&bundle_dir.join("loss.csv"));
+    if !losses.is_empty() {
+        write_losses(&dir.join("loss.csv"), &losses)?;
+    }
+    Ok(())
+}
+
+/// The training a fine-tune started from (summary and loss log): the run folder's record, else
+/// (runs started before it was kept) the `--init` bundle's own; `None` for a run from scratch, or
+/// when neither can be read (logged).
+pub fn read_base(
+    run: &RunDir,
+    cfg: &TrainConfig,
+) -> Option<(cold_runtime::bundle::TrainingSummary, Vec<(usize, f64)>)> {
+    let init = cfg.init.as_ref()?;
+    let recorded = fs::read(run.base().join("training.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(t) = recorded {
+        return Some((t, read_losses(&run.base().join("loss.csv"))));
+    }
+    match cold_runtime::bundle::Bundle::open(init, false) {
+        Ok(b) => Some((b.manifest.training, read_losses(&init.join("loss.csv")))),
+        Err(e) => {
+            tracing::warn!(
+                "the run started from {} but neither its record nor the bundle can be read \
+                 ({e}); the export records this run's training only",
+                init.display()
+            );
+            None
+        }
+    }
 }
 
 /// How a run ended.

@@ -137,7 +137,9 @@ where
         match &cfg.init {
             Some(dir) => {
                 tracing::info!("starting from the network of {}", dir.display());
-                TrainState::from_bundle(cfg, dir, device)?
+                let state = TrainState::from_bundle(cfg, dir, device)?;
+                crate::run_dir::record_base(run, dir)?;
+                state
             }
             None => TrainState::new(cfg, device),
         }
@@ -174,7 +176,12 @@ where
             cfg.keep_checkpoints,
         )?;
         write_losses(&run.loss_csv(), losses)?;
-        plot::loss_curve(losses, &crate::run_dir::loss_title(cfg), &run.loss_png())?;
+        plot::loss_curve(
+            losses,
+            &crate::run_dir::loss_title(cfg),
+            None,
+            &run.loss_png(),
+        )?;
         Ok(name)
     };
 
@@ -467,6 +474,60 @@ mod tests {
             .err()
             .expect("another network");
         assert!(e.to_string().contains("leave out --model"), "{e}");
+    }
+
+    #[test]
+    fn a_fine_tune_bundle_records_the_training_it_started_from() {
+        let mut cfg = tiny_config();
+        let dev = Default::default();
+        let tmp = tempfile::tempdir().expect("tmp");
+        // A base bundle with a known training summary and a 40-step loss log.
+        let net = TrainState::<AD>::new(&cfg, &dev).model.valid();
+        let base_dir = tmp.path().join("base");
+        let base = cold_runtime::bundle::TrainingSummary {
+            dataset: "mnist".into(),
+            steps: 40,
+            seconds: 12.5,
+            ..Default::default()
+        };
+        crate::export::export_model(&net, &cfg, base.clone(), None, &base_dir, false)
+            .expect("export the base");
+        let base_losses: Vec<(usize, f64)> = (1..=40).map(|s| (s, 1.0 / s as f64)).collect();
+        write_losses(&base_dir.join("loss.csv"), &base_losses).expect("base loss log");
+        // Fine-tune it for 6 steps, then remove the base: the run folder alone must know it.
+        cfg.init = Some(base_dir.clone());
+        let run = RunDir::new(tmp.path().join("run"));
+        let s = train::<AD>(&cfg, &run, &dev, &quiet_options()).expect("fine-tune");
+        fs::remove_dir_all(&base_dir).expect("remove the base");
+        let out = tmp.path().join("tuned");
+        let mixture = crate::export::MixtureOptions {
+            components: 0,
+            images: 0,
+        };
+        crate::export::export_run(&run, &out, false, mixture).expect("export the fine-tune");
+        let b = cold_runtime::bundle::Bundle::open(&out, true).expect("open");
+        let t = &b.manifest.training;
+        assert_eq!(t.steps, 6);
+        assert_eq!(t.started_from.as_deref(), Some(&base));
+        assert_eq!(t.total_steps(), 46);
+        assert!((t.total_seconds() - (12.5 + s.total_seconds)).abs() < 1e-9);
+        // The loss log continues the base's: its 40 steps, then the run's as steps 41..=46.
+        let log = read_losses(&out.join("loss.csv"));
+        assert_eq!(log.len(), 46);
+        assert_eq!(&log[..40], &base_losses[..]);
+        let run_log = read_losses(&run.loss_csv());
+        let shifted: Vec<(usize, f64)> = run_log.iter().map(|&(s, l)| (s + 40, l)).collect();
+        assert_eq!(&log[40..], &shifted[..]);
+        // A run from scratch records none.
+        let scratch = RunDir::new(tmp.path().join("scratch"));
+        cfg.init = None;
+        cfg.steps = 1;
+        train::<AD>(&cfg, &scratch, &dev, &quiet_options()).expect("train");
+        let out = tmp.path().join("plain");
+        crate::export::export_run(&scratch, &out, false, mixture).expect("export");
+        let b = cold_runtime::bundle::Bundle::open(&out, true).expect("open");
+        assert!(b.manifest.training.started_from.is_none());
+        assert_eq!(read_losses(&out.join("loss.csv")).len(), 1);
     }
 
     #[test]

@@ -184,6 +184,24 @@ pub fn export_run(
             .map(|s| s.backend)
             .filter(|b| !b.is_empty())
             .unwrap_or(state.backend),
+        started_from: None,
+    };
+    // A fine-tune: the bundle's summary carries the base's, and its loss log continues the base's.
+    let (training, losses, fine_tune_from) = match crate::run_dir::read_base(run, &cfg) {
+        Some((base, base_losses)) => {
+            let from = base.total_steps();
+            let mut all: Vec<(usize, f64)> = base_losses
+                .into_iter()
+                .filter(|&(s, _)| s <= from)
+                .collect();
+            all.extend(losses.iter().map(|&(s, l)| (from + s, l)));
+            let training = TrainingSummary {
+                started_from: Some(Box::new(base)),
+                ..training
+            };
+            (training, all, Some(from))
+        }
+        None => (training, losses, None),
     };
     let generation = if mixture.components > 0 {
         let data = cfg.load_data(cfg.split.parse()?)?;
@@ -199,7 +217,7 @@ pub fn export_run(
         None
     };
     let bundle = export_model(&ema, &cfg, training, generation, out, force)?;
-    crate::run_dir::copy_record(run, &cfg, &losses, out)?;
+    crate::run_dir::copy_record(run, &cfg, &losses, fine_tune_from, out)?;
     Ok(bundle)
 }
 
