@@ -116,27 +116,26 @@ pub fn record_base(run: &RunDir, bundle_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The training a fine-tune started from (summary and loss log): the run folder's record, else
-/// (runs started before it was kept) the `--init` bundle's own; `None` for a run from scratch, or
-/// when neither can be read (logged).
+/// The training a fine-tune started from (summary and loss log), from the run folder's record;
+/// `None` for a run from scratch, or (logged) a fine-tune without a readable record. The bundle
+/// itself is not consulted: it may have been replaced since, by this very run's export.
 pub fn read_base(
     run: &RunDir,
     cfg: &TrainConfig,
 ) -> Option<(cold_runtime::bundle::TrainingSummary, Vec<(usize, f64)>)> {
     let init = cfg.init.as_ref()?;
-    let recorded = fs::read(run.base().join("training.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    if let Some(t) = recorded {
-        return Some((t, read_losses(&run.base().join("loss.csv"))));
-    }
-    match cold_runtime::bundle::Bundle::open(init, false) {
-        Ok(b) => Some((b.manifest.training, read_losses(&init.join("loss.csv")))),
+    let path = run.base().join("training.json");
+    let summary = fs::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
+    match summary {
+        Ok(t) => Some((t, read_losses(&run.base().join("loss.csv")))),
         Err(e) => {
             tracing::warn!(
-                "the run started from {} but neither its record nor the bundle can be read \
-                 ({e}); the export records this run's training only",
-                init.display()
+                "the run started from {} but its record of that bundle's training ({}) cannot be \
+                 read ({e}); the export records this run's training only",
+                init.display(),
+                path.display()
             );
             None
         }

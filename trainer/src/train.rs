@@ -518,6 +518,13 @@ mod tests {
         let run_log = read_losses(&run.loss_csv());
         let shifted: Vec<(usize, f64)> = run_log.iter().map(|&(s, l)| (s + 40, l)).collect();
         assert_eq!(&log[40..], &shifted[..]);
+        // Without its record (a run from before it was kept) the export has this run's alone.
+        fs::remove_dir_all(run.base()).expect("remove the record");
+        let out = tmp.path().join("tuned-alone");
+        crate::export::export_run(&run, &out, false, mixture).expect("export");
+        let b = cold_runtime::bundle::Bundle::open(&out, true).expect("open");
+        assert!(b.manifest.training.started_from.is_none());
+        assert_eq!(read_losses(&out.join("loss.csv")), run_log);
         // A run from scratch records none.
         let scratch = RunDir::new(tmp.path().join("scratch"));
         cfg.init = None;
