@@ -25,7 +25,14 @@ pub struct TrainConfig {
     pub degradation: Degradation,
     pub model: UNetConfig,
     pub batch_size: usize,
+    /// The learning rate (the peak one under a decaying schedule).
     pub learning_rate: f64,
+    /// How the learning rate changes over the run (constant, as the reference, by default).
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// Where a decaying schedule ends, at step `steps`.
+    #[serde(default)]
+    pub lr_min: f64,
     /// Total optimiser steps.
     pub steps: usize,
     /// Adam epsilon (PyTorch's default, as the reference).
@@ -56,6 +63,31 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
 }
 
+/// The learning rate over a run.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `learning_rate` at every step (the reference's).
+    #[default]
+    Constant,
+    /// Half a cosine from `learning_rate` at step 0 down to `lr_min` at step `steps`, the
+    /// run's horizon (so a resumed run that changes `steps` reshapes what is left of it).
+    Cosine,
+}
+
+impl std::str::FromStr for LrSchedule {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "constant" => Ok(LrSchedule::Constant),
+            "cosine" => Ok(LrSchedule::Cosine),
+            _ => Err(format!(
+                "unknown learning-rate schedule '{s}': choose constant or cosine"
+            )),
+        }
+    }
+}
+
 fn default_split() -> String {
     "train".into()
 }
@@ -84,6 +116,8 @@ impl TrainConfig {
             model: model_cfg,
             batch_size: 32,
             learning_rate: 2e-4,
+            lr_schedule: LrSchedule::Constant,
+            lr_min: 0.0,
             steps: 2000,
             adam_epsilon: default_eps(),
             grad_clip: None,
@@ -130,7 +164,29 @@ impl TrainConfig {
                 self.learning_rate
             )));
         }
+        if self.lr_schedule != LrSchedule::Constant
+            && !(self.lr_min >= 0.0 && self.lr_min < self.learning_rate)
+        {
+            return Err(TrainError::Config(format!(
+                "lr_min {} must be at least 0 and below the learning rate {}",
+                self.lr_min, self.learning_rate
+            )));
+        }
         Ok(())
+    }
+
+    /// The learning rate of the optimiser step taken from `step` (0 for the run's first).
+    pub fn learning_rate_at(&self, step: usize) -> f64 {
+        match self.lr_schedule {
+            LrSchedule::Constant => self.learning_rate,
+            LrSchedule::Cosine => {
+                let done = (step as f64 / self.steps as f64).min(1.0);
+                self.lr_min
+                    + 0.5
+                        * (self.learning_rate - self.lr_min)
+                        * (1.0 + (std::f64::consts::PI * done).cos())
+            }
+        }
     }
 
     /// The optimiser (fresh, or to receive a checkpoint's state).

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train (or resume) a restorer; writes config, loss log and curve, sample grids, checkpoints.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Apply D(x, t) of a preset to every image of a folder (PNGs at the same relative paths, plus
     /// degradation.json with the level and per-image parameters).
     Degrade(DegradeArgs),
@@ -101,6 +101,13 @@ struct TrainArgs {
     batch: Option<usize>,
     #[arg(long)]
     lr: Option<f64>,
+    /// Learning-rate schedule: constant (the reference's) or cosine (from --lr down to --lr-min
+    /// at step --steps, the run's horizon: give --steps, not only --max-seconds).
+    #[arg(long, value_name = "constant|cosine")]
+    lr_schedule: Option<cold_trainer::config::LrSchedule>,
+    /// Where a decaying schedule ends (default 0).
+    #[arg(long)]
+    lr_min: Option<f64>,
     #[arg(long)]
     ema_decay: Option<f64>,
     #[arg(long)]
@@ -274,7 +281,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Train(a) => train_cmd(a),
+        Command::Train(a) => train_cmd(*a),
         Command::Degrade(a) => {
             let deg = Degradation::preset(&a.preset)?;
             let o = cold_runtime::jobs::DegradeOptions {
@@ -490,6 +497,8 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         steps = a.steps,
         batch_size = a.batch,
         learning_rate = a.lr,
+        lr_schedule = a.lr_schedule,
+        lr_min = a.lr_min,
         ema_decay = a.ema_decay,
         ema_every = a.ema_every,
         ema_start = a.ema_start,

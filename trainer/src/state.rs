@@ -88,7 +88,7 @@ pub fn train_step<B: AutodiffBackend + TrainBackend>(
     let l = loss(&model, batch);
     let value: f32 = l.clone().into_scalar().elem();
     let grads = GradientsParams::from_grads(l.backward(), &model);
-    let model = optim.step(cfg.learning_rate, model, grads);
+    let model = optim.step(cfg.learning_rate_at(step), model, grads);
     let step = step + 1;
     let ema = if step % cfg.ema_every == 0 {
         if step < cfg.ema_start {

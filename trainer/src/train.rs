@@ -219,8 +219,12 @@ where
         pb.inc(1);
         if state.step % 10 == 0 || state.step == cfg.steps {
             let done = (state.step - start_step) as f64;
+            let lr = match cfg.lr_schedule {
+                crate::config::LrSchedule::Constant => String::new(),
+                _ => format!(" lr {:.2e}", cfg.learning_rate_at(state.step)),
+            };
             let msg = format!(
-                "step {} loss {l:.4} ({:.2} steps/s since the start)",
+                "step {} loss {l:.4}{lr} ({:.2} steps/s since the start)",
                 state.step,
                 done / t0.elapsed().as_secs_f64()
             );
@@ -329,6 +333,49 @@ mod tests {
             before.is_finite() && after < before,
             "loss {before} -> {after}"
         );
+    }
+
+    #[test]
+    fn a_cosine_schedule_decays_the_steps_to_lr_min() {
+        let mut cfg = tiny_config();
+        cfg.steps = 100;
+        cfg.lr_schedule = crate::config::LrSchedule::Cosine;
+        cfg.lr_min = 1e-5;
+        let lr = |s| cfg.learning_rate_at(s);
+        assert_eq!(lr(0), 1e-3);
+        assert!((lr(50) - (1e-3 + 1e-5) / 2.0).abs() < 1e-12, "{}", lr(50));
+        assert!((lr(25) - (1e-5 + 0.99e-3 * 0.853_553_390_593_273_8)).abs() < 1e-12);
+        assert!((lr(100) - 1e-5).abs() < 1e-15 && lr(250) == lr(100));
+        assert!((1..=100).all(|s| lr(s) < lr(s - 1)));
+        // The steps use it: from the horizon on, with lr_min 0, a step leaves the network where
+        // it was; with the constant schedule the same step moves it.
+        cfg.lr_min = 0.0;
+        cfg.validate().expect("valid");
+        let dev = Default::default();
+        let data = cfg.load_data(Split::Test).expect("data");
+        let deg = cfg.degradation.prepare().expect("deg");
+        let batch = make_batch::<AD>(&cfg, &data, &deg, 0, &dev);
+        let diff = |x: &[f32], y: &[f32]| {
+            x.iter()
+                .zip(y)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f32::max)
+        };
+        let moved = |cfg: &TrainConfig| {
+            let mut state = TrainState::<AD>::new(cfg, &dev);
+            state.step = cfg.steps;
+            let before = flat_params(&state.model.valid());
+            let (state, _) = train_step(cfg, state, &batch);
+            diff(&flat_params(&state.model.valid()), &before)
+        };
+        assert!(moved(&cfg) < 1e-9, "moved {}", moved(&cfg));
+        let mut constant = cfg.clone();
+        constant.lr_schedule = crate::config::LrSchedule::Constant;
+        assert!(moved(&constant) > 1e-4);
+        // A floor at or above the peak is refused.
+        cfg.lr_min = cfg.learning_rate;
+        let e = cfg.validate().expect_err("lr_min at the peak");
+        assert!(e.to_string().contains("lr_min"), "{e}");
     }
 
     #[test]
