@@ -89,6 +89,10 @@ pub struct TrainingSummary {
     /// fine-tune; `steps` and `seconds` above are then this run's alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_from: Option<Box<TrainingSummary>>,
+    /// On a `started_from` summary: the sha256 of that bundle's `weights.bin`, which names the
+    /// exact weights the fine-tune started from (its folder may hold another bundle since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
 }
 
 impl TrainingSummary {

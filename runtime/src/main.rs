@@ -580,8 +580,13 @@ fn describe(b: &Bundle) -> Result<String> {
         }
     ));
     if let Some(base) = &t.started_from {
+        let weights = base
+            .weights_sha256
+            .as_deref()
+            .map(|h| format!(" (weights.bin sha256 {})", &h[..h.len().min(12)]))
+            .unwrap_or_default();
         s.push_str(&format!(
-            "             fine-tuned from a bundle trained {} steps ({:.0} s): {} steps, {:.0} s in all\n",
+            "             fine-tuned from a bundle{weights} trained {} steps ({:.0} s): {} steps, {:.0} s in all\n",
             base.total_steps(),
             base.total_seconds(),
             t.total_steps(),

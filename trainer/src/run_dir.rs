@@ -106,8 +106,11 @@ pub fn record_base(run: &RunDir, bundle_dir: &Path) -> Result<()> {
     let b = cold_runtime::bundle::Bundle::open(bundle_dir, false)?;
     let dir = run.base();
     fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
-    let js = serde_json::to_vec_pretty(&b.manifest.training)
-        .map_err(|e| TrainError::Export(e.to_string()))?;
+    let training = cold_runtime::bundle::TrainingSummary {
+        weights_sha256: b.manifest.sha256.get("weights.bin").cloned(),
+        ..b.manifest.training.clone()
+    };
+    let js = serde_json::to_vec_pretty(&training).map_err(|e| TrainError::Export(e.to_string()))?;
     fetch::write_atomic(&dir.join("training.json"), &js)?;
     let losses = read_losses(&bundle_dir.join("loss.csv"));
     if !losses.is_empty() {

@@ -541,6 +541,11 @@ mod tests {
             .expect("export the base");
         let base_losses: Vec<(usize, f64)> = (1..=40).map(|s| (s, 1.0 / s as f64)).collect();
         write_losses(&base_dir.join("loss.csv"), &base_losses).expect("base loss log");
+        let weights = cold_runtime::bundle::Bundle::open(&base_dir, true)
+            .expect("open the base")
+            .manifest
+            .sha256["weights.bin"]
+            .clone();
         // Fine-tune it for 6 steps, then remove the base: the run folder alone must know it.
         cfg.init = Some(base_dir.clone());
         let run = RunDir::new(tmp.path().join("run"));
@@ -555,7 +560,12 @@ mod tests {
         let b = cold_runtime::bundle::Bundle::open(&out, true).expect("open");
         let t = &b.manifest.training;
         assert_eq!(t.steps, 6);
-        assert_eq!(t.started_from.as_deref(), Some(&base));
+        // The base's summary, naming the exact weights it started from.
+        let named = cold_runtime::bundle::TrainingSummary {
+            weights_sha256: Some(weights),
+            ..base.clone()
+        };
+        assert_eq!(t.started_from.as_deref(), Some(&named));
         assert_eq!(t.total_steps(), 46);
         assert!((t.total_seconds() - (12.5 + s.total_seconds)).abs() < 1e-9);
         // The loss log continues the base's: its 40 steps, then the run's as steps 41..=46.

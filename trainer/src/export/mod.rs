@@ -185,6 +185,7 @@ pub fn export_run(
             .filter(|b| !b.is_empty())
             .unwrap_or(state.backend),
         started_from: None,
+        weights_sha256: None,
     };
     // A fine-tune: the bundle's summary carries the base's, and its loss log continues the base's.
     let (training, losses, fine_tune_from) = match crate::run_dir::read_base(run, &cfg) {
