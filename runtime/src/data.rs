@@ -104,6 +104,21 @@ pub struct Dataset {
     pub class_names: Vec<String>,
 }
 
+/// How figures name a data set (`Dataset::name`, or the last part of a `--dataset` argument):
+/// the well-known ones by their usual names, the shared JPEG re-encoding of CIFAR-10
+/// (`cifar10-jpeg`) as "CIFAR-10 (JPEG copy)" so that no figure passes it off as the lossless
+/// set, any other by its own name.
+pub fn display_name(name: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "mnist" => "MNIST",
+        "fashion-mnist" => "Fashion-MNIST",
+        "cifar10" | "cifar-10" => "CIFAR-10",
+        "cifar10-jpeg" => "CIFAR-10 (JPEG copy)",
+        _ => return name.to_string(),
+    }
+    .into()
+}
+
 impl Dataset {
     /// Builds a data set from raw parts, checking their sizes agree.
     pub fn from_parts(
@@ -690,6 +705,14 @@ mod tests {
         let err =
             Dataset::load(&Source::Folder(dir.path().into()), Split::Train).expect_err("size");
         assert!(err.to_string().contains("odd.png"), "{err}");
+    }
+
+    #[test]
+    fn figures_name_the_jpeg_copy_as_such() {
+        assert_eq!(display_name("cifar10-jpeg"), "CIFAR-10 (JPEG copy)");
+        assert_eq!(display_name("cifar10"), "CIFAR-10");
+        assert_eq!(display_name("mnist"), "MNIST");
+        assert_eq!(display_name("my-photos"), "my-photos");
     }
 
     #[test]

@@ -416,7 +416,7 @@ fn steps_cmd(a: StepsArgs) -> Result<ExitCode> {
                 "{}: Algorithm 2 from t = {t} with K steps ({} images of {})",
                 b.manifest.name,
                 v["images"].as_u64().unwrap_or(0),
-                v["dataset"].as_str().unwrap_or("?")
+                cold_runtime::data::display_name(v["dataset"].as_str().unwrap_or("?"))
             ),
             &out,
         )?;

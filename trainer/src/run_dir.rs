@@ -52,8 +52,8 @@ impl RunDir {
     }
 }
 
-/// The loss curve's title: the data set's own name (not its path) and the degradation in short,
-/// e.g. `cifar10-jpeg / blur, T 50, 3x32x32`.
+/// The loss curve's title: the data set's own name (not its path, as figures name it) and the
+/// degradation in short, e.g. `CIFAR-10 (JPEG copy) / blur, T 50, 3x32x32`.
 pub fn loss_title(cfg: &TrainConfig) -> String {
     let data = cfg
         .dataset
@@ -61,6 +61,7 @@ pub fn loss_title(cfg: &TrainConfig) -> String {
         .rsplit(['/', ':'])
         .next()
         .unwrap_or(&cfg.dataset);
+    let data = cold_runtime::data::display_name(data);
     let g = &cfg.degradation;
     format!(
         "{data} / {}, T {}, {}x{}x{}",

@@ -628,7 +628,10 @@ mod tests {
             assert!(out.join(f).is_file(), "{f}");
         }
         cold_runtime::bundle::Bundle::open(&out, true).expect("the bundle still checks");
-        assert!(crate::run_dir::loss_title(&cfg).starts_with("mnist / blur, T 20, 1x28x28"));
+        assert!(crate::run_dir::loss_title(&cfg).starts_with("MNIST / blur, T 20, 1x28x28"));
+        let mut jpeg = cfg.clone();
+        jpeg.dataset = "folder:../shared/datasets/cifar10-jpeg/".into();
+        assert!(crate::run_dir::loss_title(&jpeg).starts_with("CIFAR-10 (JPEG copy) / blur"));
 
         // Stopped after 3 steps, then resumed to 6.
         let split = RunDir::new(tmp.path().join("split"));
