@@ -583,7 +583,7 @@ fn describe(b: &Bundle) -> Result<String> {
         let weights = base
             .weights_sha256
             .as_deref()
-            .map(|h| format!(" (weights.bin sha256 {})", &h[..h.len().min(12)]))
+            .map(|h| format!(" (weights.bin sha256 {})", h.get(..12).unwrap_or(h)))
             .unwrap_or_default();
         s.push_str(&format!(
             "             fine-tuned from a bundle{weights} trained {} steps ({:.0} s): {} steps, {:.0} s in all\n",

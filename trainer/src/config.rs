@@ -168,7 +168,7 @@ impl TrainConfig {
             && !(self.lr_min >= 0.0 && self.lr_min < self.learning_rate)
         {
             return Err(TrainError::Config(format!(
-                "lr_min {} must be at least 0 and below the learning rate {}",
+                "lr_min (--lr-min) {} must be at least 0 and below the learning rate {}",
                 self.lr_min, self.learning_rate
             )));
         }
