@@ -304,6 +304,14 @@ mod tests {
         }
     }
 
+    /// The largest absolute difference between two parameter lists.
+    fn diff(x: &[f32], y: &[f32]) -> f32 {
+        x.iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max)
+    }
+
     fn tiny_config() -> TrainConfig {
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
         let mut cfg = TrainConfig::new(&format!("mnist:{}", fixture.display()), "mnist", "tiny")
@@ -355,12 +363,6 @@ mod tests {
         let data = cfg.load_data(Split::Test).expect("data");
         let deg = cfg.degradation.prepare().expect("deg");
         let batch = make_batch::<AD>(&cfg, &data, &deg, 0, &dev);
-        let diff = |x: &[f32], y: &[f32]| {
-            x.iter()
-                .zip(y)
-                .map(|(p, q)| (p - q).abs())
-                .fold(0.0, f32::max)
-        };
         let moved = |cfg: &TrainConfig| {
             let mut state = TrainState::<AD>::new(cfg, &dev);
             state.step = cfg.steps;
@@ -475,12 +477,6 @@ mod tests {
         let dir = tmp.path().join("bundle");
         crate::export::export_model(&net, &cfg, Default::default(), None, &dir, false)
             .expect("export");
-        let diff = |x: &[f32], y: &[f32]| {
-            x.iter()
-                .zip(y)
-                .map(|(p, q)| (p - q).abs())
-                .fold(0.0, f32::max)
-        };
         // The loaded network trains: one step at the config's learning rate moves it.
         let data = cfg.load_data(Split::Test).expect("data");
         let deg = cfg.degradation.prepare().expect("deg");
