@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 
-use cold_runtime::degradation::{Degradation, Transform, iterated_blur};
+use cold_core::degradation::{Degradation, Transform, iterated_blur};
 use cold_runtime::engine::{Algorithm, Engine, EngineOptions};
 use cold_testkit::{random_images, workspace_root};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

@@ -5,14 +5,16 @@
 use std::fs;
 use std::path::Path;
 
-use cold_runtime::bundle::{Bundle, TrainingSummary};
-use cold_runtime::data::{Dataset, Source, Split};
-use cold_runtime::degradation::{Degradation, Prepared};
+use cold_core::bundle::Bundle;
+use cold_core::data::{Dataset, Source, Split};
+use cold_core::degradation::{Degradation, Prepared};
+use cold_core::degrade::{self, DegradeOptions};
+use cold_core::folder::Resize;
+use cold_core::imageio::{self, BitDepth};
+use cold_core::sidecar::Sidecar;
+use cold_core::training::TrainingSummary;
 use cold_runtime::engine::{Algorithm, Engine, EngineOptions};
-use cold_runtime::folder::Resize;
-use cold_runtime::imageio::{self, BitDepth};
-use cold_runtime::jobs::{self, DegradeOptions, RestoreOptions};
-use cold_runtime::sidecar::Sidecar;
+use cold_runtime::jobs::{self, RestoreOptions};
 use cold_testkit::{mnist_fixture_dir, tiny_bundle_dir, tiny_model_for};
 use cold_trainer::export;
 
@@ -119,7 +121,7 @@ fn degrade_then_restore_through_the_sidecar() {
 
     // The same exact D without a model (cold-train degrade) writes the same parameters.
     let exact = tmp.path().join("exact");
-    let rep = jobs::degrade_folder_exact(&cfg.degradation, &inp, &exact, &degrade_opts(t, 9))
+    let rep = degrade::degrade_folder_exact(&cfg.degradation, &inp, &exact, &degrade_opts(t, 9))
         .expect("exact degrade");
     assert_eq!(rep.written, 7);
     assert_eq!(
@@ -206,7 +208,7 @@ fn a_bundle_of_an_unknown_kind_says_which_kind() {
     let e = Sidecar::read(&dir).expect_err("unknown kind");
     assert!(e.to_string().contains("'swirl'"), "{e}");
     // Presets of every kind load.
-    for p in cold_runtime::degradation::PRESETS {
+    for p in cold_core::degradation::PRESETS {
         Degradation::preset(p)
             .expect("preset")
             .prepare()

@@ -4,9 +4,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use burn::prelude::*;
-use cold_runtime::bundle::io;
-use cold_runtime::bundle::{Bundle, TrainingSummary};
-use cold_runtime::degradation::{PreparedKind, Transform};
+use cold_core::bundle::Bundle;
+use cold_core::bundle::io;
+use cold_core::degradation::{PreparedKind, Transform};
+use cold_core::training::TrainingSummary;
 use cold_runtime::ortlib;
 use cold_testkit::{max_abs_diff, random_images, tiny_model, tiny_model_for, workspace_root};
 use cold_trainer::CpuBackend as B;

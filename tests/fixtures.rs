@@ -2,7 +2,7 @@
 //! the runtime's own tests use is exactly what the exporter writes today.
 //! Regenerate it with `COLD_UPDATE_FIXTURES=1 cargo test --test fixtures`.
 
-use cold_runtime::bundle::TrainingSummary;
+use cold_core::training::TrainingSummary;
 use cold_testkit::{tiny_bundle_dir, tiny_model};
 use cold_trainer::export;
 
@@ -14,8 +14,8 @@ fn tiny_bundle_fixture_is_current() {
         ..Default::default()
     };
     // A fixed mixture (not fitted), so that `cold generate` can be tested on the fixture.
-    let generation = Some(cold_runtime::generation::Generation {
-        components: vec![cold_runtime::generation::Component {
+    let generation = Some(cold_core::generation::Generation {
+        components: vec![cold_core::generation::Component {
             weight: 1.0,
             mean: vec![-0.8],
             covariance: vec![vec![0.01]],

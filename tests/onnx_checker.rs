@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use cold_runtime::bundle::TrainingSummary;
+use cold_core::training::TrainingSummary;
 use cold_testkit::{tiny_model_for, workspace_root};
 use cold_trainer::export;
 

@@ -1,7 +1,7 @@
 //! The runtime's sampling loop over the fused step graph gives the same restorations as the
 //! Burn sampler on the same network: direct, Algorithm 1 and Algorithm 2, mixed levels in a batch.
 
-use cold_runtime::bundle::TrainingSummary;
+use cold_core::training::TrainingSummary;
 use cold_runtime::engine::{Algorithm, Engine, EngineOptions, WeightLoading};
 use cold_testkit::{max_abs_diff, random_images, tiny_model, tiny_model_for};
 use cold_trainer::CpuBackend as B;
@@ -189,8 +189,8 @@ fn runtime_sampling_matches_burn_sampling_with_per_image_parameters() {
 /// Algorithm 2 with the known noise.
 #[test]
 fn estimated_noise_sampler_matches_its_formula_on_the_burn_network() {
-    use cold_runtime::degradation::PreparedKind;
-    use cold_runtime::sampler::schedule;
+    use cold_core::degradation::PreparedKind;
+    use cold_core::sampler::schedule;
     let (cfg, net) = tiny_model_for("mnist-noise", 7);
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("b");
@@ -276,7 +276,7 @@ fn estimated_noise_sampler_matches_its_formula_on_the_burn_network() {
 /// `cold eval` on a noise model scores the estimated-noise sampler beside the others.
 #[test]
 fn eval_of_a_noise_model_adds_the_estimated_sampler() {
-    use cold_runtime::data::{Dataset, Source, Split};
+    use cold_core::data::{Dataset, Source, Split};
     use cold_runtime::eval::{EvalConfig, evaluate};
     let (cfg, net) = tiny_model_for("mnist-noise", 10);
     let tmp = tempfile::tempdir().expect("tmp");

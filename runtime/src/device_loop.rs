@@ -7,11 +7,11 @@ use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, Memory
 use ort::session::Session;
 use ort::value::Tensor;
 
-use crate::bundle::io;
 use crate::error::{Error, Result};
-use crate::sampler::{Algorithm, StepLevels};
+use cold_core::bundle::io;
+use cold_core::sampler::{Algorithm, StepLevels};
 
-/// Runs the loop `levels` (from [`crate::sampler::plan`]) of a step-graph `session` that was
+/// Runs the loop `levels` (from [`cold_core::sampler::plan`]) of a step-graph `session` that was
 /// created with the CUDA (or TensorRT) provider on GPU `device_id`. `params` are the per-image
 /// degradation parameters, for graphs that take them.
 pub(crate) fn run(

@@ -13,11 +13,11 @@ use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::{OutputSelector, RunOptions, Session};
 use ort::value::{Tensor, TensorRef};
 
-use crate::bundle::{Bundle, io};
 use crate::error::{Error, Result};
 use crate::ortlib;
-use crate::sampler::{self, StepLevels};
-pub use crate::sampler::{Algorithm, schedule};
+use cold_core::bundle::{Bundle, io};
+use cold_core::sampler::{self, StepLevels};
+pub use cold_core::sampler::{Algorithm, schedule};
 
 /// Which execution provider runs the graphs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -285,27 +285,27 @@ impl Engine {
         let im = &self.bundle.manifest.image;
         let (b, c, h, w) = x.dim();
         if (c, h, w) != (im.channels, im.height, im.width) {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::invalid(format!(
                 "input is {c}x{h}x{w} but the model takes {}x{}x{}",
                 im.channels, im.height, im.width
             )));
         }
         let d = &self.bundle.manifest.degradation;
         if t.len() != b {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::invalid(format!(
                 "{} levels for a batch of {b}",
                 t.len()
             )));
         }
         if let Some(bad) = t.iter().find(|&&v| v > d.steps) {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::invalid(format!(
                 "level {bad} is beyond the model's T = {}",
                 d.steps
             )));
         }
         let p = d.param_count();
         if params.dim() != (b, p) {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::invalid(format!(
                 "{} parameters per image for {} images, but this model's degradation takes {p} ({})",
                 params.ncols(),
                 params.nrows(),
@@ -320,7 +320,7 @@ impl Engine {
     pub fn check_algorithm(&self, algorithm: Algorithm) -> Result<()> {
         let d = &self.bundle.manifest.degradation;
         if algorithm == Algorithm::Estimated && !d.transform.is_mix() {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::invalid(format!(
                 "the estimated-noise sampler needs a model that mixes in noise (kind noise); this \
                  model's degradation is {}: use algorithm 2",
                 d.describe()
@@ -457,7 +457,7 @@ fn add_external_file_in_memory(
     file_name: &str,
     bytes: &[u8],
 ) -> Result<()> {
-    let name = CString::new(file_name).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let name = CString::new(file_name).map_err(|e| Error::invalid(e.to_string()))?;
     let names = [name.as_ptr()];
     let bufs = [bytes.as_ptr() as *mut c_char];
     let lens = [bytes.len()];

@@ -1,44 +1,14 @@
-//! The runtime library's error type. Each variant's message says what the user can do about it.
+//! The runtime library's error type: the core's errors, and ONNX Runtime's. Each variant's message
+//! says what the user can do about it.
 
 use std::path::PathBuf;
 
 /// Errors of the cold-diffusion runtime library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
-    InvalidArgument(String),
-
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-
-    #[error("data set not found: {0}")]
-    DatasetMissing(String),
-
-    #[error("{path}: not a valid data set file: {reason}")]
-    DatasetFormat { path: PathBuf, reason: String },
-
-    #[error("{path}: {reason}")]
-    Image { path: PathBuf, reason: String },
-
-    #[error("download of {url} failed: {reason}")]
-    Download { url: String, reason: String },
-
-    #[error(
-        "{what}: sha256 mismatch (expected {expected}, got {actual}); the file is corrupt or was replaced. \
-         Delete it and fetch it again"
-    )]
-    HashMismatch {
-        what: String,
-        expected: String,
-        actual: String,
-    },
-
-    #[error("model bundle {path}: {reason}")]
-    Bundle { path: PathBuf, reason: String },
+    /// Files, data sets, images, degradations, downloads.
+    #[error(transparent)]
+    Core(#[from] cold_core::Error),
 
     #[error("ONNX Runtime: {0}")]
     OnnxRuntime(String),
@@ -53,10 +23,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An I/O error on a path.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Core(cold_core::Error::io(path, source))
+    }
+
+    /// A bad argument or input, with what to do about it.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::Core(cold_core::Error::InvalidArgument(message.into()))
     }
 }
 

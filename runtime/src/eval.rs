@@ -5,15 +5,15 @@
 use std::path::Path;
 
 use ndarray::{Array2, Array4, Axis};
-use serde::Serialize;
 
-use crate::data::Dataset;
 use crate::engine::{Algorithm, Engine};
 use crate::error::Result;
 use crate::fid::{Accumulator, FidNetwork, Stats, frechet_distance};
-use crate::folder::progress_bar;
-use crate::imageio::{self, BitDepth};
-use crate::metrics::{MetricSet, Scores};
+use cold_core::data::Dataset;
+use cold_core::imageio::{self, BitDepth};
+use cold_core::metrics::MetricSet;
+use cold_core::progress::progress_bar;
+use cold_core::report::{EvalReport, EvalRow, REPORT_VERSION, StepsRow};
 
 /// What to evaluate.
 #[derive(Clone, Debug)]
@@ -33,46 +33,6 @@ pub struct EvalConfig {
     /// Numbers of sampling steps K to measure Algorithm 2 with, from the first level (the
     /// quality/speed curve of `--steps K`); empty: none.
     pub steps_curve: Vec<usize>,
-}
-
-/// One point of the quality/speed curve of Algorithm 2 with K steps.
-#[derive(Clone, Debug, Serialize)]
-pub struct StepsRow {
-    pub t: usize,
-    pub steps: usize,
-    #[serde(flatten)]
-    pub scores: Scores,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fid: Option<f64>,
-    /// Restorations per second (the sampling loop only, this machine, this provider).
-    pub images_per_second: f64,
-}
-
-/// One line of the table.
-#[derive(Clone, Debug, Serialize)]
-pub struct EvalRow {
-    pub t: usize,
-    pub method: String,
-    #[serde(flatten)]
-    pub scores: Scores,
-    /// FID of this method's images against the originals.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fid: Option<f64>,
-}
-
-/// The whole evaluation.
-#[derive(Clone, Debug, Serialize)]
-pub struct EvalReport {
-    pub model: String,
-    pub dataset: String,
-    pub images: usize,
-    pub ep: String,
-    /// `float`, `16-bit` or `8-bit`: how the degraded inputs reached the restorer.
-    pub inputs: String,
-    pub seconds: f64,
-    pub rows: Vec<EvalRow>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub steps_curve: Vec<StepsRow>,
 }
 
 /// One batch of test images and its degraded inputs at level `t`, as the restorer receives them.
@@ -254,6 +214,7 @@ pub fn evaluate(
         }
     }
     Ok(EvalReport {
+        version: REPORT_VERSION,
         steps_curve,
         model: engine.bundle.manifest.name.clone(),
         dataset: data.name.clone(),
@@ -281,7 +242,7 @@ fn write_grid(path: &Path, columns: &[&Array4<f32>]) -> Result<()> {
         im.height() * 4,
         image::imageops::FilterType::Nearest,
     );
-    imageio::save_png(path, &im)
+    Ok(imageio::save_png(path, &im)?)
 }
 
 /// A Markdown table of the report.

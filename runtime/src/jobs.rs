@@ -2,15 +2,14 @@
 
 use std::path::Path;
 
-use ndarray::{Array3, Array4, ArrayView2, ArrayView4, Axis, concatenate};
-
-use crate::degradation::Degradation;
+use cold_core::degrade::{self, DegradeOptions};
+use cold_core::folder::{self, FolderRun, Item, Report, Resize, Shape};
+use cold_core::imageio;
+use cold_core::sidecar::Sidecar;
+use ndarray::{Array3, Axis, concatenate};
 
 use crate::engine::{Algorithm, Engine};
 use crate::error::{Error, Result};
-use crate::folder::{self, FolderRun, Item, Report, Resize, Shape};
-use crate::imageio;
-use crate::sidecar::{self, Sidecar};
 
 /// Options of `cold restore`.
 #[derive(Clone, Debug)]
@@ -40,7 +39,7 @@ fn level(engine: &Engine, t: Option<usize>) -> Result<usize> {
     let big_t = engine.bundle.manifest.degradation.steps;
     let t = t.unwrap_or(big_t);
     if t > big_t {
-        return Err(Error::InvalidArgument(format!(
+        return Err(Error::invalid(format!(
             "--t {t} is beyond this model's T = {big_t}"
         )));
     }
@@ -58,8 +57,8 @@ fn strip(frames: &[Array3<f32>]) -> Result<image::DynamicImage> {
         }
         parts.push(f.view());
     }
-    let joined = concatenate(Axis(2), &parts).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    imageio::unit_to_image(joined.view())
+    let joined = concatenate(Axis(2), &parts).map_err(|e| Error::invalid(e.to_string()))?;
+    Ok(imageio::unit_to_image(joined.view())?)
 }
 
 /// What restoring a folder needs from its `degradation.json`: the level and each image's
@@ -76,7 +75,7 @@ fn restore_inputs(
         if let Some(t) = t
             && t != s.t
         {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::invalid(format!(
                 "--t {t}, but {} says these images were degraded to t = {}: drop --t, or pass --t {}",
                 Sidecar::path(in_dir).display(),
                 s.t,
@@ -84,7 +83,7 @@ fn restore_inputs(
             )));
         }
     } else if model.param_count() > 0 {
-        return Err(Error::InvalidArgument(format!(
+        return Err(Error::invalid(format!(
             "{} is missing: this model's degradation ({}) has per-image parameters ({}) that \
              restoring needs. Degrade the images with `cold degrade`, which writes that file next \
              to them",
@@ -136,12 +135,12 @@ pub fn restore_folder(
         batch: o.batch,
         what: "restoring",
     };
-    folder::run_batched(&run, report, |x, batch: &[&Item]| {
+    let report = folder::run_batched(&run, report, |x, batch: &[&Item]| {
         let b = x.len_of(Axis(0));
         let params = match side.as_ref().filter(|_| needs_params) {
             Some(s) => {
                 let rels: Vec<&Path> = batch.iter().map(|it| it.rel.as_path()).collect();
-                s.lookup(in_dir, &rels).map_err(Error::InvalidArgument)?
+                s.lookup(in_dir, &rels).map_err(Error::invalid)?
             }
             None => ndarray::Array2::zeros((b, 0)),
         };
@@ -169,48 +168,9 @@ pub fn restore_folder(
                 }
                 Ok(outs)
             })
-            .collect()
-    })
-}
-
-/// Options of `cold degrade`.
-#[derive(Clone, Debug)]
-pub struct DegradeOptions {
-    /// Level to degrade to, 0..=T.
-    pub t: usize,
-    pub batch: usize,
-    pub resize: Resize,
-    pub overwrite: bool,
-    /// Bits per channel of the written PNGs.
-    pub depth: imageio::BitDepth,
-    /// Seed of the per-image parameters (each image's are drawn from it and its path).
-    pub seed: u64,
-}
-
-/// The sidecar a degrade run writes into `out_dir`: the existing one when it describes the same
-/// degradation, level and seed (a rerun adds to it), else a new one, which replaces a different
-/// one only with `overwrite`.
-pub fn open_sidecar(
-    out_dir: &Path,
-    degradation: &Degradation,
-    t: usize,
-    seed: u64,
-    overwrite: bool,
-) -> Result<Sidecar> {
-    let fresh = Sidecar::new(degradation, t, seed);
-    match Sidecar::read(out_dir) {
-        Ok(Some(s)) if (&s.degradation, s.t, s.seed) == (degradation, t, seed) => Ok(s),
-        Ok(Some(s)) if !overwrite => Err(Error::InvalidArgument(format!(
-            "{} already holds images degraded by \"{}\" to t = {} (seed {}): choose another \
-             output folder, or pass --overwrite to redo them all",
-            out_dir.display(),
-            s.degradation.describe(),
-            s.t,
-            s.seed
-        ))),
-        Err(e) if !overwrite => Err(e),
-        _ => Ok(fresh),
-    }
+            .collect::<Result<Vec<_>>>()
+    })?;
+    Ok(report)
 }
 
 /// Degrades every image under `in_dir` to level `o.t` with the bundle's D graph, and writes
@@ -223,85 +183,7 @@ pub fn degrade_folder(
 ) -> Result<Report> {
     let t = level(engine, Some(o.t))?;
     let degradation = engine.bundle.manifest.degradation.clone();
-    degrade_folder_by(&degradation, t, in_dir, out_dir, o, |x, t, p| {
+    degrade::degrade_folder_with(&degradation, t, in_dir, out_dir, o, |x, t, p| {
         engine.degrade(x, t, p)
     })
-}
-
-/// [`degrade_folder`] with the exact D of a description ([`Degradation::prepare`]), no model.
-pub fn degrade_folder_exact(
-    degradation: &Degradation,
-    in_dir: &Path,
-    out_dir: &Path,
-    o: &DegradeOptions,
-) -> Result<Report> {
-    if o.t > degradation.steps {
-        return Err(Error::InvalidArgument(format!(
-            "--t {} is beyond this degradation's T = {}",
-            o.t, degradation.steps
-        )));
-    }
-    let prepared = degradation.prepare()?;
-    degrade_folder_by(degradation, o.t, in_dir, out_dir, o, |x, t, p| {
-        prepared.apply(x, t, p)
-    })
-}
-
-fn degrade_folder_by<F>(
-    degradation: &Degradation,
-    t: usize,
-    in_dir: &Path,
-    out_dir: &Path,
-    o: &DegradeOptions,
-    mut apply: F,
-) -> Result<Report>
-where
-    F: FnMut(ArrayView4<f32>, &[usize], ArrayView2<f32>) -> Result<Array4<f32>>,
-{
-    let mut side = open_sidecar(out_dir, degradation, t, o.seed, o.overwrite)?;
-    let (items, report) = folder::plan(in_dir, out_dir, o.overwrite)?;
-    let run = FolderRun {
-        items: &items,
-        out_dir,
-        shape: Shape {
-            channels: degradation.channels,
-            height: degradation.height,
-            width: degradation.width,
-        },
-        resize: o.resize,
-        batch: o.batch,
-        what: "degrading",
-    };
-    folder::run_batched(&run, report, |x, batch: &[&Item]| {
-        let params = params_of(&side, batch)?;
-        let b = x.len_of(Axis(0));
-        let y = apply(x.view(), &vec![t; b], params.view())?;
-        let outs = y
-            .outer_iter()
-            .map(|im| {
-                Ok(vec![(
-                    String::new(),
-                    imageio::unit_to_image_depth(im, o.depth)?,
-                )])
-            })
-            .collect::<Result<Vec<_>>>()?;
-        // Recorded before the images are written: a listed image whose file is missing is
-        // simply redone by the next run.
-        for (it, row) in batch.iter().zip(params.outer_iter()) {
-            side.images.insert(sidecar::key(&it.rel), row.to_vec());
-        }
-        side.write(out_dir)?;
-        Ok(outs)
-    })
-}
-
-/// The parameters of a batch of images: drawn from the sidecar's seed and each image's path.
-pub fn params_of(side: &Sidecar, batch: &[&Item]) -> Result<ndarray::Array2<f32>> {
-    let p = side.degradation.param_count();
-    let mut out = ndarray::Array2::zeros((batch.len(), p));
-    for (i, it) in batch.iter().enumerate() {
-        out.row_mut(i)
-            .assign(&ndarray::Array1::from(side.draw(&it.rel)?));
-    }
-    Ok(out)
 }

@@ -8,16 +8,17 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
+use cold_core::atomic;
+use cold_core::bundle::Bundle;
+use cold_core::data::{Dataset, Source, Split};
+use cold_core::degrade::DegradeOptions;
+use cold_core::folder::{Report, Resize};
+use cold_core::imageio::BitDepth;
 use cold_runtime::bench::{self, BenchConfig};
-use cold_runtime::bundle::Bundle;
-use cold_runtime::data::{Dataset, Source, Split};
 use cold_runtime::engine::{Algorithm, ConvSearch, Engine, EngineOptions, Ep, WeightLoading};
 use cold_runtime::eval::{self, EvalConfig};
-use cold_runtime::fid;
-use cold_runtime::folder::{Report, Resize};
-use cold_runtime::imageio::BitDepth;
-use cold_runtime::jobs::{self, DegradeOptions, RestoreOptions};
-use cold_runtime::{fetch, ortlib};
+use cold_runtime::jobs::{self, RestoreOptions};
+use cold_runtime::{fid, ortlib};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -63,7 +64,7 @@ struct GenerateArgs {
     seed: u64,
     /// Standard deviation of the per-pixel noise added to the constant start images ("broken
     /// symmetry"); 0 gives the paper's "perfect symmetry" case.
-    #[arg(long, default_value_t = cold_runtime::generation::DEFAULT_NOISE)]
+    #[arg(long, default_value_t = cold_core::generation::DEFAULT_NOISE)]
     noise: f64,
     /// Images per model call.
     #[arg(long, default_value_t = 64)]
@@ -375,7 +376,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", bench::table(&results));
             let js = serde_json::to_string_pretty(&rows)?;
             if let Some(p) = &a.json {
-                fetch::write_atomic(p, js.as_bytes())?;
+                atomic::write_atomic(p, js.as_bytes())?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -383,7 +384,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut engine = Engine::open(&a.model.model, a.model.options()?)?;
             let source: Source = a.data.parse()?;
             if let Source::Mnist(None) = source {
-                cold_runtime::data::fetch_mnist(None)?;
+                cold_core::data::fetch_mnist(None)?;
             }
             let g = &engine.bundle.manifest.degradation;
             let data =
@@ -413,11 +414,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 report.model, report.images, a.data, report.inputs, report.ep, report.seconds
             );
             if let Some(d) = &a.out {
-                fetch::write_atomic(
-                    &d.join("eval.json"),
-                    serde_json::to_string_pretty(&report)?.as_bytes(),
-                )?;
-                fetch::write_atomic(&d.join("eval.md"), md.as_bytes())?;
+                cold_core::files::write(&d.join(cold_core::report::FILE), &report)?;
+                atomic::write_atomic(&d.join("eval.md"), md.as_bytes())?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -467,7 +465,7 @@ fn fid_stats(
         n.batch = a.batch.max(1);
         *net = Some(n);
     }
-    let pb = cold_runtime::folder::progress_bar(0, &format!("features of {}", p.display()));
+    let pb = cold_core::progress::progress_bar(0, &format!("features of {}", p.display()));
     let (stats, failed) = fid::folder_stats(net.as_mut().expect("opened above"), p, &pb)?;
     pb.finish_and_clear();
     for (f, why) in &failed {
@@ -511,7 +509,6 @@ fn fid_cmd(a: FidArgs) -> Result<ExitCode> {
 
 fn describe(b: &Bundle) -> Result<String> {
     let m = &b.manifest;
-    let n = &m.network;
     let mut s = String::new();
     s.push_str(&format!(
         "model        {} ({}, format v{})\n",
@@ -540,7 +537,7 @@ fn describe(b: &Bundle) -> Result<String> {
             sm.recommended_steps, sm.chosen_by
         ));
     }
-    match cold_runtime::generation::Generation::of(m) {
+    match cold_core::generation::Generation::of(m) {
         _ if m.degradation.transform.is_mix() => s.push_str(
             "generation   from z at T with the estimated-noise sampler (cold generate)\n",
         ),
@@ -552,15 +549,7 @@ fn describe(b: &Bundle) -> Result<String> {
         )),
         Err(_) => s.push_str("generation   none (cold-train mixture adds one)\n"),
     }
-    s.push_str(&format!(
-        "network      {}, dim {}, dim_mults {}, {} attention heads x {}, {} parameters\n",
-        n["architecture"].as_str().unwrap_or("U-Net"),
-        n["dim"],
-        n["dim_mults"],
-        n["heads"],
-        n["dim_head"],
-        n["parameters"]
-    ));
+    s.push_str(&format!("network      {}\n", m.network.describe()));
     let t = &m.training;
     s.push_str(&format!(
         "training     {} steps on {} (batch {}, lr {}, EMA {}), final loss {}, {:.0} s on {}\n",

@@ -13,7 +13,8 @@ use std::sync::Mutex;
 use ort::environment::Environment;
 
 use crate::error::{Error, Result};
-use crate::fetch::{self, Pinned};
+use cold_core::atomic;
+use cold_core::fetch::{self, Pinned};
 
 /// The ONNX Runtime version this runtime is built against (`ort` 2.0.0-rc.15, API 31).
 pub const ORT_VERSION: &str = "1.31.1";
@@ -81,15 +82,16 @@ pub fn fetch_library(dir: &Path) -> Result<PathBuf> {
     entry
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(&wheel, e))?;
-    let actual = fetch::sha256_bytes(&bytes);
+    let actual = atomic::sha256_bytes(&bytes);
     if actual != LIB_SHA256 {
-        return Err(Error::HashMismatch {
+        return Err(cold_core::Error::HashMismatch {
             what: LIB_IN_WHEEL.into(),
             expected: LIB_SHA256.into(),
             actual,
-        });
+        }
+        .into());
     }
-    fetch::write_atomic(&lib, &bytes)?;
+    atomic::write_atomic(&lib, &bytes)?;
     drop(entry);
     let _ = fs::remove_file(&wheel);
     Ok(lib)

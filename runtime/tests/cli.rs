@@ -6,8 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use cold_runtime::data::{Dataset, Source, Split};
-use cold_runtime::imageio;
+use cold_core::data::{Dataset, Source, Split};
+use cold_core::imageio;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -302,7 +302,7 @@ fn degrade_matches_the_exact_operators() {
         out.to_str().expect("p"),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let ops = cold_runtime::degradation::Degradation::preset("mnist")
+    let ops = cold_core::degradation::Degradation::preset("mnist")
         .expect("preset")
         .prepare()
         .expect("ops");
@@ -713,7 +713,7 @@ fn eval_writes_table_json_and_grid_with_the_reference_rmse() {
     )
     .expect("fixture");
     let x0 = d.batch(&(0..12).collect::<Vec<_>>());
-    let ops = cold_runtime::degradation::Degradation::preset("mnist")
+    let ops = cold_core::degradation::Degradation::preset("mnist")
         .expect("preset")
         .prepare()
         .expect("ops");

@@ -14,7 +14,7 @@ pub fn mnist_fixture_dir() -> PathBuf {
 
 use burn::prelude::*;
 use cold_trainer::CpuBackend;
-use cold_trainer::model::UNet;
+use cold_trainer::model::{InitUNet, UNet};
 use cold_trainer::train::TrainConfig;
 use ndarray::Array4;
 use rand::{Rng, SeedableRng, rngs::StdRng};

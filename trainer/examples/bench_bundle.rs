@@ -7,9 +7,10 @@
 
 use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
-use cold_runtime::bundle::TrainingSummary;
+use cold_core::training::TrainingSummary;
 use cold_trainer::CpuBackend as B;
 use cold_trainer::export;
+use cold_trainer::model::InitUNet;
 use cold_trainer::train::TrainConfig;
 
 struct Zero;

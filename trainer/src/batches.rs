@@ -3,8 +3,8 @@
 //! resumed run replays them; `x_t = D(x0, t)` by the shared implementation of D.
 
 use burn::prelude::*;
-use cold_runtime::data::Dataset;
-use cold_runtime::degradation::Prepared;
+use cold_core::data::Dataset;
+use cold_core::degradation::Prepared;
 use ndarray::Axis;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
-use cold_runtime::data::Dataset;
+use cold_core::data::Dataset;
 use serde::Serialize;
 
 use crate::error::Result;

@@ -10,12 +10,12 @@ use burn::optim::Optimizer;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
-use cold_runtime::fetch;
+use cold_core::atomic;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
-use crate::model::UNet;
+use crate::model::{InitUNet, UNet};
 use crate::state::TrainState;
 
 type Rec = NamedMpkBytesRecorder<FullPrecisionSettings>;
@@ -71,9 +71,9 @@ pub fn save<B: AutodiffBackend>(
             .map_err(|e| ck_err(&tmp, e))?;
     let optim: Vec<u8> =
         Recorder::<B>::record(&rec, state.optim.to_record(), ()).map_err(|e| ck_err(&tmp, e))?;
-    fetch::write_atomic(&tmp.join("model.mpk"), &model)?;
-    fetch::write_atomic(&tmp.join("ema.mpk"), &ema)?;
-    fetch::write_atomic(&tmp.join("optim.mpk"), &optim)?;
+    atomic::write_atomic(&tmp.join("model.mpk"), &model)?;
+    atomic::write_atomic(&tmp.join("ema.mpk"), &ema)?;
+    atomic::write_atomic(&tmp.join("optim.mpk"), &optim)?;
     let js = serde_json::to_vec_pretty(&Checkpoint {
         step: state.step,
         format: 1,
@@ -81,12 +81,12 @@ pub fn save<B: AutodiffBackend>(
         backend: backend.into(),
     })
     .map_err(|e| ck_err(&tmp, e))?;
-    fetch::write_atomic(&tmp.join("state.json"), &js)?;
+    atomic::write_atomic(&tmp.join("state.json"), &js)?;
     if final_dir.exists() {
         fs::remove_dir_all(&final_dir).map_err(|e| TrainError::io(&final_dir, e))?;
     }
     fs::rename(&tmp, &final_dir).map_err(|e| TrainError::io(&final_dir, e))?;
-    fetch::write_atomic(&dir.join("latest"), name.as_bytes())?;
+    atomic::write_atomic(&dir.join("latest"), name.as_bytes())?;
     prune(dir, keep, &name)?;
     Ok(name)
 }
@@ -148,7 +148,7 @@ pub fn load_latest<B: AutodiffBackend>(
         .load_record(ema_rec);
     let optim_rec = Recorder::<B>::load(&rec, read(&d.join("optim.mpk"))?, device)
         .map_err(|e| ck_err(&d, e))?;
-    let optim = cfg.optimizer::<B>().load_record(optim_rec);
+    let optim = crate::config::optimizer::<B>(cfg).load_record(optim_rec);
     Ok(TrainState {
         model,
         ema,

@@ -61,7 +61,7 @@ pub fn flat_params<B: Backend, M: Module<B>>(m: &M) -> Vec<f32> {
 mod tests {
     use super::*;
     use crate::CpuBackend as B;
-    use crate::model::UNetConfig;
+    use crate::model::{InitUNet, UNetConfig};
 
     #[test]
     fn ema_update_blends_every_parameter() {

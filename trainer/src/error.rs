@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]
-    Runtime(#[from] cold_runtime::Error),
+    Core(#[from] cold_core::Error),
 
     #[error("{0}")]
     Config(String),

@@ -4,7 +4,7 @@
 //! - [`ops`]: convolutions with backward passes of our own (fast CPU kernels, generic elsewhere).
 //! - [`config`], [`batches`], [`state`], [`train`], [`run_dir`], [`checkpoint`], [`ema`],
 //!   [`sample`], [`plot`]: the training run and its outputs. D(x, t) comes from the runtime's
-//!   one implementation (`cold_runtime::degradation`).
+//!   one implementation (`cold_core::degradation`).
 
 pub mod batches;
 pub mod bench;

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use cold_runtime::data::{self, Split};
-use cold_runtime::degradation::Degradation;
+use cold_core::data::{self, Split};
+use cold_core::degradation::Degradation;
 use cold_trainer::train::{self, RunDir, RunOptions, TrainConfig};
 
 #[derive(Parser, Debug)]
@@ -165,7 +165,7 @@ struct DegradeArgs {
     overwrite: bool,
     /// Bits per channel of the output PNGs (16 keeps the faint contrast of deep levels).
     #[arg(long, value_enum, default_value = "8")]
-    depth: cold_runtime::imageio::BitDepth,
+    depth: cold_core::imageio::BitDepth,
     in_dir: PathBuf,
     out_dir: PathBuf,
 }
@@ -284,15 +284,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(a) => train_cmd(*a),
         Command::Degrade(a) => {
             let deg = Degradation::preset(&a.preset)?;
-            let o = cold_runtime::jobs::DegradeOptions {
+            let o = cold_core::degrade::DegradeOptions {
                 t: a.t,
                 batch: 256,
-                resize: cold_runtime::folder::Resize::Refuse,
+                resize: cold_core::folder::Resize::Refuse,
                 overwrite: a.overwrite,
                 depth: a.depth,
                 seed: a.seed,
             };
-            let report = cold_runtime::jobs::degrade_folder_exact(&deg, &a.in_dir, &a.out_dir, &o)?;
+            let report = cold_core::degrade::degrade_folder_exact(&deg, &a.in_dir, &a.out_dir, &o)?;
             report.log("degrade");
             Ok(if report.failed.is_empty() {
                 ExitCode::SUCCESS
@@ -327,7 +327,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "{i:05}_{}.png",
                     d.class_names[d.labels[i] as usize]
                 ));
-                cold_runtime::imageio::save_unit_png(&p, x.index_axis(ndarray::Axis(0), 0))?;
+                cold_core::imageio::save_unit_png(&p, x.index_axis(ndarray::Axis(0), 0))?;
             }
             println!(
                 "{} images written to {}",
@@ -369,54 +369,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn steps_cmd(a: StepsArgs) -> Result<ExitCode> {
-    use cold_runtime::bundle::{Bundle, MANIFEST, SamplingDefaults};
+    use cold_core::bundle::{Bundle, MANIFEST, SamplingDefaults};
     let b = Bundle::open(&a.model, true)?;
     if let Some(p) = &a.eval {
-        let v: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        )?;
-        let rows = v["steps_curve"].as_array().cloned().unwrap_or_default();
-        if rows.is_empty() {
+        let report: cold_core::report::EvalReport = cold_core::files::read(p)?;
+        let Some((t, points)) = cold_trainer::plot::StepsPoint::from_report(&report) else {
             bail!(
                 "{} has no steps_curve: run cold eval --steps-curve 1,2,5,... first",
                 p.display()
             );
-        }
-        let mut points: Vec<cold_trainer::plot::StepsPoint> = rows
-            .iter()
-            .map(|r| cold_trainer::plot::StepsPoint {
-                steps: r["steps"].as_u64().unwrap_or(1) as usize,
-                ssim: r["ssim"].as_f64().unwrap_or(0.0),
-                fid: r["fid"].as_f64(),
-                images_per_second: r["images_per_second"].as_f64().unwrap_or(0.0),
-            })
-            .collect();
+        };
         let out = p.with_file_name("steps.png");
-        let t = rows[0]["t"].as_u64().unwrap_or(0);
-        // Every level (K = t) is the main table's Algorithm 2 row when the curve left it out (its
-        // speed was not timed there, so it has no point on the speed plot).
-        if !points.iter().any(|q| q.steps as u64 == t) {
-            let full =
-                v["rows"].as_array().into_iter().flatten().find(|r| {
-                    r["t"].as_u64() == Some(t) && r["method"].as_str() == Some("algorithm2")
-                });
-            if let Some(r) = full {
-                points.push(cold_trainer::plot::StepsPoint {
-                    steps: t as usize,
-                    ssim: r["ssim"].as_f64().unwrap_or(0.0),
-                    fid: r["fid"].as_f64(),
-                    images_per_second: 0.0,
-                });
-            }
-        }
-        points.sort_by_key(|q| q.steps);
         cold_trainer::plot::steps_curve(
             &points,
             &format!(
                 "{}: Algorithm 2 from t = {t} with K steps ({} images of {})",
                 b.manifest.name,
-                v["images"].as_u64().unwrap_or(0),
-                cold_runtime::data::display_name(v["dataset"].as_str().unwrap_or("?"))
+                report.images,
+                cold_core::data::display_name(&report.dataset)
             ),
             &out,
         )?;
@@ -434,8 +404,7 @@ fn steps_cmd(a: StepsArgs) -> Result<ExitCode> {
             recommended_steps: k,
             chosen_by: a.because.clone(),
         });
-        let js = serde_json::to_vec_pretty(&m)?;
-        cold_runtime::fetch::write_atomic(&a.model.join(MANIFEST), &js)?;
+        cold_core::files::write(&a.model.join(MANIFEST), &m)?;
         if k > 0 {
             println!("{}: restores with {k} steps by default", a.model.display());
         } else {
@@ -451,8 +420,7 @@ fn steps_cmd(a: StepsArgs) -> Result<ExitCode> {
 fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     let run = RunDir::new(&a.out);
     let mut cfg = if let Some(p) = &a.config {
-        let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))?
+        cold_core::files::read(p)?
     } else if a.resume {
         run.load_config()?
     } else {
@@ -466,7 +434,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         if a.resume {
             bail!("--init starts a new run; --resume continues one: choose one");
         }
-        let b = cold_runtime::bundle::Bundle::open(dir, true)
+        let b = cold_core::bundle::Bundle::open(dir, true)
             .with_context(|| format!("--init {}", dir.display()))?;
         if a.dataset.is_none() && a.config.is_none() {
             cfg.dataset = b.manifest.training.dataset.clone();
@@ -476,8 +444,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
             cfg.degradation = b.manifest.degradation.clone();
         }
         if a.model.is_none() && a.config.is_none() {
-            cfg.model = serde_json::from_value(b.manifest.network.clone())
-                .with_context(|| format!("{}: the manifest's network", dir.display()))?;
+            cfg.model = b.manifest.network.config.clone();
         }
         // Absolute, so that the run's config still names it when resumed from elsewhere.
         cfg.init = Some(dir.canonicalize().unwrap_or_else(|_| dir.clone()));
@@ -582,18 +549,13 @@ fn train_cuda(
     run: &RunDir,
     opts: &RunOptions,
     device: usize,
-) -> Result<train::TrainSummary> {
+) -> Result<train::RunSummary> {
     type B = burn::backend::Autodiff<burn::backend::Cuda>;
     Ok(train::train::<B>(cfg, run, &cuda_device(device)?, opts)?)
 }
 
 #[cfg(not(feature = "cuda"))]
-fn train_cuda(
-    _: &TrainConfig,
-    _: &RunDir,
-    _: &RunOptions,
-    _: usize,
-) -> Result<train::TrainSummary> {
+fn train_cuda(_: &TrainConfig, _: &RunDir, _: &RunOptions, _: usize) -> Result<train::RunSummary> {
     bail!(
         "this cold-train was built without CUDA: rebuild with `cargo build --release -p cold-trainer --features cuda`"
     )
@@ -667,7 +629,7 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
     };
     let js = serde_json::to_string_pretty(&results)?;
     if let Some(p) = &a.json {
-        cold_runtime::fetch::write_atomic(p, js.as_bytes())?;
+        cold_core::atomic::write_atomic(p, js.as_bytes())?;
     }
     println!("{js}");
     Ok(ExitCode::SUCCESS)

@@ -1,8 +1,8 @@
 //! The Gaussian mixture over per-channel image means that unconditional generation draws from
-//! (`cold_runtime::generation`), fitted with linfa's GMM (full covariances, k-means start).
+//! (`cold_core::generation`), fitted with linfa's GMM (full covariances, k-means start).
 
-use cold_runtime::data::Dataset;
-use cold_runtime::generation::{Component, Generation};
+use cold_core::data::Dataset;
+use cold_core::generation::{Component, Generation};
 use linfa::prelude::*;
 use linfa_clustering::{GaussianMixtureModel, GmmCovarType};
 
@@ -80,8 +80,8 @@ mod tests {
         let fixture =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
         let data = Dataset::load(
-            &cold_runtime::data::Source::Mnist(Some(fixture)),
-            cold_runtime::data::Split::Test,
+            &cold_core::data::Source::Mnist(Some(fixture)),
+            cold_core::data::Split::Test,
         )
         .expect("fixture");
         let g = fit(&data, 1, 0).expect("fit");

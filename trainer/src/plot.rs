@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Once;
 
+use cold_core::report::EvalReport;
 use plotters::prelude::*;
 
 use crate::error::{Result, TrainError};
@@ -107,7 +108,7 @@ pub fn loss_curve(
         root.present().map_err(|e| err(e.to_string()))?;
     }
     let im = image::RgbImage::from_raw(w, h, buf).expect("buffer matches size");
-    cold_runtime::imageio::save_png(path, &image::DynamicImage::ImageRgb8(im))?;
+    cold_core::imageio::save_png(path, &image::DynamicImage::ImageRgb8(im))?;
     Ok(())
 }
 
@@ -118,6 +119,37 @@ pub struct StepsPoint {
     pub ssim: f64,
     pub fid: Option<f64>,
     pub images_per_second: f64,
+}
+
+impl StepsPoint {
+    /// The points of a report's steps curve, from the level `t` it started at, sorted by K.
+    /// Every level (K = t) is the main table's Algorithm 2 row when the curve left it out (its
+    /// speed was not timed there, so its speed is 0, off the speed plot). `None` without a curve.
+    pub fn from_report(report: &EvalReport) -> Option<(usize, Vec<StepsPoint>)> {
+        let t = report.steps_curve.first()?.t;
+        let mut points: Vec<StepsPoint> = report
+            .steps_curve
+            .iter()
+            .map(|r| StepsPoint {
+                steps: r.steps,
+                ssim: r.scores.ssim,
+                fid: r.fid,
+                images_per_second: r.images_per_second,
+            })
+            .collect();
+        if !points.iter().any(|q| q.steps == t)
+            && let Some(r) = report.row(t, "algorithm2")
+        {
+            points.push(StepsPoint {
+                steps: t,
+                ssim: r.scores.ssim,
+                fid: r.fid,
+                images_per_second: 0.0,
+            });
+        }
+        points.sort_by_key(|q| q.steps);
+        Some((t, points))
+    }
 }
 
 /// The quality/speed curve of `--steps K` (from `cold eval --steps-curve`): SSIM and FID against
@@ -239,13 +271,67 @@ pub fn steps_curve(points: &[StepsPoint], title: &str, path: &Path) -> Result<()
         root.present().map_err(|e| err(e.to_string()))?;
     }
     let im = image::RgbImage::from_raw(w, h, buf).expect("buffer matches size");
-    cold_runtime::imageio::save_png(path, &image::DynamicImage::ImageRgb8(im))?;
+    cold_core::imageio::save_png(path, &image::DynamicImage::ImageRgb8(im))?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reports_steps_curve_gets_the_full_row_as_its_last_point() {
+        use cold_core::metrics::Scores;
+        use cold_core::report::{EvalRow, StepsRow};
+        let scores = |ssim| Scores {
+            rmse: 0.1,
+            ssim,
+            images: 10,
+        };
+        let mut report = EvalReport {
+            version: 1,
+            model: "m".into(),
+            dataset: "mnist".into(),
+            images: 10,
+            ep: "cpu".into(),
+            inputs: "float".into(),
+            seconds: 1.0,
+            rows: vec![
+                EvalRow {
+                    t: 20,
+                    method: "algorithm1".into(),
+                    scores: scores(0.1),
+                    fid: None,
+                },
+                EvalRow {
+                    t: 20,
+                    method: "algorithm2".into(),
+                    scores: scores(0.6),
+                    fid: Some(40.0),
+                },
+            ],
+            steps_curve: [5, 1]
+                .iter()
+                .map(|&k| StepsRow {
+                    t: 20,
+                    steps: k,
+                    scores: scores(0.5 + k as f64 / 100.0),
+                    fid: None,
+                    images_per_second: 100.0 / k as f64,
+                })
+                .collect(),
+        };
+        let (t, pts) = StepsPoint::from_report(&report).expect("curve");
+        assert_eq!(t, 20);
+        let got: Vec<_> = pts.iter().map(|p| (p.steps, p.ssim, p.fid)).collect();
+        assert_eq!(
+            got,
+            vec![(1, 0.51, None), (5, 0.55, None), (20, 0.6, Some(40.0))]
+        );
+        assert_eq!(pts[2].images_per_second, 0.0);
+        report.steps_curve.clear();
+        assert!(StepsPoint::from_report(&report).is_none());
+    }
 
     #[test]
     fn steps_curve_writes_a_png() {

@@ -4,8 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use cold_runtime::fetch;
-use serde::{Deserialize, Serialize};
+use cold_core::atomic;
 
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
@@ -46,9 +45,7 @@ impl RunDir {
 
     /// Reads the saved config.
     pub fn load_config(&self) -> Result<TrainConfig> {
-        let p = self.config();
-        let s = fs::read_to_string(&p).map_err(|e| TrainError::io(&p, e))?;
-        serde_json::from_str(&s).map_err(|e| TrainError::Config(format!("{}: {e}", p.display())))
+        Ok(cold_core::files::read(&self.config())?)
     }
 }
 
@@ -61,7 +58,7 @@ pub fn loss_title(cfg: &TrainConfig) -> String {
         .rsplit(['/', ':'])
         .next()
         .unwrap_or(&cfg.dataset);
-    let data = cold_runtime::data::display_name(data);
+    let data = cold_core::data::display_name(data);
     let g = &cfg.degradation;
     format!(
         "{data} / {}, T {}, {}x{}x{}",
@@ -95,7 +92,7 @@ pub fn copy_record(
         (run.samples().join("latest.png"), "samples.png"),
     ] {
         if let Ok(bytes) = fs::read(&from) {
-            fetch::write_atomic(&out.join(to), &bytes)?;
+            atomic::write_atomic(&out.join(to), &bytes)?;
         }
     }
     Ok(())
@@ -104,15 +101,14 @@ pub fn copy_record(
 /// Copies the training summary and loss log of the bundle a fine-tune starts from into the run
 /// folder, so that its export knows the whole lineage even when the bundle has since changed.
 pub fn record_base(run: &RunDir, bundle_dir: &Path) -> Result<()> {
-    let b = cold_runtime::bundle::Bundle::open(bundle_dir, false)?;
+    let b = cold_core::bundle::Bundle::open(bundle_dir, false)?;
     let dir = run.base();
     fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
-    let training = cold_runtime::bundle::TrainingSummary {
+    let training = cold_core::training::TrainingSummary {
         weights_sha256: b.manifest.sha256.get("weights.bin").cloned(),
         ..b.manifest.training.clone()
     };
-    let js = serde_json::to_vec_pretty(&training).map_err(|e| TrainError::Export(e.to_string()))?;
-    fetch::write_atomic(&dir.join("training.json"), &js)?;
+    cold_core::files::write(&dir.join("training.json"), &training)?;
     let losses = read_losses(&bundle_dir.join("loss.csv"));
     if !losses.is_empty() {
         write_losses(&dir.join("loss.csv"), &losses)?;
@@ -126,12 +122,10 @@ pub fn record_base(run: &RunDir, bundle_dir: &Path) -> Result<()> {
 pub fn read_base(
     run: &RunDir,
     cfg: &TrainConfig,
-) -> Option<(cold_runtime::bundle::TrainingSummary, Vec<(usize, f64)>)> {
+) -> Option<(cold_core::training::TrainingSummary, Vec<(usize, f64)>)> {
     let init = cfg.init.as_ref()?;
     let path = run.base().join("training.json");
-    let summary = fs::read(&path)
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
+    let summary = cold_core::files::read::<cold_core::training::TrainingSummary>(&path);
     match summary {
         Ok(t) => Some((t, read_losses(&run.base().join("loss.csv")))),
         Err(e) => {
@@ -144,25 +138,6 @@ pub fn read_base(
             None
         }
     }
-}
-
-/// How a run ended.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TrainSummary {
-    pub steps: usize,
-    /// Mean loss over the last 100 steps (none before the first step).
-    pub final_loss: Option<f64>,
-    /// Seconds of this invocation.
-    pub seconds: f64,
-    /// Seconds over all invocations of the run (resumes included).
-    #[serde(default)]
-    pub total_seconds: f64,
-    pub steps_per_second: f64,
-    pub images_per_second: f64,
-    /// Seconds until the first step had finished (includes kernel compilation on a GPU).
-    pub first_step_seconds: f64,
-    pub interrupted: bool,
-    pub backend: String,
 }
 
 pub(crate) fn read_losses(path: &Path) -> Vec<(usize, f64)> {
@@ -183,6 +158,6 @@ pub(crate) fn write_losses(path: &Path, rows: &[(usize, f64)]) -> Result<()> {
     for (st, l) in rows {
         s.push_str(&format!("{st},{l}\n"));
     }
-    fetch::write_atomic(path, s.as_bytes())?;
+    atomic::write_atomic(path, s.as_bytes())?;
     Ok(())
 }

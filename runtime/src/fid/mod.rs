@@ -21,7 +21,8 @@ use ort::value::TensorRef;
 pub use stats::{Stats, frechet_distance};
 
 use crate::error::{Error, Result};
-use crate::{fetch, ortlib};
+use crate::ortlib;
+use cold_core::fetch;
 
 /// The FID feature extractor: the Inception graph in an ONNX Runtime session (CPU).
 pub struct FidNetwork {
@@ -69,7 +70,7 @@ impl FidNetwork {
     pub fn features(&mut self, images: ArrayView4<f32>) -> Result<Array2<f32>> {
         let (b, c, _, _) = images.dim();
         if c != 1 && c != 3 {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::invalid(format!(
                 "FID takes grey or RGB images, got {c} channels"
             )));
         }
@@ -194,12 +195,12 @@ pub fn folder_stats(
     progress: &indicatif::ProgressBar,
 ) -> Result<(Stats, Vec<(PathBuf, String)>)> {
     if !dir.is_dir() {
-        return Err(Error::InvalidArgument(format!(
+        return Err(Error::invalid(format!(
             "{} is not a folder of images (or a .fidstats file)",
             dir.display()
         )));
     }
-    let files = crate::imageio::list_images(dir)?;
+    let files = cold_core::imageio::list_images(dir)?;
     progress.set_length(files.len() as u64);
     let mut acc = Accumulator::default();
     let mut failed = Vec::new();
@@ -209,9 +210,9 @@ pub fn folder_stats(
             .par_iter()
             .map(|rel| {
                 let p = dir.join(rel);
-                crate::imageio::read_image(&p).map(|im| {
+                cold_core::imageio::read_image(&p).map(|im| {
                     let c = if im.color().has_color() { 3 } else { 1 };
-                    (crate::imageio::to_chw_unit(&im, c), c)
+                    (cold_core::imageio::to_chw_unit(&im, c), c)
                 })
             })
             .collect();
@@ -241,7 +242,7 @@ pub fn folder_stats(
         progress.inc(chunk.len() as u64);
     }
     if acc.count() < 2 {
-        return Err(Error::InvalidArgument(format!(
+        return Err(Error::invalid(format!(
             "{}: FID needs at least 2 readable images, found {}{}",
             dir.display(),
             acc.count(),

@@ -7,7 +7,7 @@ use std::path::Path;
 use faer::{Mat, Side};
 
 use crate::error::{Error, Result};
-use crate::fetch;
+use cold_core::atomic;
 
 const MAGIC: &[u8; 8] = b"COLDFID1";
 
@@ -25,7 +25,7 @@ impl Stats {
     /// From the count, the sum and the sum of outer products `X^T X`.
     pub fn from_moments(n: usize, sum: &[f64], cross: &Mat<f64>) -> Result<Self> {
         if n < 2 {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::invalid(format!(
                 "a covariance needs at least 2 images, got {n}"
             )));
         }
@@ -58,7 +58,7 @@ impl Stats {
     /// Writes the statistics (`COLDFID1`, n, d, mean, covariance; little-endian).
     pub fn save(&self, path: &Path) -> Result<()> {
         let d = self.mean.len();
-        fetch::write_atomic_with(path, |w| {
+        atomic::write_atomic_with(path, |w| {
             w.write_all(MAGIC)?;
             w.write_all(&(self.n as u64).to_le_bytes())?;
             w.write_all(&(d as u64).to_le_bytes())?;
@@ -71,13 +71,14 @@ impl Stats {
                 }
             }
             Ok(())
-        })
+        })?;
+        Ok(())
     }
 
     /// Reads statistics written by [`Stats::save`].
     pub fn load(path: &Path) -> Result<Self> {
         let bad = |why: &str| {
-            Error::InvalidArgument(format!(
+            Error::invalid(format!(
                 "{}: not a FID statistics file ({why}); make it again with `cold fid --save-stats`",
                 path.display()
             ))
@@ -109,7 +110,7 @@ impl Stats {
 pub fn frechet_distance(a: &Stats, b: &Stats) -> Result<f64> {
     let d = a.mean.len();
     if b.mean.len() != d {
-        return Err(Error::InvalidArgument(format!(
+        return Err(Error::invalid(format!(
             "feature statistics of different widths ({d} and {})",
             b.mean.len()
         )));
@@ -121,7 +122,7 @@ pub fn frechet_distance(a: &Stats, b: &Stats) -> Result<f64> {
         .map(|(x, y)| (x - y).powi(2))
         .sum();
     let trace = |m: &Mat<f64>| (0..d).map(|i| m[(i, i)]).sum::<f64>();
-    let eig_err = |e| Error::InvalidArgument(format!("eigendecomposition failed: {e:?}"));
+    let eig_err = |e| Error::invalid(format!("eigendecomposition failed: {e:?}"));
     // S_a^(1/2) = U diag(sqrt(max(l, 0))) U^T
     let ea = a.cov.self_adjoint_eigen(Side::Lower).map_err(eig_err)?;
     let u = ea.U();

@@ -5,9 +5,9 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
-use cold_runtime::bundle::io;
-use cold_runtime::degradation::snow::GRAY_WEIGHTS;
-use cold_runtime::degradation::{
+use cold_core::bundle::io;
+use cold_core::degradation::snow::GRAY_WEIGHTS;
+use cold_core::degradation::{
     Centre, Masks, MixTables, Operators, Prepared, PreparedKind, SnowTables,
 };
 use onnx_protobuf::tensor_proto::DataType;
@@ -17,7 +17,7 @@ use crate::model::attention::LinearAttention;
 use crate::model::convnext::ConvNextBlock;
 use crate::model::embedding::sinusoidal_frequencies;
 use crate::model::norm::ChannelLayerNorm;
-use cold_runtime::onnx::{Attr, Dim, GraphBuilder};
+use cold_core::onnx::{Attr, Dim, GraphBuilder};
 
 fn values<B: Backend, const D: usize>(p: &Param<Tensor<B, D>>) -> (Vec<f32>, Vec<usize>) {
     let t = p.val();

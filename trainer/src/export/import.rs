@@ -6,12 +6,12 @@ use std::path::Path;
 
 use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
-use cold_runtime::bundle::Bundle;
+use cold_core::bundle::Bundle;
 use onnx_protobuf::ModelProto;
 use protobuf::Message;
 
 use crate::error::{Result, TrainError};
-use crate::model::{UNet, UNetConfig};
+use crate::model::{InitUNet, UNet, UNetConfig};
 
 /// `name -> (offset, length, dims)` of the external initializers of an ONNX graph.
 pub fn external_initializers(model: &ModelProto) -> HashMap<String, (usize, usize, Vec<usize>)> {
@@ -115,8 +115,7 @@ pub fn load_bundle_model<B: Backend>(
     device: &B::Device,
 ) -> Result<(UNetConfig, UNet<B>)> {
     let bundle = Bundle::open(dir, true)?;
-    let cfg: UNetConfig = serde_json::from_value(bundle.manifest.network.clone())
-        .map_err(|e| TrainError::Export(format!("manifest network config: {e}")))?;
+    let cfg = bundle.manifest.network.config.clone();
     let rpath = bundle.path(&bundle.manifest.files.restorer);
     let bytes = std::fs::read(&rpath).map_err(|e| TrainError::io(&rpath, e))?;
     let model = ModelProto::parse_from_bytes(&bytes)

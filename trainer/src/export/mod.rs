@@ -1,4 +1,4 @@
-//! Export of a trained run to a model bundle (see `cold_runtime::bundle`): the restorer, the
+//! Export of a trained run to a model bundle (see `cold_core::bundle`): the restorer, the
 //! degradation and the fused sampling step as ONNX graphs sharing one weights file.
 //!
 //! Burn cannot write ONNX for this network, so each Burn module is written as its own ONNX node
@@ -7,18 +7,20 @@
 pub mod graphs;
 pub mod import;
 
-pub use cold_runtime::onnx;
+pub use cold_core::onnx;
 
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::prelude::*;
-use cold_runtime::bundle::{self, Files, ImageSpec, Manifest, TrainingSummary};
+use cold_core::bundle::{self, Files, ImageSpec, Manifest};
+use cold_core::network::NetworkSpec;
+use cold_core::training::TrainingSummary;
 use protobuf::Message;
 
 use crate::error::{Result, TrainError};
 use crate::model::UNet;
-use crate::train::{RunDir, TrainConfig, TrainSummary, load_ema};
+use crate::train::{RunDir, RunSummary, TrainConfig, load_ema};
 use onnx::{GraphBuilder, WeightStore};
 
 /// The file names inside a bundle.
@@ -78,17 +80,13 @@ pub fn export_model<B: Backend>(
     net: &UNet<B>,
     cfg: &TrainConfig,
     training: TrainingSummary,
-    generation: Option<cold_runtime::generation::Generation>,
+    generation: Option<cold_core::generation::Generation>,
     out: &Path,
     force: bool,
 ) -> Result<PathBuf> {
     let graphs = build_graphs(net, cfg)?;
     let d = &cfg.degradation;
-    let mut network =
-        serde_json::to_value(&cfg.model).map_err(|e| TrainError::Export(e.to_string()))?;
-    network["parameters"] = serde_json::json!(net.num_params());
-    network["architecture"] =
-        serde_json::json!("attention U-Net (ConvNeXt blocks, linear attention)");
+    let network = NetworkSpec::unet(cfg.model.clone(), net.num_params());
     let manifest = Manifest {
         format: bundle::FORMAT.into(),
         format_version: bundle::FORMAT_VERSION,
@@ -112,10 +110,7 @@ pub fn export_model<B: Backend>(
             step: STEP.into(),
             weights: WEIGHTS.into(),
         },
-        generation: generation
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| TrainError::Export(e.to_string()))?,
+        generation,
         sampling: None,
         sha256: Default::default(),
         created_by: format!("cold-train {}", env!("CARGO_PKG_VERSION")),
@@ -155,9 +150,11 @@ pub fn export_run(
     let step = state.step;
     // The summary describes the checkpoint only when the run ended there; a run that was killed
     // after it has a checkpoint and a loss log but no (or an older) summary.
-    let summary: Option<TrainSummary> = std::fs::read(run.summary())
-        .ok()
-        .and_then(|b| serde_json::from_slice::<TrainSummary>(&b).ok())
+    let summary = cold_core::files::read_optional::<RunSummary>(&run.summary())
+        .unwrap_or_else(|e| {
+            tracing::warn!("{e}: the bundle's training record takes the checkpoint's instead");
+            None
+        })
         .filter(|s| s.steps == step);
     // The loss log up to the checkpoint (a killed run may have logged a few steps past it).
     let losses: Vec<(usize, f64)> = crate::run_dir::read_losses(&run.loss_csv())
@@ -186,6 +183,7 @@ pub fn export_run(
             .unwrap_or(state.backend),
         started_from: None,
         weights_sha256: None,
+        version: cold_core::training::SUMMARY_VERSION,
     };
     // A fine-tune: the bundle's summary carries the base's, and its loss log continues the base's.
     let (training, losses, fine_tune_from) = match crate::run_dir::read_base(run, &cfg) {
@@ -226,10 +224,10 @@ pub fn export_run(
 /// manifest (the graphs and weights are unchanged).
 pub fn add_mixture(
     bundle_dir: &Path,
-    data: &cold_runtime::data::Dataset,
+    data: &cold_core::data::Dataset,
     mixture: MixtureOptions,
-) -> Result<cold_runtime::generation::Generation> {
-    let b = cold_runtime::bundle::Bundle::open(bundle_dir, true)?;
+) -> Result<cold_core::generation::Generation> {
+    let b = cold_core::bundle::Bundle::open(bundle_dir, true)?;
     let im = &b.manifest.image;
     let fitted = data.clone().fit_to(im.channels, im.height, im.width)?;
     let data = &fitted;
@@ -241,8 +239,7 @@ pub fn add_mixture(
     }
     let g = crate::mixture::fit(data, mixture.components.max(1), mixture.images)?;
     let mut m = b.manifest.clone();
-    m.generation = Some(serde_json::to_value(&g).map_err(|e| TrainError::Export(e.to_string()))?);
-    let js = serde_json::to_vec_pretty(&m).map_err(|e| TrainError::Export(e.to_string()))?;
-    cold_runtime::fetch::write_atomic(&bundle_dir.join(bundle::MANIFEST), &js)?;
+    m.generation = Some(g.clone());
+    cold_core::files::write(&bundle_dir.join(bundle::MANIFEST), &m)?;
     Ok(g)
 }

@@ -6,4 +6,4 @@ pub mod embedding;
 pub mod norm;
 pub mod unet;
 
-pub use unet::{MODEL_PRESETS, UNet, UNetConfig};
+pub use unet::{InitUNet, MODEL_PRESETS, UNet, UNetConfig};

@@ -9,68 +9,17 @@ use super::convnext::{ConvNextBlock, ConvNextBlockConfig};
 use super::embedding::{TimeMlp, TimeMlpConfig};
 use crate::ops::{TrainBackend, conv_transpose2d_module, conv2d_module};
 
-/// The network's size. Serialised into checkpoints and the exported bundle's manifest.
-#[derive(Config, Debug, PartialEq)]
-pub struct UNetConfig {
-    /// Base width; level i has `dim * dim_mults[i]` channels.
-    pub dim: usize,
-    /// Width multipliers per resolution level (each level but the last halves the resolution).
-    pub dim_mults: Vec<usize>,
-    /// Image channels in and out.
-    pub channels: usize,
-    /// Linear-attention heads.
-    #[config(default = 4)]
-    pub heads: usize,
-    /// Width of each attention head.
-    #[config(default = 32)]
-    pub dim_head: usize,
+pub use cold_core::network::{MODEL_PRESETS, UNetConfig};
+
+/// Builds the Burn network of a [`UNetConfig`] (the size is shared with the runtime through the
+/// manifest, so it lives in `cold_core`; this is its Burn half).
+pub trait InitUNet {
+    /// A freshly initialised network of this size.
+    fn init<B: Backend>(&self, device: &B::Device) -> UNet<B>;
 }
 
-/// Names of the built-in network sizes.
-pub const MODEL_PRESETS: &[&str] = &["tiny", "compact", "small", "paper"];
-
-impl UNetConfig {
-    /// A named size: `tiny` (tests), `compact` (dim 16, 1-2-4, 2x16 heads, 0.92M parameters:
-    /// trains on 2 CPU cores, ships as the default model),
-    /// `small` (dim 32, 1-2-4: the reference's small model, 3.74M parameters for 3 channels) and
-    /// `paper` (dim 64, 1-2-4-8: the paper's 56.6M-parameter model).
-    pub fn preset(name: &str, channels: usize) -> Option<Self> {
-        let c = match name {
-            "tiny" => UNetConfig::new(8, vec![1, 2], channels)
-                .with_heads(2)
-                .with_dim_head(4),
-            "compact" => UNetConfig::new(16, vec![1, 2, 4], channels)
-                .with_heads(2)
-                .with_dim_head(16),
-            "small" => UNetConfig::new(32, vec![1, 2, 4], channels),
-            "paper" => UNetConfig::new(64, vec![1, 2, 4, 8], channels),
-            _ => return None,
-        };
-        Some(c)
-    }
-
-    /// Channels per level boundary: `[channels, dim*m0, dim*m1, ...]`.
-    pub fn level_dims(&self) -> Vec<usize> {
-        std::iter::once(self.channels)
-            .chain(self.dim_mults.iter().map(|m| self.dim * m))
-            .collect()
-    }
-
-    /// Checks that an image of `height x width` passes through the down/up path unchanged.
-    pub fn check_image_size(&self, height: usize, width: usize) -> Result<(), String> {
-        let downs = self.dim_mults.len().saturating_sub(1);
-        let f = 1usize << downs;
-        if !height.is_multiple_of(f) || !width.is_multiple_of(f) {
-            return Err(format!(
-                "a U-Net with {} levels halves the image {downs} times, so sides must be multiples \
-                 of {f}; {height}x{width} is not (use fewer dim_mults)",
-                self.dim_mults.len()
-            ));
-        }
-        Ok(())
-    }
-
-    pub fn init<B: Backend>(&self, device: &B::Device) -> UNet<B> {
+impl InitUNet for UNetConfig {
+    fn init<B: Backend>(&self, device: &B::Device) -> UNet<B> {
         let dims = self.level_dims();
         let time_dim = self.dim;
         let n = self.dim_mults.len();

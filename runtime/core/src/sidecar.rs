@@ -10,14 +10,26 @@ use ndarray::Array2;
 use rand::{SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
-use crate::degradation::{self, Degradation};
+use crate::atomic;
+use crate::degradation::Degradation;
 use crate::error::{Error, Result};
-use crate::fetch;
+use crate::files::{self, Versioned};
 
 /// The sidecar's file name, at the top of a degraded folder.
 pub const FILE: &str = "degradation.json";
 const FORMAT: &str = "cold-diffusion-degraded-folder";
 const VERSION: u32 = 1;
+
+impl Versioned for Sidecar {
+    const WHAT: &'static str = "degraded folder's sidecar";
+    const FORMAT: Option<&'static str> = Some(FORMAT);
+    const VERSION: u32 = VERSION;
+    const REMEDY: &'static str = "degrade the images again";
+
+    fn precheck(value: &serde_json::Value) -> std::result::Result<(), String> {
+        crate::degradation::check_kind_of_file(value)
+    }
+}
 
 /// The contents of `degradation.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,29 +87,7 @@ impl Sidecar {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(&p, e)),
         };
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            err(
-                &p,
-                format!("not valid JSON ({e}); degrade the images again"),
-            )
-        })?;
-        if v.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
-            return Err(err(&p, format!("not a {FORMAT} file")));
-        }
-        if let Some(d) = v.get("degradation") {
-            degradation::check_kind(d).map_err(|e| err(&p, e))?;
-        }
-        let s: Sidecar = serde_json::from_value(v)
-            .map_err(|e| err(&p, format!("{e}; degrade the images again")))?;
-        if s.version != VERSION {
-            return Err(err(
-                &p,
-                format!(
-                    "version {} (this cold reads {VERSION}); degrade the images again",
-                    s.version
-                ),
-            ));
-        }
+        let s: Sidecar = files::parse(&text).map_err(|reason| err(&p, reason))?;
         Ok(Some(s))
     }
 
@@ -110,14 +100,14 @@ impl Sidecar {
             serde_json::to_vec_pretty(self)
         }
         .map_err(|e| err(dir, e))?;
-        fetch::write_atomic(&Self::path(dir), &js)
+        atomic::write_atomic(&Self::path(dir), &js)
     }
 
     /// The parameters of one image: drawn from a generator seeded by the folder's seed and the
     /// image's key, so they do not depend on the order or batching of the images.
     pub fn draw(&self, rel: &Path) -> Result<Vec<f32>> {
         let k = key(rel);
-        let h = fetch::sha256_bytes(k.as_bytes());
+        let h = atomic::sha256_bytes(k.as_bytes());
         let mix = u64::from_str_radix(&h[..16], 16).unwrap_or(0);
         let mut rng = StdRng::seed_from_u64(self.seed ^ mix);
         Ok(self.degradation.sample_params(&mut rng, 1)?.row(0).to_vec())
@@ -162,5 +152,31 @@ impl Sidecar {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::tests::{newer_is_refused, round_trip};
+
+    #[test]
+    fn the_sidecar_round_trips_and_newer_versions_are_refused() {
+        let d = Degradation::preset("mnist-inpaint").expect("preset");
+        let mut s = Sidecar::new(&d, 25, 7);
+        s.images.insert(
+            "a/b.png".into(),
+            s.draw(Path::new("a/b.png")).expect("draw"),
+        );
+        round_trip(&s);
+        newer_is_refused(&s);
+        let dir = tempfile::tempdir().expect("tmp");
+        s.write(dir.path()).expect("write");
+        assert_eq!(Sidecar::read(dir.path()).expect("read"), Some(s.clone()));
+        let mut v = serde_json::to_value(&s).expect("json");
+        v["version"] = serde_json::json!(VERSION + 1);
+        std::fs::write(Sidecar::path(dir.path()), v.to_string()).expect("write");
+        let e = Sidecar::read(dir.path()).expect_err("newer");
+        assert!(e.to_string().contains("degradation.json"), "{e}");
     }
 }

@@ -193,7 +193,8 @@ mod tests {
         // Values from scikit-image 0.25.2, `structural_similarity(a, b, data_range=1.0,
         // gaussian_weights=True, sigma=1.5, use_sample_covariance=False, win_size=11)`: the same
         // window, constants and valid region as pytorch_msssim, on the first two MNIST test digits.
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mnist");
         let d = crate::data::Dataset::load(
             &crate::data::Source::Mnist(Some(dir)),
             crate::data::Split::Test,

@@ -5,11 +5,12 @@
 //! while it streams, and is renamed into place only when the hash matches.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::atomic::sha256_file;
 use crate::error::{Error, Result};
 
 /// A file fixed by its content.
@@ -44,27 +45,6 @@ pub fn cache_dir() -> Result<PathBuf> {
     Err(Error::InvalidArgument(
         "no cache directory: set COLD_CACHE_DIR (or XDG_CACHE_HOME or HOME)".into(),
     ))
-}
-
-/// sha256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let f = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut r = BufReader::with_capacity(1 << 20, f);
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = r.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
-}
-
-/// sha256 of bytes, hex.
-pub fn sha256_bytes(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 fn agent() -> ureq::Agent {
@@ -147,85 +127,9 @@ pub fn fetch(p: &Pinned, dir: &Path) -> Result<PathBuf> {
     Ok(dest)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, |w| w.write_all(bytes))
-}
-
-/// Like [`write_atomic`], with the content produced by a writer callback.
-pub fn write_atomic_with(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
-) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidArgument(format!("{}: not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let res = (|| -> io::Result<()> {
-        let f = File::create(&tmp)?;
-        let mut w = BufWriter::new(f);
-        write(&mut w)?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        Ok(())
-    })();
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    fs::rename(&tmp, path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("a.txt");
-        write_atomic(&p, b"one").expect("write");
-        write_atomic(&p, b"two").expect("write");
-        assert_eq!(fs::read(&p).expect("read"), b"two");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .expect("ls")
-            .map(|e| e.expect("e").file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
-    }
-
-    #[test]
-    fn failed_writer_keeps_old_content() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("a.txt");
-        write_atomic(&p, b"keep").expect("write");
-        let err = write_atomic_with(&p, |w| {
-            w.write_all(b"partial")?;
-            Err(io::Error::other("disk full"))
-        });
-        assert!(err.is_err());
-        assert_eq!(fs::read(&p).expect("read"), b"keep");
-        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
-    }
-
-    #[test]
-    fn sha256_of_known_bytes() {
-        assert_eq!(
-            sha256_bytes(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
 
     #[test]
     fn a_cached_file_with_the_right_hash_is_not_downloaded() {

@@ -9,8 +9,8 @@ use std::path::{Component, Path, PathBuf};
 use image::{DynamicImage, ImageFormat, ImageReader};
 use ndarray::{Array3, ArrayView3};
 
+use crate::atomic;
 use crate::error::{Error, Result};
-use crate::fetch;
 
 /// File extensions treated as images when walking a folder.
 pub const IMAGE_EXTENSIONS: &[&str] = &[
@@ -241,7 +241,7 @@ pub fn save_png(path: &Path, im: &DynamicImage) -> Result<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    fetch::write_atomic(path, &buf)
+    atomic::write_atomic(path, &buf)
 }
 
 /// Writes `[C, H, W]` in [-1, 1] as an 8-bit PNG, atomically.

@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use ndarray::Array4;
 
+use crate::atomic;
 use crate::error::{Error, Result};
 use crate::fetch;
 use crate::imageio;
@@ -343,7 +344,7 @@ pub fn fetch_mnist(dir: Option<&Path>) -> Result<PathBuf> {
             entry
                 .read_to_end(&mut bytes)
                 .map_err(|e| Error::io(&tgz, e))?;
-            fetch::write_atomic(&dir.join(name), &bytes)?;
+            atomic::write_atomic(&dir.join(name), &bytes)?;
         }
     }
     if let Some(n) = wanted.iter().find(|n| !dir.join(n).is_file()) {
@@ -574,7 +575,7 @@ mod tests {
     use super::*;
 
     fn fixture_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mnist")
     }
 
     #[test]

@@ -8,9 +8,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic;
 use crate::degradation::Degradation;
 use crate::error::{Error, Result};
-use crate::fetch;
+use crate::files::{self, Versioned};
+use crate::generation::Generation;
+use crate::network::NetworkSpec;
+use crate::training::TrainingSummary;
 
 /// The `format` string of a manifest.
 pub const FORMAT: &str = "cold-diffusion-bundle";
@@ -71,46 +75,6 @@ pub struct Files {
     pub weights: String,
 }
 
-/// How the model was trained.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
-pub struct TrainingSummary {
-    pub dataset: String,
-    pub steps: usize,
-    /// Mean L1 loss over the last 100 steps, when known.
-    pub final_loss: Option<f64>,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    pub ema_decay: f64,
-    #[serde(default)]
-    pub seconds: f64,
-    #[serde(default)]
-    pub backend: String,
-    /// The training of the bundle this run started from (`cold-train train --init`), when it is a
-    /// fine-tune; `steps` and `seconds` above are then this run's alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_from: Option<Box<TrainingSummary>>,
-    /// On a `started_from` summary: the sha256 of that bundle's `weights.bin`, which names the
-    /// exact weights the fine-tune started from (its folder may hold another bundle since).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weights_sha256: Option<String>,
-}
-
-impl TrainingSummary {
-    /// Steps over the whole lineage: this run's and those of every bundle it started from.
-    pub fn total_steps(&self) -> usize {
-        self.steps + self.started_from.as_ref().map_or(0, |b| b.total_steps())
-    }
-
-    /// Training seconds over the whole lineage.
-    pub fn total_seconds(&self) -> f64 {
-        self.seconds
-            + self
-                .started_from
-                .as_ref()
-                .map_or(0.0, |b| b.total_seconds())
-    }
-}
-
 /// Sampling defaults a bundle carries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SamplingDefaults {
@@ -129,20 +93,32 @@ pub struct Manifest {
     pub name: String,
     pub image: ImageSpec,
     pub degradation: Degradation,
-    /// The network's configuration (the trainer's `UNetConfig`) plus its parameter count.
-    pub network: serde_json::Value,
+    /// The network's size (the trainer's `UNetConfig`) plus its parameter count.
+    pub network: NetworkSpec,
     pub training: TrainingSummary,
     pub opset: i64,
     pub files: Files,
     /// For unconditional generation: the Gaussian mixture over per-channel means, when fitted.
     #[serde(default)]
-    pub generation: Option<serde_json::Value>,
+    pub generation: Option<Generation>,
     /// Sampling defaults chosen by measurement (`cold eval --steps-curve`), when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampling: Option<SamplingDefaults>,
     /// sha256 of every file but the manifest.
     pub sha256: BTreeMap<String, String>,
     pub created_by: String,
+}
+
+impl Versioned for Manifest {
+    const WHAT: &'static str = "bundle manifest";
+    const FORMAT: Option<&'static str> = Some(FORMAT);
+    const VERSION_FIELD: &'static str = "format_version";
+    const VERSION: u32 = FORMAT_VERSION;
+    const REMEDY: &'static str = "export the bundle again with `cold-train export`";
+
+    fn precheck(value: &serde_json::Value) -> std::result::Result<(), String> {
+        crate::degradation::check_kind_of_file(value)
+    }
 }
 
 fn bundle_err(path: &Path, reason: impl Into<String>) -> Error {
@@ -176,42 +152,8 @@ impl Bundle {
                 format!("cannot read {MANIFEST}: {e}; is this a model bundle folder?"),
             )
         })?;
-        let probe: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            bundle_err(
-                dir,
-                format!(
-                    "{MANIFEST} is not valid JSON ({e}): the bundle is corrupt; export it again"
-                ),
-            )
-        })?;
-        if probe.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
-            return Err(bundle_err(
-                dir,
-                format!("{MANIFEST} is not a {FORMAT} manifest"),
-            ));
-        }
-        let version = probe
-            .get("format_version")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0);
-        if version != u64::from(FORMAT_VERSION) {
-            return Err(bundle_err(
-                dir,
-                format!(
-                    "bundle format version {version}, but this runtime reads version {FORMAT_VERSION}: \
-                     re-export the model with a matching cold-train, or use a matching cold"
-                ),
-            ));
-        }
-        if let Some(d) = probe.get("degradation") {
-            crate::degradation::check_kind(d).map_err(|e| bundle_err(dir, e.to_string()))?;
-        }
-        let manifest: Manifest = serde_json::from_value(probe).map_err(|e| {
-            bundle_err(
-                dir,
-                format!("{MANIFEST}: {e}; the bundle is corrupt, export it again"),
-            )
-        })?;
+        let manifest: Manifest = files::parse(&text)
+            .map_err(|reason| bundle_err(dir, format!("{MANIFEST}: {reason}")))?;
         let b = Bundle {
             dir: dir.to_path_buf(),
             manifest,
@@ -260,7 +202,7 @@ impl Bundle {
                     format!("{name} is missing; the bundle is incomplete, export it again"),
                 ));
             }
-            let got = fetch::sha256_file(&p)?;
+            let got = atomic::sha256_file(&p)?;
             if &got != want {
                 return Err(bundle_err(
                     &self.dir,
@@ -289,9 +231,9 @@ pub fn write_bundle(
 ) -> Result<PathBuf> {
     manifest.sha256 = files
         .iter()
-        .map(|(n, b)| (n.clone(), fetch::sha256_bytes(b)))
+        .map(|(n, b)| (n.clone(), atomic::sha256_bytes(b)))
         .collect();
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| bundle_err(out, e.to_string()))?;
+    let json = files::to_json(&manifest)?;
     if out.exists() {
         let existing = fs::read(out.join(MANIFEST)).ok();
         match existing {
@@ -321,9 +263,9 @@ pub fn write_bundle(
     }
     fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     for (n, b) in files {
-        fetch::write_atomic(&tmp.join(n), b)?;
+        atomic::write_atomic(&tmp.join(n), b)?;
     }
-    fetch::write_atomic(&tmp.join(MANIFEST), &json)?;
+    atomic::write_atomic(&tmp.join(MANIFEST), &json)?;
     if out.exists() {
         let old = parent.join(format!(".{name}.{}.old", std::process::id()));
         fs::rename(out, &old).map_err(|e| Error::io(out, e))?;
@@ -342,4 +284,47 @@ pub fn write_bundle(
         fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
     }
     Ok(out.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::tests::{newer_is_refused, round_trip};
+
+    fn shipped(name: &str) -> Manifest {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../models")
+            .join(name)
+            .join(MANIFEST);
+        files::parse(&fs::read_to_string(&p).expect("shipped manifest")).expect("typed")
+    }
+
+    #[test]
+    fn manifests_round_trip_and_newer_versions_are_refused() {
+        for name in ["mnist-blur", "cifar10-blur", "mnist-noise"] {
+            let m = shipped(name);
+            round_trip(&m);
+            newer_is_refused(&m);
+        }
+        let m = shipped("mnist-blur");
+        assert_eq!(m.network.config.dim_mults, vec![1, 2, 4]);
+        assert_eq!(m.generation.as_ref().map(|g| g.components.len()), Some(1));
+    }
+
+    #[test]
+    fn a_bundle_with_a_newer_manifest_is_refused_as_newer() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut v = serde_json::to_value(shipped("mnist-blur")).expect("json");
+        v["format_version"] = serde_json::json!(FORMAT_VERSION + 1);
+        // A newer format may change any field: the version is what the message is about.
+        v["network"] = serde_json::json!("described otherwise");
+        fs::write(dir.path().join(MANIFEST), v.to_string()).expect("write");
+        let e = Bundle::open(dir.path(), false).expect_err("newer");
+        let s = e.to_string();
+        assert!(s.contains("format version 2") && s.contains("newer"), "{s}");
+        v["format_version"] = serde_json::json!(FORMAT_VERSION);
+        fs::write(dir.path().join(MANIFEST), v.to_string()).expect("write");
+        let e = Bundle::open(dir.path(), false).expect_err("bad network");
+        assert!(e.to_string().contains("export the bundle again"), "{e}");
+    }
 }

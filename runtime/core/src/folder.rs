@@ -8,12 +8,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use image::DynamicImage;
-use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array3, Array4, Axis};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::imageio;
+use crate::progress::progress_bar;
 
 /// One input image and where its main output goes.
 #[derive(Clone, Debug)]
@@ -112,19 +112,6 @@ pub fn plan(in_dir: &Path, out_dir: &Path, overwrite: bool) -> Result<(Vec<Item>
     Ok((items, report))
 }
 
-/// A progress bar on stderr, drawn only when stderr is a terminal.
-pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{msg} {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    pb.set_message(what.to_string());
-    pb
-}
-
 /// The shape images are fed to the model in.
 #[derive(Clone, Copy, Debug)]
 pub struct Shape {
@@ -178,10 +165,13 @@ pub struct FolderRun<'a> {
 }
 
 /// Runs `f` over the items in batches. `f` gets a `[B, C, H, W]` batch in [-1, 1] and its items,
-/// and returns the outputs of each image. Bad inputs and failed writes are recorded in the report.
-pub fn run_batched<F>(run: &FolderRun, mut report: Report, mut f: F) -> Result<Report>
+/// and returns the outputs of each image. Bad inputs, failed batches (`f`'s error, with the
+/// error type of its caller: the runtime's carries ONNX Runtime's) and failed writes are recorded
+/// in the report.
+pub fn run_batched<F, E>(run: &FolderRun, mut report: Report, mut f: F) -> Result<Report>
 where
-    F: FnMut(Array4<f32>, &[&Item]) -> Result<Vec<Outputs>>,
+    F: FnMut(Array4<f32>, &[&Item]) -> std::result::Result<Vec<Outputs>, E>,
+    E: std::fmt::Display,
 {
     let FolderRun {
         items,

@@ -317,6 +317,15 @@ pub fn check_kind(degradation: &serde_json::Value) -> Result<()> {
     }
 }
 
+/// [`check_kind`] on the `degradation` field of a file's JSON (manifest, sidecar, training
+/// config), if it has one.
+pub fn check_kind_of_file(file: &serde_json::Value) -> std::result::Result<(), String> {
+    match file.get("degradation") {
+        Some(d) => check_kind(d).map_err(|e| e.to_string()),
+        None => Ok(()),
+    }
+}
+
 /// What D needs at run time, by kind.
 #[derive(Clone, Debug)]
 #[allow(clippy::large_enum_variant)] // one per process; boxing would only add indirection

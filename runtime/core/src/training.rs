@@ -1,0 +1,402 @@
+//! The training files: what defines a run ([`TrainConfig`]: data set, degradation, network,
+//! optimiser and schedule; `config.json` in the run folder, `training-config.json` in a bundle)
+//! and how a model was trained ([`TrainingSummary`]: the manifest's `training` section and
+//! `training-summary.json`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, Source, Split};
+use crate::degradation::Degradation;
+use crate::error::{Error, Result};
+use crate::files::Versioned;
+use crate::network::{MODEL_PRESETS, UNetConfig};
+
+/// The training config's format version (1: the first typed one; files without the field are 1).
+pub const CONFIG_VERSION: u32 = 1;
+/// The training summary's format version (likewise).
+pub const SUMMARY_VERSION: u32 = 1;
+/// The run summary's format version (likewise).
+pub const RUN_SUMMARY_VERSION: u32 = 1;
+
+fn one() -> u32 {
+    1
+}
+
+/// Everything that defines a training run. Saved as `config.json` in the run folder.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrainConfig {
+    /// The file's format version ([`CONFIG_VERSION`]).
+    #[serde(default = "one")]
+    pub version: u32,
+    /// Data set, as on the command line (`mnist`, `cifar10:DIR`, `folder:DIR`, ...).
+    pub dataset: String,
+    /// Which split to train on.
+    #[serde(default = "default_split")]
+    pub split: String,
+    /// Use only the first N images (0 = all).
+    #[serde(default)]
+    pub max_images: usize,
+    pub degradation: Degradation,
+    pub model: UNetConfig,
+    pub batch_size: usize,
+    /// The learning rate (the peak one under a decaying schedule).
+    pub learning_rate: f64,
+    /// How the learning rate changes over the run (constant, as the reference, by default).
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// Where a decaying schedule ends, at step `steps`.
+    #[serde(default)]
+    pub lr_min: f64,
+    /// Total optimiser steps.
+    pub steps: usize,
+    /// Adam epsilon (PyTorch's default, as the reference).
+    #[serde(default = "default_eps")]
+    pub adam_epsilon: f32,
+    /// Clip the gradient's global L2 norm to this (none by default, as the reference).
+    #[serde(default)]
+    pub grad_clip: Option<f32>,
+    pub ema_decay: f64,
+    /// Update the EMA every this many steps.
+    pub ema_every: usize,
+    /// Before this step the EMA is a plain copy of the model.
+    pub ema_start: usize,
+    /// Random horizontal flips (off for digits, on for natural images).
+    pub flip: bool,
+    /// Random translations of up to this many pixels in each direction (0: none), the edge pixels
+    /// repeated into the uncovered border: the reference's random crops without its resize.
+    #[serde(default)]
+    pub shift: usize,
+    /// A bundle whose network this run starts from (fine-tuning) instead of a seeded fresh one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<std::path::PathBuf>,
+    pub seed: u64,
+    /// Write a sample grid every this many steps (0 = only at the end).
+    pub sample_every: usize,
+    pub checkpoint_every: usize,
+    /// How many checkpoints to keep.
+    pub keep_checkpoints: usize,
+}
+
+/// The learning rate over a run.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `learning_rate` at every step (the reference's).
+    #[default]
+    Constant,
+    /// Half a cosine from `learning_rate` at step 0 down to `lr_min` at step `steps`, the
+    /// run's horizon (so a resumed run that changes `steps` reshapes what is left of it).
+    Cosine,
+}
+
+impl std::str::FromStr for LrSchedule {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "constant" => Ok(LrSchedule::Constant),
+            "cosine" => Ok(LrSchedule::Cosine),
+            _ => Err(format!(
+                "unknown learning-rate schedule '{s}': choose constant or cosine"
+            )),
+        }
+    }
+}
+
+fn default_split() -> String {
+    "train".into()
+}
+fn default_eps() -> f32 {
+    1e-8
+}
+
+impl TrainConfig {
+    /// Defaults for a data set preset and model size.
+    pub fn new(dataset: &str, preset: &str, model: &str) -> Result<Self> {
+        let degradation = Degradation::preset(preset)?;
+        let model_cfg = UNetConfig::preset(model, degradation.channels).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "unknown model '{model}': choose one of {}",
+                MODEL_PRESETS.join(", ")
+            ))
+        })?;
+        Ok(TrainConfig {
+            version: CONFIG_VERSION,
+            dataset: dataset.into(),
+            split: default_split(),
+            max_images: 0,
+            flip: degradation.channels == 3,
+            shift: 0,
+            init: None,
+            degradation,
+            model: model_cfg,
+            batch_size: 32,
+            learning_rate: 2e-4,
+            lr_schedule: LrSchedule::Constant,
+            lr_min: 0.0,
+            steps: 2000,
+            adam_epsilon: default_eps(),
+            grad_clip: None,
+            ema_decay: 0.995,
+            ema_every: 10,
+            ema_start: 2000,
+            seed: 42,
+            sample_every: 500,
+            checkpoint_every: 500,
+            keep_checkpoints: 3,
+        })
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.degradation.validate()?;
+        if self.model.channels != self.degradation.channels {
+            return Err(Error::InvalidArgument(format!(
+                "the model has {} channels but the degradation {}",
+                self.model.channels, self.degradation.channels
+            )));
+        }
+        self.model
+            .check_image_size(self.degradation.height, self.degradation.width)
+            .map_err(Error::InvalidArgument)?;
+        if self.batch_size == 0
+            || self.steps == 0
+            || self.ema_every == 0
+            || self.checkpoint_every == 0
+        {
+            return Err(Error::InvalidArgument(
+                "batch_size, steps, ema_every and checkpoint_every must be positive".into(),
+            ));
+        }
+        let side = self.degradation.height.min(self.degradation.width);
+        if self.shift >= side {
+            return Err(Error::InvalidArgument(format!(
+                "shift {} must be smaller than the images ({side} pixels)",
+                self.shift
+            )));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(Error::InvalidArgument(format!(
+                "learning rate {} must be positive",
+                self.learning_rate
+            )));
+        }
+        if self.lr_schedule != LrSchedule::Constant
+            && !(self.lr_min >= 0.0 && self.lr_min < self.learning_rate)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "lr_min (--lr-min) {} must be at least 0 and below the learning rate {}",
+                self.lr_min, self.learning_rate
+            )));
+        }
+        Ok(())
+    }
+
+    /// The learning rate of the optimiser step taken from `step` (0 for the run's first).
+    pub fn learning_rate_at(&self, step: usize) -> f64 {
+        match self.lr_schedule {
+            LrSchedule::Constant => self.learning_rate,
+            LrSchedule::Cosine => {
+                let done = (step as f64 / self.steps as f64).min(1.0);
+                self.lr_min
+                    + 0.5
+                        * (self.learning_rate - self.lr_min)
+                        * (1.0 + (std::f64::consts::PI * done).cos())
+            }
+        }
+    }
+
+    /// Loads the data set and checks it matches the degradation's image size.
+    pub fn load_data(&self, split: Split) -> Result<Dataset> {
+        let source: Source = self.dataset.parse()?;
+        if let Source::Mnist(None) = source {
+            crate::data::fetch_mnist(None)?;
+        }
+        let mut d = Dataset::load(&source, split)?;
+        if self.max_images > 0 {
+            d = d.truncate(self.max_images);
+        }
+        let g = &self.degradation;
+        let d = d.fit_to(g.channels, g.height, g.width)?;
+        if (d.channels, d.height, d.width) != (g.channels, g.height, g.width) {
+            return Err(Error::InvalidArgument(format!(
+                "data set {} is {}x{}x{} but the degradation expects {}x{}x{}",
+                self.dataset, d.channels, d.height, d.width, g.channels, g.height, g.width
+            )));
+        }
+        Ok(d)
+    }
+}
+
+/// How the model was trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSummary {
+    /// The file's format version ([`SUMMARY_VERSION`]).
+    #[serde(default = "one")]
+    pub version: u32,
+    pub dataset: String,
+    pub steps: usize,
+    /// Mean L1 loss over the last 100 steps, when known.
+    pub final_loss: Option<f64>,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub ema_decay: f64,
+    #[serde(default)]
+    pub seconds: f64,
+    #[serde(default)]
+    pub backend: String,
+    /// The training of the bundle this run started from (`cold-train train --init`), when it is a
+    /// fine-tune; `steps` and `seconds` above are then this run's alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_from: Option<Box<TrainingSummary>>,
+    /// On a `started_from` summary: the sha256 of that bundle's `weights.bin`, which names the
+    /// exact weights the fine-tune started from (its folder may hold another bundle since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
+}
+
+impl Default for TrainingSummary {
+    fn default() -> Self {
+        TrainingSummary {
+            version: SUMMARY_VERSION,
+            dataset: String::new(),
+            steps: 0,
+            final_loss: None,
+            batch_size: 0,
+            learning_rate: 0.0,
+            ema_decay: 0.0,
+            seconds: 0.0,
+            backend: String::new(),
+            started_from: None,
+            weights_sha256: None,
+        }
+    }
+}
+
+impl TrainingSummary {
+    /// Steps over the whole lineage: this run's and those of every bundle it started from.
+    pub fn total_steps(&self) -> usize {
+        self.steps + self.started_from.as_ref().map_or(0, |b| b.total_steps())
+    }
+
+    /// Training seconds over the whole lineage.
+    pub fn total_seconds(&self) -> f64 {
+        self.seconds
+            + self
+                .started_from
+                .as_ref()
+                .map_or(0.0, |b| b.total_seconds())
+    }
+}
+
+/// How a run ended: `summary.json` in the run folder, `training-summary.json` in its bundle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The file's format version ([`RUN_SUMMARY_VERSION`]).
+    #[serde(default = "one")]
+    pub version: u32,
+    pub steps: usize,
+    /// Mean loss over the last 100 steps (none before the first step).
+    pub final_loss: Option<f64>,
+    /// Seconds of this invocation.
+    pub seconds: f64,
+    /// Seconds over all invocations of the run (resumes included).
+    #[serde(default)]
+    pub total_seconds: f64,
+    pub steps_per_second: f64,
+    pub images_per_second: f64,
+    /// Seconds until the first step had finished (includes kernel compilation on a GPU).
+    pub first_step_seconds: f64,
+    pub interrupted: bool,
+    pub backend: String,
+}
+
+impl Versioned for RunSummary {
+    const WHAT: &'static str = "run summary";
+    const FORMAT: Option<&'static str> = None;
+    const VERSION: u32 = RUN_SUMMARY_VERSION;
+    const UNVERSIONED: Option<u32> = Some(1);
+    const REMEDY: &'static str = "it is rewritten when the run ends (`cold-train train --resume`)";
+}
+
+impl Versioned for TrainConfig {
+    const WHAT: &'static str = "training config";
+    const FORMAT: Option<&'static str> = None;
+    const VERSION: u32 = CONFIG_VERSION;
+    const UNVERSIONED: Option<u32> = Some(1);
+    const REMEDY: &'static str = "write it again with `cold-train train` (or edit it to match)";
+
+    fn precheck(value: &serde_json::Value) -> std::result::Result<(), String> {
+        crate::degradation::check_kind_of_file(value)
+    }
+}
+
+impl Versioned for TrainingSummary {
+    const WHAT: &'static str = "training summary";
+    const FORMAT: Option<&'static str> = None;
+    const VERSION: u32 = SUMMARY_VERSION;
+    const UNVERSIONED: Option<u32> = Some(1);
+    const REMEDY: &'static str = "export the run again with `cold-train export`";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::tests::{newer_is_refused, round_trip};
+
+    #[test]
+    fn the_training_files_round_trip_and_newer_versions_are_refused() {
+        let mut cfg = TrainConfig::new("mnist", "mnist", "compact").expect("config");
+        cfg.lr_schedule = LrSchedule::Cosine;
+        cfg.init = Some("models/mnist-blur".into());
+        round_trip(&cfg);
+        newer_is_refused(&cfg);
+        let base = TrainingSummary {
+            dataset: "mnist".into(),
+            steps: 40,
+            final_loss: Some(0.25),
+            batch_size: 16,
+            learning_rate: 3e-4,
+            ema_decay: 0.995,
+            seconds: 12.5,
+            backend: "flex".into(),
+            weights_sha256: Some("ab".repeat(32)),
+            ..Default::default()
+        };
+        let summary = TrainingSummary {
+            steps: 6,
+            seconds: 2.0,
+            started_from: Some(Box::new(base)),
+            ..Default::default()
+        };
+        round_trip(&summary);
+        newer_is_refused(&summary);
+        let run = RunSummary {
+            version: RUN_SUMMARY_VERSION,
+            steps: 100,
+            final_loss: Some(0.5),
+            seconds: 10.0,
+            total_seconds: 30.0,
+            steps_per_second: 10.0,
+            images_per_second: 160.0,
+            first_step_seconds: 0.25,
+            interrupted: false,
+            backend: "flex".into(),
+        };
+        round_trip(&run);
+        newer_is_refused(&run);
+        assert_eq!((summary.total_steps(), summary.total_seconds()), (46, 14.5));
+    }
+
+    #[test]
+    fn configs_from_before_versions_read_as_version_1() {
+        let mut v = serde_json::to_value(TrainConfig::new("mnist", "mnist", "tiny").expect("c"))
+            .expect("json");
+        v.as_object_mut().expect("object").remove("version");
+        let cfg: TrainConfig = crate::files::from_value(v).expect("unversioned");
+        assert_eq!(cfg.version, 1);
+        // A kind this build does not know is named as such.
+        let mut v = serde_json::to_value(cfg).expect("json");
+        v["degradation"]["transform"]["kind"] = serde_json::json!("warp");
+        let e = crate::files::from_value::<TrainConfig>(v).expect_err("unknown kind");
+        assert!(e.contains("'warp' is not known"), "{e}");
+    }
+}
