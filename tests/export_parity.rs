@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::prelude::*;
 use cold_core::bundle::Bundle;
 use cold_core::bundle::io;
-use cold_core::degradation::{PreparedKind, Transform};
+use cold_core::degradation::{MixTables, Prepared, Transform};
 use cold_core::training::TrainingSummary;
 use cold_runtime::ortlib;
 use cold_testkit::{max_abs_diff, random_images, tiny_model, tiny_model_for, workspace_root};
@@ -43,17 +43,19 @@ fn burn_levels(levels: &[i64]) -> Tensor<B, 1> {
     Tensor::from_data(TensorData::new(f, [levels.len()]), &dev)
 }
 
-/// Adds the per-image parameter input when the degradation has parameters.
-fn with_params<'v>(
-    mut inputs: Vec<(
-        std::borrow::Cow<'static, str>,
-        ort::session::SessionInputValue<'v>,
-    )>,
-    params: &'v Array2<f32>,
-) -> Vec<(
+type Inputs<'v> = Vec<(
     std::borrow::Cow<'static, str>,
     ort::session::SessionInputValue<'v>,
-)> {
+)>;
+
+/// Adds the per-image parameter input when the degradation has parameters, and the tables the
+/// graph takes as inputs (bundles of format version 2).
+fn with_params<'v>(
+    mut inputs: Inputs<'v>,
+    params: &'v Array2<f32>,
+    tables: &'v Prepared,
+    session: &Session,
+) -> Inputs<'v> {
     if params.ncols() > 0 {
         inputs.push((
             io::PARAMS.into(),
@@ -62,14 +64,39 @@ fn with_params<'v>(
                 .into(),
         ));
     }
+    for (name, v) in tables.table_values() {
+        if session.inputs().iter().any(|i| i.name() == name) {
+            inputs.push((
+                name.into(),
+                TensorRef::from_array_view(v).expect("table").into(),
+            ));
+        }
+    }
     inputs
 }
 
-/// Checks R, D and the fused step of the bundle in `dir` against `net` on random inputs.
+/// Checks R, D and the fused step of the bundle in `dir` against `net` on random inputs, at the
+/// bundle's own size and (graphs of format version 2, which take any size) at 20x36, where D's
+/// tables are computed for that size.
 fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
     let bundle = Bundle::open(dir, true).expect("bundle");
     let m = &bundle.manifest;
-    let (c, h, w) = (m.image.channels, m.image.height, m.image.width);
+    let mut sizes = vec![(m.image.height, m.image.width)];
+    if m.format_version >= 2 {
+        sizes.push((20, 36));
+    }
+    for (h, w) in sizes {
+        check_parity_at(&bundle, net, seed, h, w);
+    }
+}
+
+fn check_parity_at(bundle: &Bundle, net: &UNet<B>, seed: u64, h: usize, w: usize) {
+    let m = &bundle.manifest;
+    let c = m.image.channels;
+    let degradation = m
+        .degradation
+        .at_size(h, w)
+        .expect("the kind works at this size");
     let big_t = m.degradation.steps as i64;
     let dev = Default::default();
     let x = random_images((4, c, h, w), seed);
@@ -77,13 +104,13 @@ fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     // Animorphosis draws z from Fashion-MNIST, which CI does not have: random images instead
     // (the graphs do not care where z comes from).
-    let params = match m.degradation.transform {
-        Transform::Animorph(_) => Array2::from_shape_fn((4, m.degradation.param_count()), |_| {
+    let params = match degradation.transform {
+        Transform::Animorph(_) => Array2::from_shape_fn((4, degradation.param_count()), |_| {
             rand::Rng::random_range(&mut rng, -1.0f32..1.0)
         }),
-        _ => m.degradation.sample_params(&mut rng, 4).expect("params"),
+        _ => degradation.sample_params(&mut rng, 4).expect("params"),
     };
-    let prepared = m.degradation.prepare().expect("prepare");
+    let prepared = degradation.prepare().expect("prepare");
 
     // R(x, t)
     let mut r = session(&bundle.path(&m.files.restorer));
@@ -102,12 +129,13 @@ fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
 
     // D(x, t)
     let mut d = session(&bundle.path(&m.files.degradation));
-    let out = d
-        .run(with_params(
-            ort::inputs! { "x" => TensorRef::from_array_view(x.view()).expect("x"), "t" => levels_tensor(&t) },
-            &params,
-        ))
-        .expect("run D");
+    let inputs = with_params(
+        ort::inputs! { "x" => TensorRef::from_array_view(x.view()).expect("x"), "t" => levels_tensor(&t) },
+        &params,
+        &prepared,
+        &d,
+    );
+    let out = d.run(inputs).expect("run D");
     let got = arr4(out["y"].try_extract_array::<f32>().expect("f32").to_owned());
     let tu: Vec<usize> = t.iter().map(|&v| v as usize).collect();
     let want = prepared.apply(x.view(), &tu, params.view()).expect("apply");
@@ -118,16 +146,17 @@ fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
     let s: Vec<i64> = vec![0, 1, big_t / 2, big_t];
     let s_prev: Vec<i64> = vec![0, 0, big_t / 2 - 1, big_t - 3];
     let mut st = session(&bundle.path(&m.files.step));
-    let out = st
-        .run(with_params(
-            ort::inputs! {
-                "x_s" => TensorRef::from_array_view(x.view()).expect("x"),
-                "s" => levels_tensor(&s),
-                "s_prev" => levels_tensor(&s_prev),
-            },
-            &params,
-        ))
-        .expect("run step");
+    let inputs = with_params(
+        ort::inputs! {
+            "x_s" => TensorRef::from_array_view(x.view()).expect("x"),
+            "s" => levels_tensor(&s),
+            "s_prev" => levels_tensor(&s_prev),
+        },
+        &params,
+        &prepared,
+        &st,
+    );
+    let out = st.run(inputs).expect("run step");
     let x0_onnx = arr4(
         out["x0_hat"]
             .try_extract_array::<f32>()
@@ -172,18 +201,21 @@ fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
         x.index_axis(ndarray::Axis(0), 0)
     );
     // Mixes also give the estimated-noise step.
-    match (&prepared.kind, out.get("x_next_est")) {
-        (PreparedKind::Mix(mix), Some(est)) => {
+    match (prepared.tables_as::<MixTables>(), out.get("x_next_est")) {
+        (Some(mix), Some(est)) => {
             let got = arr4(est.try_extract_array::<f32>().expect("f32").to_owned());
             let want = mix.estimated_step(x.view(), x0.view(), &su, &spu);
             let err = max_abs_diff(&got, &want);
             assert!(err <= 1e-4, "step x_next_est: max abs error {err}");
         }
-        (PreparedKind::Mix(_), None) => panic!("a mix's step graph has x_next_est"),
+        (Some(_), None) => panic!("a mix's step graph has x_next_est"),
         (_, Some(_)) => panic!("only mixes have x_next_est"),
         (_, None) => {}
     }
-    eprintln!("parity {}: R {err_r:.2e}, D {err_d:.2e}", dir.display());
+    eprintln!(
+        "parity {} at {h}x{w}: R {err_r:.2e}, D {err_d:.2e}",
+        bundle.dir.display()
+    );
 }
 
 #[test]
@@ -285,4 +317,42 @@ fn shipped_default_model_matches_burn() {
     let (_, net) = import::load_bundle_model::<B>(&dir, &Default::default())
         .expect("the shipped bundle loads into Burn");
     check_parity(&dir, &net, 9);
+}
+
+/// `cold-train reexport` writes a bundle again with this build's graphs: the network's weights
+/// are the same bits, the manifest keeps what it recorded, the files beside it stay.
+#[test]
+fn a_reexported_bundle_keeps_its_weights_record_and_files() {
+    let (cfg, net) = tiny_model_for("mnist-inpaint", 41);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("b");
+    let training = TrainingSummary {
+        dataset: "mnist".into(),
+        steps: 7,
+        ..Default::default()
+    };
+    export::export_model(&net, &cfg, training, None, &dir, false).expect("export");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("m"))
+            .expect("json");
+    m["sampling"] = serde_json::json!({"recommended_steps": 3, "chosen_by": "a test"});
+    // As an older cold-train wrote it (the hashes stay valid: the manifest is not hashed).
+    m["format_version"] = serde_json::json!(1);
+    std::fs::write(dir.join("manifest.json"), m.to_string()).expect("w");
+    std::fs::write(dir.join("README.md"), "card").expect("card");
+    let read = |name: &str| std::fs::read(dir.join(name)).expect("read");
+    let before =
+        import::initializer_bytes(&read("restorer.onnx"), &read("weights.bin")).expect("w");
+    export::reexport(&dir).expect("reexport");
+    let after = import::initializer_bytes(&read("restorer.onnx"), &read("weights.bin")).expect("w");
+    assert_eq!(before, after);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("README.md")).expect("card"),
+        "card"
+    );
+    let b = Bundle::open(&dir, true).expect("bundle");
+    assert_eq!(b.manifest.format_version, cold_core::bundle::FORMAT_VERSION);
+    assert_eq!(b.manifest.training.steps, 7);
+    assert_eq!(b.manifest.sampling.map(|s| s.recommended_steps), Some(3));
+    check_parity(&dir, &net, 42);
 }

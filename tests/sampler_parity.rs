@@ -189,7 +189,7 @@ fn runtime_sampling_matches_burn_sampling_with_per_image_parameters() {
 /// Algorithm 2 with the known noise.
 #[test]
 fn estimated_noise_sampler_matches_its_formula_on_the_burn_network() {
-    use cold_core::degradation::PreparedKind;
+    use cold_core::degradation::MixTables;
     use cold_core::sampler::schedule;
     let (cfg, net) = tiny_model_for("mnist-noise", 7);
     let tmp = tempfile::tempdir().expect("tmp");
@@ -199,9 +199,7 @@ fn estimated_noise_sampler_matches_its_formula_on_the_burn_network() {
     let mut engine = Engine::open(&dir, EngineOptions::default()).expect("engine");
     let dev = Default::default();
     let deg = cfg.degradation.prepare().expect("deg");
-    let PreparedKind::Mix(mix) = &deg.kind else {
-        panic!("noise is a mix")
-    };
+    let mix = deg.tables_as::<MixTables>().expect("noise is a mix");
     let mut rng = rand::rngs::StdRng::seed_from_u64(8);
     let z = cfg.degradation.sample_params(&mut rng, 2).expect("z");
     let clean = random_images((2, 1, 28, 28), 9);

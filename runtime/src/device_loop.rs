@@ -2,7 +2,7 @@
 //! buffers alternate as the step graph's input and output through an IoBinding, the per-step
 //! levels are uploaded once before the loop, and only the final images come back to the host.
 
-use ndarray::{Array4, ArrayView2, ArrayView4};
+use ndarray::{Array4, ArrayView2, ArrayView4, ArrayViewD};
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::Session;
 use ort::value::Tensor;
@@ -13,12 +13,14 @@ use cold_core::sampler::{Algorithm, StepLevels};
 
 /// Runs the loop `levels` (from [`cold_core::sampler::plan`]) of a step-graph `session` that was
 /// created with the CUDA (or TensorRT) provider on GPU `device_id`. `params` are the per-image
-/// degradation parameters, for graphs that take them.
+/// degradation parameters, for graphs that take them; `tables` the degradation's tables, uploaded
+/// once and bound for the graphs that take them as inputs.
 pub(crate) fn run(
     session: &mut Session,
     device_id: i32,
     x: ArrayView4<f32>,
     params: Option<ArrayView2<f32>>,
+    tables: &[(&'static str, ArrayViewD<f32>)],
     levels: &[StepLevels],
     algorithm: Algorithm,
 ) -> Result<Array4<f32>> {
@@ -59,9 +61,22 @@ pub(crate) fn run(
                 .to(AllocationDevice::CUDA, device_id)?)
         })
         .transpose()?;
+    let takes = |name: &str| session.inputs().iter().any(|i| i.name() == name);
+    let device_tables = tables
+        .iter()
+        .filter(|(name, _)| takes(name))
+        .map(|(name, v)| -> Result<(&str, Tensor<f32>)> {
+            let t = Tensor::from_array(v.as_standard_layout().into_owned())?
+                .to(AllocationDevice::CUDA, device_id)?;
+            Ok((name, t))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut binding = session.create_binding()?;
     if let Some(p) = &device_params {
         binding.bind_input(io::PARAMS, p)?;
+    }
+    for (name, t) in &device_tables {
+        binding.bind_input(*name, t)?;
     }
     for (name, spare) in others.iter().zip(spares.iter_mut()) {
         binding.bind_output(name, spare)?;

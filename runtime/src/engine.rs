@@ -16,6 +16,7 @@ use ort::value::{Tensor, TensorRef};
 use crate::error::{Error, Result};
 use crate::ortlib;
 use cold_core::bundle::{Bundle, io};
+use cold_core::degradation::Prepared;
 use cold_core::sampler::{self, StepLevels};
 pub use cold_core::sampler::{Algorithm, schedule};
 
@@ -149,6 +150,9 @@ pub struct Engine {
     /// The execution provider the sessions run on.
     pub active_ep: Ep,
     weights: Weights,
+    /// The degradation's tables at the bundle's size: the graphs of bundles from format version 2
+    /// take the size-dependent ones as inputs.
+    tables: Prepared,
     env: ort::environment::Environment,
     step: Option<Session>,
     degrade: Option<Session>,
@@ -194,11 +198,13 @@ impl Engine {
             WeightLoading::Path => Weights::ByPath,
         };
         let active_ep = resolve_ep(options.ep)?;
+        let tables = bundle.manifest.degradation.prepare()?;
         Ok(Engine {
             bundle,
             options,
             active_ep,
             weights,
+            tables,
             env,
             step: None,
             degrade: None,
@@ -347,7 +353,8 @@ impl Engine {
         let levels: Vec<i64> = t.iter().map(|&v| v as i64).collect();
         let with_params = self.takes_params();
         let params = params.as_standard_layout().into_owned();
-        let session = self.session(Graph::Degradation)?;
+        self.session(Graph::Degradation)?;
+        let session = self.degrade.as_mut().expect("created above");
         let mut inputs = ort::inputs! {
             io::X => TensorRef::from_array_view(x.view())?,
             io::T => Tensor::from_array(([levels.len()], levels))?,
@@ -355,6 +362,7 @@ impl Engine {
         if with_params {
             inputs.push((io::PARAMS.into(), Tensor::from_array(params)?.into()));
         }
+        inputs.extend(table_inputs(session, &self.tables)?);
         let out = session.run(inputs)?;
         let y = out[io::Y].try_extract_array::<f32>()?;
         Ok(y.into_dimensionality::<ndarray::Ix4>()
@@ -386,12 +394,14 @@ impl Engine {
             && algorithm != Algorithm::Direct
         {
             let device_id = self.options.device_id;
-            let session = self.step_session()?;
+            self.step_session()?;
+            let session = self.step.as_mut().expect("created above");
             let out = crate::device_loop::run(
                 session,
                 device_id,
                 x,
                 params.as_ref().map(|p| p.view()),
+                &self.tables.table_values(),
                 &levels,
                 algorithm,
             )?;
@@ -409,7 +419,8 @@ impl Engine {
         // Fetch only the output the algorithm needs.
         let run_options =
             RunOptions::new()?.with_outputs(OutputSelector::no_default().with(out_name));
-        let session = self.step_session()?;
+        self.step_session()?;
+        let session = self.step.as_mut().expect("created above");
         for StepLevels { s, s_prev } in levels {
             let mut inputs = ort::inputs! {
                 io::X_S => TensorRef::from_array_view(state.view())?,
@@ -422,6 +433,7 @@ impl Engine {
                     TensorRef::from_array_view(p.view())?.into(),
                 ));
             }
+            inputs.extend(table_inputs(session, &self.tables)?);
             let outputs = session.run_with_options(inputs, &run_options)?;
             let y = outputs[out_name].try_extract_array::<f32>()?;
             let y = y
@@ -448,6 +460,26 @@ impl Engine {
             progression: prog,
         })
     }
+}
+
+/// The degradation's tables that `session`'s graph takes as inputs (none for bundles of format
+/// version 1, whose graphs hold them), as views of the engine's own.
+fn table_inputs<'a>(
+    session: &Session,
+    tables: &'a Prepared,
+) -> Result<
+    Vec<(
+        std::borrow::Cow<'static, str>,
+        ort::session::SessionInputValue<'a>,
+    )>,
+> {
+    let wanted = |name: &str| session.inputs().iter().any(|i| i.name() == name);
+    tables
+        .table_values()
+        .into_iter()
+        .filter(|(name, _)| wanted(name))
+        .map(|(name, v)| Ok((name.into(), TensorRef::from_array_view(v)?.into())))
+        .collect()
 }
 
 /// Hands ONNX Runtime the weights file's bytes as the in-memory copy of `file_name`

@@ -423,10 +423,10 @@ fn corrupt_or_mismatched_bundles_are_refused() {
 
     let b = tmp.path().join("version");
     copy_bundle(&b);
-    let m = fs::read_to_string(b.join("manifest.json"))
-        .expect("r")
-        .replace("\"format_version\": 1", "\"format_version\": 99");
-    fs::write(b.join("manifest.json"), m).expect("w");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&fs::read(b.join("manifest.json")).expect("r")).expect("json");
+    m["format_version"] = serde_json::json!(99);
+    fs::write(b.join("manifest.json"), m.to_string()).expect("w");
     let o = cold(&["info", "--model", b.to_str().expect("p")]);
     assert!(stderr(&o).contains("format version 99"), "{}", stderr(&o));
 

@@ -40,6 +40,9 @@ enum Command {
     Export(ExportArgs),
     /// Fit the generation mixture (Gaussians over per-channel image means) of an existing bundle.
     Mixture(MixtureArgs),
+    /// Write a bundle again from its own weights with this build's graphs (any image size; the
+    /// training record, mixture, sampling defaults and the files beside it are kept).
+    Reexport(ReexportArgs),
     /// Set the number of sampling steps a bundle restores with by default, and plot the
     /// quality/speed curve it was chosen from (`cold eval --steps-curve ... --out DIR`).
     Steps(StepsArgs),
@@ -246,6 +249,13 @@ struct ExportArgs {
 }
 
 #[derive(Args, Debug)]
+struct ReexportArgs {
+    /// The bundle to write again in place.
+    #[arg(long)]
+    model: PathBuf,
+}
+
+#[derive(Args, Debug)]
 struct MixtureArgs {
     /// The bundle to add the mixture to.
     #[arg(long)]
@@ -338,6 +348,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Bench(a) => bench_cmd(a),
         Command::Steps(a) => steps_cmd(a),
+        Command::Reexport(a) => {
+            println!("{}", cold_trainer::export::reexport(&a.model)?.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Mixture(a) => {
             let source: data::Source = a.dataset.parse()?;
             if let data::Source::Mnist(None) = source {

@@ -2,7 +2,10 @@
 
 use burn::prelude::*;
 
+use std::marker::PhantomData;
+
 use cold_core::degradation::Prepared;
+use cold_core::update::{self, Arith};
 use ndarray::ArrayView2;
 
 use crate::model::UNet;
@@ -18,6 +21,26 @@ pub struct Restorations<B: Backend> {
     pub algorithm1: Tensor<B, 4>,
     /// `x_{s-1} = x_s - D(x0_hat, s) + D(x0_hat, s-1)`.
     pub algorithm2: Tensor<B, 4>,
+}
+
+/// Burn tensors for the update rules of `cold_core::update` (the step graph evaluates the same
+/// rules as ONNX nodes).
+struct Tensors<B>(PhantomData<B>);
+
+impl<B: Backend> Arith for Tensors<B> {
+    type V = Tensor<B, 4>;
+    fn add(&mut self, a: &Self::V, b: &Self::V) -> Self::V {
+        a.clone() + b.clone()
+    }
+    fn sub(&mut self, a: &Self::V, b: &Self::V) -> Self::V {
+        a.clone() - b.clone()
+    }
+    fn mul(&mut self, a: &Self::V, b: &Self::V) -> Self::V {
+        a.clone() * b.clone()
+    }
+    fn div(&mut self, a: &Self::V, b: &Self::V) -> Self::V {
+        a.clone() / b.clone()
+    }
 }
 
 /// D(x, level) of a batch on the host with the shared implementation
@@ -60,10 +83,12 @@ pub fn sample<B: TrainBackend>(
             direct = Some(x0.clone());
         }
         let prev = degrade(deg, x0.clone(), s - 1, params);
+        let ops = &mut Tensors(PhantomData);
         x = if improved {
-            x - degrade(deg, x0, s, params) + prev
+            let d_s = degrade(deg, x0, s, params);
+            update::algorithm2(ops, &x, &d_s, &prev)
         } else {
-            prev
+            update::algorithm1(ops, &prev)
         };
     }
     (direct.unwrap_or_else(|| x.clone()), x)

@@ -18,8 +18,14 @@ use crate::training::TrainingSummary;
 
 /// The `format` string of a manifest.
 pub const FORMAT: &str = "cold-diffusion-bundle";
-/// The manifest version this runtime reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The manifest version this build writes, and the newest it reads:
+/// - 1: graphs for the bundle's own image size, the degradation's tables inside them;
+/// - 2: graphs with symbolic batch, height and width; the degradation's size-dependent tables
+///   (per-level operators, mask canvases) are graph inputs, which the runtime computes for the
+///   images' size.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest manifest version this build reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
 
@@ -114,6 +120,7 @@ impl Versioned for Manifest {
     const FORMAT: Option<&'static str> = Some(FORMAT);
     const VERSION_FIELD: &'static str = "format_version";
     const VERSION: u32 = FORMAT_VERSION;
+    const OLDEST: u32 = OLDEST_FORMAT_VERSION;
     const REMEDY: &'static str = "export the bundle again with `cold-train export`";
 
     fn precheck(value: &serde_json::Value) -> std::result::Result<(), String> {
@@ -321,7 +328,7 @@ mod tests {
         fs::write(dir.path().join(MANIFEST), v.to_string()).expect("write");
         let e = Bundle::open(dir.path(), false).expect_err("newer");
         let s = e.to_string();
-        assert!(s.contains("format version 2") && s.contains("newer"), "{s}");
+        assert!(s.contains("format version 3") && s.contains("newer"), "{s}");
         v["format_version"] = serde_json::json!(FORMAT_VERSION);
         fs::write(dir.path().join(MANIFEST), v.to_string()).expect("write");
         let e = Bundle::open(dir.path(), false).expect_err("bad network");

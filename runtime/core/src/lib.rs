@@ -8,7 +8,8 @@
 //!   evaluation report ([`report`]); written whole or not at all ([`atomic`]).
 //! - [`degradation`]: the degradation kinds, each its description, validation, per-image
 //!   parameters and host D.
-//! - [`sampler`]: the level schedules of Algorithms 1 and 2 and the direct reconstruction.
+//! - [`sampler`]: the level schedules of Algorithms 1 and 2 and the direct reconstruction;
+//!   [`update`]: their update rules, written once for the step graph, the trainer and the host.
 //! - [`data`], [`imageio`], [`folder`], [`degrade`]: data sets, images, folder jobs and the one
 //!   degrade job of both binaries.
 //! - [`metrics`]: RMSE and SSIM, the paper's protocol.
@@ -34,5 +35,6 @@ pub mod report;
 pub mod sampler;
 pub mod sidecar;
 pub mod training;
+pub mod update;
 
 pub use error::{Error, Result};

@@ -294,6 +294,26 @@ impl<'w> GraphBuilder<'w> {
         name
     }
 
+    /// The dims `start..end` of `x`'s shape as an int64 vector (ONNX `Shape` with `start` and
+    /// `end`), for nodes that work at any image size.
+    pub fn shape(&mut self, x: &str, start: i64, end: i64) -> String {
+        self.op1(
+            "Shape",
+            &[x],
+            vec![("start", Attr::Int(start)), ("end", Attr::Int(end))],
+        )
+    }
+
+    /// The symbolic image dims of a graph: `[batch, C, height, width]`.
+    pub fn image_dims(channels: usize) -> Vec<Dim> {
+        vec![
+            Dim::Named("batch"),
+            Dim::Fixed(channels as i64),
+            Dim::Named("height"),
+            Dim::Named("width"),
+        ]
+    }
+
     pub fn finish(self) -> GraphProto {
         self.graph
     }

@@ -1,7 +1,7 @@
 //! Reading a bundle's weights back into a Burn model: every parameter is looked up by its module
 //! path (`downs.0.block1.conv1.weight`), which is also its ONNX initializer name.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
@@ -33,6 +33,22 @@ pub fn external_initializers(model: &ModelProto) -> HashMap<String, (usize, usiz
         }
     }
     out
+}
+
+/// The bytes of every external initializer of a graph (`graph` serialised) in its weights file
+/// (`weights`), by name: what "the same weights" means when a bundle is written again.
+pub fn initializer_bytes(graph: &[u8], weights: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
+    let model = ModelProto::parse_from_bytes(graph)
+        .map_err(|e| TrainError::Export(format!("parsing a graph: {e}")))?;
+    external_initializers(&model)
+        .into_iter()
+        .map(|(name, (offset, len, _))| {
+            let bytes = weights.get(offset..offset + len).ok_or_else(|| {
+                TrainError::Export(format!("{name} lies outside the weights file"))
+            })?;
+            Ok((name, bytes.to_vec()))
+        })
+        .collect()
 }
 
 /// The module path of every float parameter, in visiting order.

@@ -1,10 +1,11 @@
 //! Export of a trained run to a model bundle (see `cold_core::bundle`): the restorer, the
 //! degradation and the fused sampling step as ONNX graphs sharing one weights file.
 //!
-//! Burn cannot write ONNX for this network, so each Burn module is written as its own ONNX node
-//! sequence ([`graphs`]) with the weights taken from the trained module.
+//! Burn cannot write ONNX for this network, so each Burn block lowers itself to ONNX nodes (its
+//! `lower`, beside its `forward`) with the weights taken from the trained module, each
+//! degradation kind lowers D, and [`assemble`] puts the graphs together.
 
-pub mod graphs;
+pub mod assemble;
 pub mod import;
 
 pub use cold_core::onnx;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::prelude::*;
 use cold_core::bundle::{self, Files, ImageSpec, Manifest};
+use cold_core::degradation::Degradation;
 use cold_core::network::NetworkSpec;
 use cold_core::training::TrainingSummary;
 use protobuf::Message;
@@ -35,10 +37,8 @@ pub struct ExportedGraphs {
 }
 
 /// Builds the three graphs for a network and degradation.
-pub fn build_graphs<B: Backend>(net: &UNet<B>, cfg: &TrainConfig) -> Result<ExportedGraphs> {
-    let d = &cfg.degradation;
-    let deg = d.prepare()?;
-    let chw = (d.channels, d.height, d.width);
+pub fn build_graphs<B: Backend>(net: &UNet<B>, d: &Degradation) -> Result<ExportedGraphs> {
+    d.validate()?;
     let mut weights = WeightStore::new(WEIGHTS);
     let ser = |m: onnx_protobuf::ModelProto| {
         m.write_to_bytes()
@@ -46,12 +46,12 @@ pub fn build_graphs<B: Backend>(net: &UNet<B>, cfg: &TrainConfig) -> Result<Expo
     };
     let restorer = {
         let mut g = GraphBuilder::new("restorer", &mut weights);
-        graphs::restorer_graph(&mut g, net, chw);
+        assemble::restorer_graph(&mut g, net, d.channels);
         ser(onnx::model(g.finish(), "Cold Diffusion restorer R(x, t)"))?
     };
     let degradation = {
         let mut g = GraphBuilder::new("degradation", &mut weights);
-        graphs::degradation_graph(&mut g, &deg, chw);
+        assemble::degradation_graph(&mut g, d);
         ser(onnx::model(
             g.finish(),
             &format!("Degradation D(x, t): {}", d.describe()),
@@ -59,7 +59,7 @@ pub fn build_graphs<B: Backend>(net: &UNet<B>, cfg: &TrainConfig) -> Result<Expo
     };
     let step = {
         let mut g = GraphBuilder::new("step", &mut weights);
-        graphs::step_graph(&mut g, net, &deg, chw);
+        assemble::step_graph(&mut g, net, d);
         ser(onnx::model(
             g.finish(),
             "Cold Diffusion sampling step (Algorithms 1 and 2)",
@@ -75,6 +75,16 @@ pub fn build_graphs<B: Backend>(net: &UNet<B>, cfg: &TrainConfig) -> Result<Expo
     })
 }
 
+/// The file names every bundle this build writes has.
+fn files() -> Files {
+    Files {
+        restorer: RESTORER.into(),
+        degradation: DEGRADATION.into(),
+        step: STEP.into(),
+        weights: WEIGHTS.into(),
+    }
+}
+
 /// Writes a bundle for `net` trained with `cfg` into `out`.
 pub fn export_model<B: Backend>(
     net: &UNet<B>,
@@ -84,7 +94,7 @@ pub fn export_model<B: Backend>(
     out: &Path,
     force: bool,
 ) -> Result<PathBuf> {
-    let graphs = build_graphs(net, cfg)?;
+    let graphs = build_graphs(net, &cfg.degradation)?;
     let d = &cfg.degradation;
     let network = NetworkSpec::unet(cfg.model.clone(), net.num_params());
     let manifest = Manifest {
@@ -104,18 +114,64 @@ pub fn export_model<B: Backend>(
         network,
         training,
         opset: onnx::OPSET,
-        files: Files {
-            restorer: RESTORER.into(),
-            degradation: DEGRADATION.into(),
-            step: STEP.into(),
-            weights: WEIGHTS.into(),
-        },
+        files: files(),
         generation,
         sampling: None,
         sha256: Default::default(),
         created_by: format!("cold-train {}", env!("CARGO_PKG_VERSION")),
     };
     Ok(bundle::write_bundle(out, manifest, &graphs.files, force)?)
+}
+
+/// Writes the bundle in `dir` again from its own weights with this build's graphs (format
+/// version [`bundle::FORMAT_VERSION`]): the network's parameters are the same bits, the manifest
+/// keeps its training record, generation mixture and sampling defaults, and the files beside the
+/// bundle (model card, examples, evaluations) stay. For bundles exported by an older cold-train.
+pub fn reexport(dir: &Path) -> Result<PathBuf> {
+    let device = Default::default();
+    let (config, net) = import::load_bundle_model::<crate::CpuBackend>(dir, &device)?;
+    let b = bundle::Bundle::open(dir, true)?;
+    let read =
+        |name: &str| std::fs::read(b.path(name)).map_err(|e| TrainError::io(b.path(name), e));
+    let before = import::initializer_bytes(
+        &read(&b.manifest.files.restorer)?,
+        &read(&b.manifest.files.weights)?,
+    )?;
+    let old = b.manifest;
+    let graphs = build_graphs(&net, &old.degradation)?;
+    let file = |name: &str| {
+        graphs
+            .files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, bytes)| bytes.as_slice())
+            .unwrap_or_default()
+    };
+    let after = import::initializer_bytes(file(RESTORER), file(WEIGHTS))?;
+    if before != after {
+        return Err(TrainError::Export(format!(
+            "{}: the re-exported restorer's weights would differ from the bundle's; nothing was \
+             written",
+            dir.display()
+        )));
+    }
+    let manifest = Manifest {
+        format_version: bundle::FORMAT_VERSION,
+        network: NetworkSpec::unet(config, net.num_params()),
+        opset: onnx::OPSET,
+        files: files(),
+        sha256: Default::default(),
+        created_by: format!(
+            "cold-train {} (re-exported from {})",
+            env!("CARGO_PKG_VERSION"),
+            old.created_by
+                .split(" (re-exported")
+                .next()
+                .unwrap_or(&old.created_by)
+        ),
+        ..old
+    };
+    Ok(bundle::write_bundle(dir, manifest, &graphs.files, true)?)
 }
 
 /// What the exporter fits for generation.

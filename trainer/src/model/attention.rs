@@ -3,6 +3,9 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 
+use cold_core::onnx::{Attr, GraphBuilder};
+
+use super::lower;
 use super::norm::{ChannelLayerNorm, ChannelLayerNormConfig};
 use crate::ops::{TrainBackend, conv2d_module, softmax_last};
 
@@ -65,5 +68,45 @@ impl<B: TrainBackend> LinearAttention<B> {
         let context = k.matmul(v.swap_dims(2, 3)); // [b, heads, d, e]
         let out = context.swap_dims(2, 3).matmul(q); // [b, heads, e, n]
         x + conv2d_module(&self.to_out, out.reshape([b, hidden, h, w]))
+    }
+}
+
+impl<B: Backend> LinearAttention<B> {
+    /// [`LinearAttention::forward`] as ONNX nodes on `x`; the pixels are flattened and restored
+    /// from `x`'s own shape, so the graph works at any image size. Returns the output's name.
+    pub fn lower(&self, g: &mut GraphBuilder, name: &str, x: &str) -> String {
+        g.scoped(name, |g| {
+            let (heads, d) = (self.heads as i64, self.dim_head as i64);
+            let hidden = heads * d;
+            let xn = self.norm.lower(g, &format!("{name}.norm"), x);
+            let qkv = lower::conv(g, &format!("{name}.to_qkv"), &self.to_qkv, &xn);
+            let split = g.const_i64(&[hidden, hidden, hidden], &[3]);
+            let parts = g.op_n("Split", &[&qkv, &split], vec![("axis", Attr::Int(1))], 3);
+            let shape = g.const_i64(&[0, heads, d, -1], &[4]);
+            let q = g.op1("Reshape", &[&parts[0], &shape], vec![]);
+            let k = g.op1("Reshape", &[&parts[1], &shape], vec![]);
+            let v = g.op1("Reshape", &[&parts[2], &shape], vec![]);
+            let scale = g.const_f32(&[(d as f64).powf(-0.5) as f32], &[]);
+            let q = g.op1("Mul", &[&q, &scale], vec![]);
+            let k = g.op1("Softmax", &[&k], vec![("axis", Attr::Int(3))]);
+            let vt = g.op1(
+                "Transpose",
+                &[&v],
+                vec![("perm", Attr::Ints(vec![0, 1, 3, 2]))],
+            );
+            let context = g.op1("MatMul", &[&k, &vt], vec![]);
+            let ct = g.op1(
+                "Transpose",
+                &[&context],
+                vec![("perm", Attr::Ints(vec![0, 1, 3, 2]))],
+            );
+            let out = g.op1("MatMul", &[&ct, &q], vec![]);
+            let lead = g.const_i64(&[0, hidden], &[2]);
+            let hw = g.shape(x, 2, 4);
+            let back = g.op1("Concat", &[&lead, &hw], vec![("axis", Attr::Int(0))]);
+            let out = g.op1("Reshape", &[&out, &back], vec![]);
+            let out = lower::conv(g, &format!("{name}.to_out"), &self.to_out, &out);
+            g.op1("Add", &[x, &out], vec![])
+        })
     }
 }

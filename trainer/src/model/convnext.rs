@@ -4,6 +4,9 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 
+use cold_core::onnx::GraphBuilder;
+
+use super::lower;
 use super::norm::{ChannelLayerNorm, ChannelLayerNormConfig};
 use crate::ops::{TrainBackend, add_channel_bias, conv2d_module, gelu};
 
@@ -82,5 +85,38 @@ impl<B: TrainBackend> ConvNextBlock<B> {
             None => x,
         };
         h + res
+    }
+}
+impl<B: Backend> ConvNextBlock<B> {
+    /// [`ConvNextBlock::forward`] as ONNX nodes on `x` (any size); `temb_gelu` is GELU(time
+    /// embedding), which every block of the U-Net shares. Returns the output's name.
+    pub fn lower(
+        &self,
+        g: &mut GraphBuilder,
+        name: &str,
+        x: &str,
+        temb_gelu: Option<&str>,
+    ) -> String {
+        g.scoped(name, |g| {
+            let mut h = lower::conv(g, &format!("{name}.depthwise"), &self.depthwise, x);
+            if let (Some(proj), Some(te)) = (&self.time_proj, temb_gelu) {
+                let c = proj.weight.val().dims()[1] as i64;
+                let cond = lower::linear(g, &format!("{name}.time_proj"), proj, te);
+                let shape = g.const_i64(&[0, c, 1, 1], &[4]);
+                let cond = g.op1("Reshape", &[&cond, &shape], vec![]);
+                h = g.op1("Add", &[&h, &cond], vec![]);
+            }
+            if let Some(n) = &self.norm {
+                h = n.lower(g, &format!("{name}.norm"), &h);
+            }
+            let h = lower::conv(g, &format!("{name}.conv1"), &self.conv1, &h);
+            let h = lower::gelu(g, &h);
+            let h = lower::conv(g, &format!("{name}.conv2"), &self.conv2, &h);
+            let res = match &self.residual {
+                Some(r) => lower::conv(g, &format!("{name}.residual"), r, x),
+                None => x.to_string(),
+            };
+            g.op1("Add", &[&h, &res], vec![])
+        })
     }
 }

@@ -3,6 +3,9 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
+use cold_core::onnx::{Attr, GraphBuilder};
+
+use super::lower;
 
 /// The reference's sinusoidal embedding: `cat(sin(t f), cos(t f))` with frequencies
 /// `f_i = exp(-ln(10000) i / (half - 1))`, i = 0..half (half = dim / 2).
@@ -59,6 +62,24 @@ impl<B: Backend> TimeMlp<B> {
     pub fn forward(&self, t: Tensor<B, 1>) -> Tensor<B, 2> {
         let e = sinusoidal_embedding(t, self.dim);
         self.lin2.forward(gelu(self.lin1.forward(e)))
+    }
+
+    /// [`TimeMlp::forward`] as ONNX nodes on float levels `t` (`[B]`): `cat(sin(t f), cos(t f))
+    /// -> Linear -> GELU -> Linear`. Returns the output's name.
+    pub fn lower(&self, g: &mut GraphBuilder, t: &str) -> String {
+        g.scoped("time_mlp", |g| {
+            let freqs = sinusoidal_frequencies(self.dim);
+            let f = g.const_f32(&freqs, &[1, (self.dim / 2) as i64]);
+            let axes = g.const_i64(&[1], &[1]);
+            let tc = g.op1("Unsqueeze", &[t, &axes], vec![]);
+            let arg = g.op1("Mul", &[&tc, &f], vec![]);
+            let s = g.op1("Sin", &[&arg], vec![]);
+            let c = g.op1("Cos", &[&arg], vec![]);
+            let e = g.op1("Concat", &[&s, &c], vec![("axis", Attr::Int(1))]);
+            let h = lower::linear(g, "time_mlp.lin1", &self.lin1, &e);
+            let h = lower::gelu(g, &h);
+            lower::linear(g, "time_mlp.lin2", &self.lin2, &h)
+        })
     }
 }
 

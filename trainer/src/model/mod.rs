@@ -3,6 +3,7 @@
 pub mod attention;
 pub mod convnext;
 pub mod embedding;
+pub mod lower;
 pub mod norm;
 pub mod unet;
 

@@ -3,6 +3,9 @@
 use burn::module::Param;
 use burn::prelude::*;
 
+use cold_core::onnx::{Attr, GraphBuilder};
+
+use super::lower::weight;
 use crate::ops::{TrainBackend, channel_layer_norm};
 
 /// Configuration of [`ChannelLayerNorm`].
@@ -38,5 +41,28 @@ impl<B: TrainBackend> ChannelLayerNorm<B> {
     /// - x: `[B, C, H, W]` -> `[B, C, H, W]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         channel_layer_norm(x, self.gain.val(), self.bias.val(), self.eps)
+    }
+}
+
+impl<B: Backend> ChannelLayerNorm<B> {
+    /// [`ChannelLayerNorm::forward`] as ONNX nodes on `x` (any size); returns the output's name.
+    pub fn lower(&self, g: &mut GraphBuilder, name: &str, x: &str) -> String {
+        let axes = g.const_i64(&[1], &[1]);
+        let mean = g.op1("ReduceMean", &[x, &axes], vec![("keepdims", Attr::Int(1))]);
+        let centred = g.op1("Sub", &[x, &mean], vec![]);
+        let sq = g.op1("Mul", &[&centred, &centred], vec![]);
+        let var = g.op1(
+            "ReduceMean",
+            &[&sq, &axes],
+            vec![("keepdims", Attr::Int(1))],
+        );
+        let eps = g.const_f32(&[self.eps as f32], &[]);
+        let v = g.op1("Add", &[&var, &eps], vec![]);
+        let sd = g.op1("Sqrt", &[&v], vec![]);
+        let normed = g.op1("Div", &[&centred, &sd], vec![]);
+        let gain = weight(g, &format!("{name}.gain"), &self.gain);
+        let bias = weight(g, &format!("{name}.bias"), &self.bias);
+        let y = g.op1("Mul", &[&normed, &gain], vec![]);
+        g.op1("Add", &[&y, &bias], vec![])
     }
 }

@@ -7,7 +7,9 @@ use burn::prelude::*;
 use super::attention::{LinearAttention, LinearAttentionConfig};
 use super::convnext::{ConvNextBlock, ConvNextBlockConfig};
 use super::embedding::{TimeMlp, TimeMlpConfig};
+use super::lower;
 use crate::ops::{TrainBackend, conv_transpose2d_module, conv2d_module};
+use cold_core::onnx::{Attr, GraphBuilder};
 
 pub use cold_core::network::{MODEL_PRESETS, UNetConfig};
 
@@ -145,6 +147,46 @@ impl<B: TrainBackend> UNet<B> {
         }
         // 5. Output head.
         conv2d_module(&self.final_conv, self.final_block.forward(h, None))
+    }
+}
+
+impl<B: Backend> UNet<B> {
+    /// [`UNet::forward`] as ONNX nodes on images `x` (`[B, C, H, W]`, any size the down path
+    /// divides) and float levels `t` (`[B]`), block by block; returns the output's name.
+    pub fn lower(&self, g: &mut GraphBuilder, x: &str, t: &str) -> String {
+        // 1. Time embedding.
+        let temb = self.time_mlp.lower(g, t);
+        let te = lower::gelu(g, &temb);
+        // 2. Contracting path, keeping a skip per level.
+        let mut skips = Vec::new();
+        let mut h = x.to_string();
+        for (i, level) in self.downs.iter().enumerate() {
+            let p = format!("downs.{i}");
+            h = level.block1.lower(g, &format!("{p}.block1"), &h, Some(&te));
+            h = level.block2.lower(g, &format!("{p}.block2"), &h, Some(&te));
+            h = level.attn.lower(g, &format!("{p}.attn"), &h);
+            skips.push(h.clone());
+            if let Some(d) = &level.down {
+                h = lower::conv(g, &format!("{p}.down"), d, &h);
+            }
+        }
+        // 3. Middle.
+        h = self.mid_block1.lower(g, "mid_block1", &h, Some(&te));
+        h = self.mid_attn.lower(g, "mid_attn", &h);
+        h = self.mid_block2.lower(g, "mid_block2", &h, Some(&te));
+        // 4. Expanding path: concatenate the matching skip, then upsample.
+        for (i, level) in self.ups.iter().enumerate() {
+            let p = format!("ups.{i}");
+            let skip = skips.pop().expect("one skip per level");
+            h = g.op1("Concat", &[&h, &skip], vec![("axis", Attr::Int(1))]);
+            h = level.block1.lower(g, &format!("{p}.block1"), &h, Some(&te));
+            h = level.block2.lower(g, &format!("{p}.block2"), &h, Some(&te));
+            h = level.attn.lower(g, &format!("{p}.attn"), &h);
+            h = lower::conv_transpose(g, &format!("{p}.up"), &level.up, &h);
+        }
+        // 5. Output head.
+        let h = self.final_block.lower(g, "final_block", &h, None);
+        lower::conv(g, "final_conv", &self.final_conv, &h)
     }
 }
 

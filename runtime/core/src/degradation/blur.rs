@@ -5,8 +5,11 @@
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use super::operators::{Operators, compose};
+use super::Degradation;
+use super::kind::{Kind, Lowering, TableInput, Tables};
+use super::operators::{self, Operators, compose};
 use crate::error::{Error, Result};
+use crate::onnx::GraphBuilder;
 
 /// How a convolution reads pixels outside the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,8 +66,38 @@ pub struct Blur {
     pub padding: Padding,
 }
 
+impl Kind for Blur {
+    fn validate(&self, d: &Degradation) -> Result<()> {
+        self.check(d.steps, d.height, d.width)
+    }
+
+    fn describe(&self, _d: &Degradation) -> String {
+        let pad = match self.padding {
+            Padding::Circular => "circular",
+            Padding::Reflect => "reflect",
+        };
+        format!(
+            "gaussian blur, kernel {k}x{k}, {}, {pad} padding",
+            self.schedule.describe(),
+            k = self.kernel_size
+        )
+    }
+
+    fn tables(&self, d: &Degradation) -> Result<Box<dyn Tables>> {
+        Ok(Box::new(self.operators(d.steps, d.height, d.width)))
+    }
+
+    fn table_inputs(&self, d: &Degradation) -> Vec<TableInput> {
+        operators::table_inputs(d.steps)
+    }
+
+    fn lower(&self, _d: &Degradation, g: &mut GraphBuilder, io: Lowering) -> String {
+        operators::lower(g, io, false)
+    }
+}
+
 impl Blur {
-    pub(super) fn validate(&self, steps: usize, height: usize, width: usize) -> Result<()> {
+    fn check(&self, steps: usize, height: usize, width: usize) -> Result<()> {
         if self.kernel_size == 0 || self.kernel_size.is_multiple_of(2) {
             return Err(Error::InvalidArgument(format!(
                 "blur kernel size must be odd, got {}",
@@ -88,7 +121,8 @@ impl Blur {
         Ok(())
     }
 
-    pub(super) fn operators(&self, steps: usize, height: usize, width: usize) -> Operators {
+    /// The per-level operators `L_t`, `R_t` of an image of `height x width`.
+    pub fn operators(&self, steps: usize, height: usize, width: usize) -> Operators {
         let axis = |n: usize| {
             compose(steps, n, |i| {
                 let k = gaussian_kernel_1d(self.kernel_size, self.schedule.sigma(i));
@@ -96,18 +130,6 @@ impl Blur {
             })
         };
         Operators::new(axis(height), axis(width))
-    }
-
-    pub(super) fn describe(&self) -> String {
-        let pad = match self.padding {
-            Padding::Circular => "circular",
-            Padding::Reflect => "reflect",
-        };
-        format!(
-            "gaussian blur, kernel {k}x{k}, {}, {pad} padding",
-            self.schedule.describe(),
-            k = self.kernel_size
-        )
     }
 }
 

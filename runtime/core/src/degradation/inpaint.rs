@@ -8,11 +8,21 @@
 //! The products of masks are precomputed once on a `2H x 2W` canvas centred at `(H-1, W-1)`; an
 //! image's masks are the canvas cropped at its centre, as the reference does.
 
-use ndarray::{Array2, Array3, Array4, ArrayView2, ArrayView4, s};
-use rand::Rng;
+use std::any::Any;
+
+use ndarray::{Array2, Array3, Array4, ArrayView2, ArrayView4, ArrayViewD, s};
+use onnx_protobuf::tensor_proto::DataType;
+use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};
 
+use super::Degradation;
+use super::kind::{Kind, Lowering, TableInput, Tables};
 use crate::error::{Error, Result};
+use crate::onnx::{Attr, Dim, GraphBuilder};
+
+/// The graph input of the masks: the canvas `[T+1, 2H, 2W]` (random centres) or the masks
+/// cropped at the fixed centre `[T+1, H, W]` (centred).
+pub const MASKS: &str = "degradation.masks";
 
 /// Where the masks are centred.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +57,7 @@ impl Inpaint {
         }
     }
 
-    pub(super) fn validate(&self, steps: usize) -> Result<()> {
+    fn check(&self, steps: usize) -> Result<()> {
         for i in 0..steps {
             let s = self.sigma(i);
             if !(s.is_finite() && s > 0.0) {
@@ -60,7 +70,13 @@ impl Inpaint {
     }
 
     /// Draws `n` random centres `[n, 2]` (none for the centred variant).
-    pub fn sample_params(&self, rng: &mut impl Rng, n: usize, h: usize, w: usize) -> Array2<f32> {
+    pub fn sample_centres<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> Array2<f32> {
         match self.centre {
             Centre::Random => Array2::from_shape_fn((n, 2), |(_, k)| {
                 let side = if k == 0 { h } else { w };
@@ -70,7 +86,8 @@ impl Inpaint {
         }
     }
 
-    pub(super) fn masks(&self, steps: usize, height: usize, width: usize) -> Masks {
+    /// The mask products of an image of `height x width`.
+    pub fn masks(&self, steps: usize, height: usize, width: usize) -> Masks {
         let canvas = Array3::from_shape_fn((steps + 1, 2 * height, 2 * width), |(t, a, b)| {
             let dy = a as f64 - (height as f64 - 1.0);
             let dx = b as f64 - (width as f64 - 1.0);
@@ -82,15 +99,35 @@ impl Inpaint {
                 })
                 .product::<f64>() as f32
         });
-        Masks {
+        let mut m = Masks {
             canvas,
+            cropped: None,
             centre: self.centre,
             height,
             width,
+        };
+        if self.centre == Centre::Centred {
+            let [cy, cx] = m.fixed_centre();
+            let (oy, ox) = (
+                (height as i64 - 1 - cy) as usize,
+                (width as i64 - 1 - cx) as usize,
+            );
+            m.cropped = Some(
+                m.canvas
+                    .slice(s![.., oy..oy + height, ox..ox + width])
+                    .to_owned(),
+            );
         }
+        m
+    }
+}
+
+impl Kind for Inpaint {
+    fn validate(&self, d: &Degradation) -> Result<()> {
+        self.check(d.steps)
     }
 
-    pub(super) fn describe(&self) -> String {
+    fn describe(&self, _d: &Degradation) -> String {
         let c = match self.centre {
             Centre::Random => "random centre per image",
             Centre::Centred => "centred",
@@ -100,6 +137,114 @@ impl Inpaint {
             self.kernel_std, self.initial_mask
         )
     }
+
+    fn param_names(&self, _d: &Degradation) -> Vec<String> {
+        Inpaint::param_names(self)
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    fn param_count(&self, _d: &Degradation) -> usize {
+        Inpaint::param_names(self).len()
+    }
+
+    fn sample_params(
+        &self,
+        d: &Degradation,
+        rng: &mut dyn RngCore,
+        n: usize,
+    ) -> Result<Array2<f32>> {
+        Ok(self.sample_centres(rng, n, d.height, d.width))
+    }
+
+    fn tables(&self, d: &Degradation) -> Result<Box<dyn Tables>> {
+        Ok(Box::new(self.masks(d.steps, d.height, d.width)))
+    }
+
+    fn table_inputs(&self, d: &Degradation) -> Vec<TableInput> {
+        let levels = Dim::Fixed(d.steps as i64 + 1);
+        let dims = match self.centre {
+            Centre::Random => vec![
+                levels,
+                Dim::Named("canvas_height"),
+                Dim::Named("canvas_width"),
+            ],
+            Centre::Centred => vec![levels, Dim::Named("height"), Dim::Named("width")],
+        };
+        vec![TableInput { name: MASKS, dims }]
+    }
+
+    /// `x * mask(t, centre)`: the level's masks gathered from the input by t; with random centres
+    /// the canvas is cropped at each image's centre (two GatherElements with per-image row and
+    /// column indices, from the image's own size); every channel is multiplied.
+    fn lower(&self, _d: &Degradation, g: &mut GraphBuilder, io: Lowering) -> String {
+        g.scoped("degradation", |g| {
+            let levelled = g.op1("Gather", &[MASKS, io.t], vec![("axis", Attr::Int(0))]);
+            let mask = match (self.centre, io.params) {
+                (Centre::Random, Some(p)) => crop_at_centres(g, &levelled, io.x, p),
+                _ => levelled, // already cropped at the fixed centre: [B, H, W]
+            };
+            let ax = g.const_i64(&[1], &[1]);
+            let mask = g.op1("Unsqueeze", &[&mask, &ax], vec![]); // [B, 1, H, W]
+            g.op1("Mul", &[io.x, &mask], vec![])
+        })
+    }
+}
+
+/// The `[B, H, W]` crops of the levelled canvases `[B, 2H, 2W]` at each image's centre
+/// (`params` `[B, 2]`), `H, W` from `x`'s shape.
+fn crop_at_centres(g: &mut GraphBuilder, levelled: &str, x: &str, params: &str) -> String {
+    let hw = g.shape(x, 2, 4); // [H, W]
+    let one = g.const_i64(&[1], &[1]);
+    let last = g.op1("Sub", &[&hw, &one], vec![]);
+    let c = g.op1(
+        "Cast",
+        &[params],
+        vec![("to", Attr::Int(DataType::INT64 as i64))],
+    );
+    // offsets (H-1-cy, W-1-cx), [B, 2]
+    let off = g.op1("Sub", &[&last, &c], vec![]);
+    let ax1 = g.const_i64(&[1], &[1]);
+    let ax2 = g.const_i64(&[2], &[1]);
+    let offset = |g: &mut GraphBuilder, k: i64| {
+        let st = g.const_i64(&[k], &[1]);
+        let en = g.const_i64(&[k + 1], &[1]);
+        let o = g.op1("Slice", &[&off, &st, &en, &ax1], vec![]); // [B, 1]
+        g.op1("Unsqueeze", &[&o, &ax2], vec![]) // [B, 1, 1]
+    };
+    let (oy, ox) = (offset(g, 0), offset(g, 1));
+    // 0..n as int64, shaped to broadcast along `shape`.
+    let range = |g: &mut GraphBuilder, k: i64, shape: &[i64]| {
+        let zero = g.const_i64(&[0], &[]);
+        let step = g.const_i64(&[1], &[]);
+        let idx = g.const_i64(&[k], &[]);
+        let n = g.op1("Gather", &[&hw, &idx], vec![("axis", Attr::Int(0))]);
+        let r = g.op1("Range", &[&zero, &n, &step], vec![]);
+        let s = g.const_i64(shape, &[3]);
+        g.op1("Reshape", &[&r, &s], vec![])
+    };
+    let rows_r = range(g, 0, &[1, -1, 1]);
+    let rows = g.op1("Add", &[&oy, &rows_r], vec![]); // [B, H, 1]
+    let canvas_w = g.shape(levelled, 2, 3);
+    let ones = g.const_i64(&[1, 1], &[2]);
+    let rows_shape = g.op1("Concat", &[&ones, &canvas_w], vec![("axis", Attr::Int(0))]);
+    let rows = g.op1("Expand", &[&rows, &rows_shape], vec![]); // [B, H, 2W]
+    let cropped = g.op1(
+        "GatherElements",
+        &[levelled, &rows],
+        vec![("axis", Attr::Int(1))],
+    ); // [B, H, 2W]
+    let cols_r = range(g, 1, &[1, 1, -1]);
+    let cols = g.op1("Add", &[&ox, &cols_r], vec![]); // [B, 1, W]
+    let h = g.shape(x, 2, 3);
+    let cols_shape = g.op1("Concat", &[&one, &h, &one], vec![("axis", Attr::Int(0))]);
+    let cols = g.op1("Expand", &[&cols, &cols_shape], vec![]); // [B, H, W]
+    g.op1(
+        "GatherElements",
+        &[&cropped, &cols],
+        vec![("axis", Attr::Int(2))],
+    )
 }
 
 /// The precomputed mask products: `canvas[t]` is the product of the first t masks around
@@ -108,6 +253,8 @@ impl Inpaint {
 pub struct Masks {
     /// `[T+1, 2H, 2W]`.
     pub canvas: Array3<f32>,
+    /// `[T+1, H, W]`: the canvas cropped at the fixed centre (the centred variant).
+    pub cropped: Option<Array3<f32>>,
     pub centre: Centre,
     pub height: usize,
     pub width: usize,
@@ -168,6 +315,26 @@ impl Masks {
             }
         }
         Ok(out)
+    }
+}
+
+impl Tables for Masks {
+    fn apply(
+        &self,
+        x: ArrayView4<f32>,
+        t: &[usize],
+        params: ArrayView2<f32>,
+    ) -> Result<Array4<f32>> {
+        Masks::apply(self, x, t, params)
+    }
+
+    fn inputs(&self) -> Vec<(&'static str, ArrayViewD<'_, f32>)> {
+        let m = self.cropped.as_ref().unwrap_or(&self.canvas);
+        vec![(MASKS, m.view().into_dyn())]
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 

@@ -11,13 +11,19 @@
 //! `z_hat = (x_s - sqrt(abar_s) x0_hat) / sqrt(1 - abar_s)`,
 //! `x_{s'} = sqrt(abar_{s'}) x0_hat + sqrt(1 - abar_{s'}) z_hat` (DDIM with eta 0), which needs no `z`.
 
+use std::any::Any;
+
 use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, Axis};
-use rand::Rng;
+use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
+use super::Degradation;
+use super::kind::{Kind, Lowering, Tables, nodes};
 use crate::data::{Dataset, Source, Split};
 use crate::error::{Error, Result};
+use crate::onnx::GraphBuilder;
+use crate::update::{self, F64, MixCoefficients};
 
 /// Gaussian noise with the cosine schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,7 +33,7 @@ pub struct Noise {
 }
 
 /// Checks the cosine schedule's offset `s` (noise and animorphosis).
-pub(super) fn validate_offset(s: f64) -> Result<()> {
+fn validate_offset(s: f64) -> Result<()> {
     if !(s.is_finite() && s > 0.0) {
         return Err(Error::InvalidArgument(format!(
             "cosine schedule offset must be positive, got {s}"
@@ -61,15 +67,108 @@ impl Noise {
     }
 
     /// Draws `n` noise images `[n, len]`, standard normal.
-    pub fn sample_params(&self, rng: &mut impl Rng, n: usize, len: usize) -> Array2<f32> {
+    pub fn sample_noise<R: Rng + ?Sized>(&self, rng: &mut R, n: usize, len: usize) -> Array2<f32> {
         Array2::from_shape_simple_fn((n, len), || rng.sample::<f32, _>(StandardNormal))
     }
+}
 
-    pub(super) fn describe(&self) -> String {
+/// What the mixes share: `z[C x H x W]` per image, the cosine schedule's tables, and D lowered.
+fn z_names(d: &Degradation) -> Vec<String> {
+    vec![format!("z[{}x{}x{}]", d.channels, d.height, d.width)]
+}
+
+fn mix_tables(d: &Degradation, cosine_offset: f64) -> MixTables {
+    MixTables::new(&cosine_abar(d.steps, cosine_offset))
+}
+
+impl Kind for Noise {
+    fn validate(&self, _d: &Degradation) -> Result<()> {
+        validate_offset(self.cosine_offset)
+    }
+
+    fn describe(&self, _d: &Degradation) -> String {
         format!(
             "Gaussian noise, cosine schedule (s = {})",
             self.cosine_offset
         )
+    }
+
+    fn param_names(&self, d: &Degradation) -> Vec<String> {
+        z_names(d)
+    }
+
+    fn param_count(&self, d: &Degradation) -> usize {
+        d.channels * d.height * d.width
+    }
+
+    fn sample_params(
+        &self,
+        d: &Degradation,
+        rng: &mut dyn RngCore,
+        n: usize,
+    ) -> Result<Array2<f32>> {
+        Ok(self.sample_noise(rng, n, self.param_count(d)))
+    }
+
+    fn tables(&self, d: &Degradation) -> Result<Box<dyn Tables>> {
+        Ok(Box::new(mix_tables(d, self.cosine_offset)))
+    }
+
+    fn lower(&self, d: &Degradation, g: &mut GraphBuilder, io: Lowering) -> String {
+        mix_tables(d, self.cosine_offset).lower(g, io)
+    }
+
+    fn is_mix(&self) -> bool {
+        true
+    }
+}
+
+impl Kind for Animorph {
+    fn validate(&self, _d: &Degradation) -> Result<()> {
+        validate_offset(self.cosine_offset)
+    }
+
+    fn describe(&self, _d: &Degradation) -> String {
+        format!(
+            "animorphosis into {}, cosine schedule (s = {})",
+            self.source.name(),
+            self.cosine_offset
+        )
+    }
+
+    fn param_names(&self, d: &Degradation) -> Vec<String> {
+        z_names(d)
+    }
+
+    fn param_count(&self, d: &Degradation) -> usize {
+        d.channels * d.height * d.width
+    }
+
+    /// Fails when the source images are not installed.
+    fn sample_params(
+        &self,
+        d: &Degradation,
+        rng: &mut dyn RngCore,
+        n: usize,
+    ) -> Result<Array2<f32>> {
+        Animorph::sample_from(
+            self.source.images()?,
+            rng,
+            n,
+            (d.channels, d.height, d.width),
+        )
+    }
+
+    fn tables(&self, d: &Degradation) -> Result<Box<dyn Tables>> {
+        Ok(Box::new(mix_tables(d, self.cosine_offset)))
+    }
+
+    fn lower(&self, d: &Degradation, g: &mut GraphBuilder, io: Lowering) -> String {
+        mix_tables(d, self.cosine_offset).lower(g, io)
+    }
+
+    fn is_mix(&self) -> bool {
+        true
     }
 }
 
@@ -128,9 +227,9 @@ impl Animorph {
     }
 
     /// Draws `n` images of `pool` as `[n, C*H*W]` rows, checking their size.
-    pub fn sample_from(
+    pub fn sample_from<R: Rng + ?Sized>(
         pool: &Dataset,
-        rng: &mut impl Rng,
+        rng: &mut R,
         n: usize,
         chw: (usize, usize, usize),
     ) -> Result<Array2<f32>> {
@@ -152,14 +251,6 @@ impl Animorph {
         Ok(
             Array2::from_shape_vec((n, len), b.into_raw_vec_and_offset().0)
                 .expect("a batch of n images of len values"),
-        )
-    }
-
-    pub(super) fn describe(&self) -> String {
-        format!(
-            "animorphosis into {}, cosine schedule (s = {})",
-            self.source.name(),
-            self.cosine_offset
         )
     }
 }
@@ -206,6 +297,43 @@ impl MixTables {
         Ok(out)
     }
 
+    /// `a_t x + b_t z` as nodes, `z` the per-image parameter rows shaped as `x`.
+    pub fn lower(&self, g: &mut GraphBuilder, io: Lowering) -> String {
+        let a = nodes::table(g, "degradation.mix_a", &self.a);
+        let b = nodes::table(g, "degradation.mix_b", &self.b);
+        let params = io.params.expect("mixes take parameters");
+        g.scoped("degradation", |g| {
+            let shape = g.op1("Shape", &[io.x], vec![]);
+            let z = g.op1("Reshape", &[params, &shape], vec![]);
+            let at = nodes::per_image(g, &a, io.t);
+            let bt = nodes::per_image(g, &b, io.t);
+            let ax = g.op1("Mul", &[&at, io.x], vec![]);
+            let bz = g.op1("Mul", &[&bt, &z], vec![]);
+            g.op1("Add", &[&ax, &bz], vec![])
+        })
+    }
+
+    /// The per-image coefficients `a_s`, `b_s` (`b_0 = 0` replaced by 1, for dividing: images at
+    /// level 0 pass through) and `a_{s'}`, `b_{s'}` of the estimated-noise step, as nodes.
+    pub fn lower_coefficients(
+        &self,
+        g: &mut GraphBuilder,
+        s: &str,
+        s_prev: &str,
+    ) -> MixCoefficients<String> {
+        let a = nodes::table(g, "degradation.mix_a", &self.a);
+        let b = nodes::table(g, "degradation.mix_b", &self.b);
+        let mut safe = self.b.clone();
+        safe[0] = 1.0;
+        let b_div = nodes::table(g, "degradation.mix_b_divisor", &safe);
+        MixCoefficients {
+            a_s: nodes::per_image(g, &a, s),
+            b_s: nodes::per_image(g, &b_div, s),
+            a_prev: nodes::per_image(g, &a, s_prev),
+            b_prev: nodes::per_image(g, &b, s_prev),
+        }
+    }
+
     /// One step of the estimated-noise sampler from level `s` to `s_prev` (images with `s = 0`
     /// pass through): the reference for the step graph's `x_next_est`.
     pub fn estimated_step(
@@ -220,14 +348,31 @@ impl MixTables {
             if s[i] == 0 {
                 continue;
             }
-            let (a_s, b_s) = (self.a64[s[i]], self.b64[s[i]]);
-            let (a_p, b_p) = (self.a64[s_prev[i]], self.b64[s_prev[i]]);
+            let c = MixCoefficients {
+                a_s: self.a64[s[i]],
+                b_s: self.b64[s[i]],
+                a_prev: self.a64[s_prev[i]],
+                b_prev: self.b64[s_prev[i]],
+            };
             let x0 = x0_hat.index_axis(Axis(0), i);
             for (o, &x0v) in img.iter_mut().zip(x0.iter()) {
-                let z = (f64::from(*o) - a_s * f64::from(x0v)) / b_s;
-                *o = (a_p * f64::from(x0v) + b_p * z) as f32;
+                *o = update::estimated(&mut F64, &f64::from(*o), &f64::from(x0v), &c) as f32;
             }
         }
         out
+    }
+}
+impl Tables for MixTables {
+    fn apply(
+        &self,
+        x: ArrayView4<f32>,
+        t: &[usize],
+        params: ArrayView2<f32>,
+    ) -> Result<Array4<f32>> {
+        MixTables::apply(self, x, t, params)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }

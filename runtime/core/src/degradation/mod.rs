@@ -1,7 +1,9 @@
 //! Degradations D(x, t) as data: one serialisable [`Degradation`] (kind, T, image size, the kind's
 //! parameters) from which the trainer's batches, the exported ONNX graphs and the runtime are all
-//! built, and ONE implementation of D here ([`Prepared::apply`]) that the exported graphs are
-//! tested against.
+//! built. Each kind is one file implementing [`Kind`]: its validation, per-image parameters, the
+//! tables D needs at an image size with D on the host ([`Prepared::apply`], tested against an
+//! independent float64 formula), and D lowered to ONNX nodes at any image size ([`Kind::lower`],
+//! tested against the host D). The registry below names every kind once.
 //!
 //! - [`blur`]: Gaussian blur; [`superres`]: super-resolution. Both are separable and linear, the
 //!   same for every image: per-level operators `D(x, t) = L_t X R_t` ([`operators`]).
@@ -16,17 +18,21 @@
 
 pub mod blur;
 pub mod inpaint;
+pub mod kind;
 pub mod mix;
 pub mod operators;
 pub mod snow;
 pub mod superres;
 
-use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
+use std::sync::Arc;
+
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4, ArrayViewD};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 pub use blur::{Blur, BlurSchedule, Padding, iterated_blur};
 pub use inpaint::{Centre, Inpaint, Masks};
+pub use kind::{Kind, Lowering, TableInput, Tables};
 pub use mix::{Animorph, AnimorphSource, MixTables, Noise};
 pub use operators::Operators;
 pub use snow::{Snow, SnowTables};
@@ -34,38 +40,53 @@ pub use superres::SuperRes;
 
 use crate::error::{Error, Result};
 
-/// The kind of transform a degradation applies.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Transform {
-    Blur(Blur),
-    Inpaint(Inpaint),
-    SuperRes(SuperRes),
-    Snow(Snow),
-    Noise(Noise),
-    Animorph(Animorph),
+/// The registry: each kind once, as `Variant(Type) = "name"` (the name is the manifest's
+/// `degradation.transform.kind`). It makes the [`Transform`] enum, [`KINDS`] and the one
+/// dispatch [`Transform::as_kind`].
+macro_rules! registry {
+    ($($variant:ident($ty:ty) = $name:literal,)*) => {
+        /// The kind of transform a degradation applies.
+        #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum Transform {
+            $(#[serde(rename = $name)] $variant($ty),)*
+        }
+
+        /// The kinds this build knows, as written in a manifest's `degradation.transform.kind`.
+        pub const KINDS: &[&str] = &[$($name),*];
+
+        impl Transform {
+            /// The kind's name, as serialised.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Transform::$variant(_) => $name,)*
+                }
+            }
+
+            /// The kind's implementation.
+            pub fn as_kind(&self) -> &dyn Kind {
+                match self {
+                    $(Transform::$variant(k) => k,)*
+                }
+            }
+        }
+    };
 }
 
-/// The kinds this build knows, as written in a manifest's `degradation.transform.kind`.
-pub const KINDS: &[&str] = &["blur", "inpaint", "super_res", "snow", "noise", "animorph"];
+registry! {
+    Blur(Blur) = "blur",
+    Inpaint(Inpaint) = "inpaint",
+    SuperRes(SuperRes) = "super_res",
+    Snow(Snow) = "snow",
+    Noise(Noise) = "noise",
+    Animorph(Animorph) = "animorph",
+}
 
 impl Transform {
-    /// The kind's name, as serialised.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Transform::Blur(_) => "blur",
-            Transform::Inpaint(_) => "inpaint",
-            Transform::SuperRes(_) => "super_res",
-            Transform::Snow(_) => "snow",
-            Transform::Noise(_) => "noise",
-            Transform::Animorph(_) => "animorph",
-        }
-    }
-
     /// Whether D mixes the image with a per-image `z` (`sqrt(abar) x + sqrt(1 - abar) z`), which
     /// gives the estimated-noise sampler.
     pub fn is_mix(&self) -> bool {
-        matches!(self, Transform::Noise(_) | Transform::Animorph(_))
+        self.as_kind().is_mix()
     }
 }
 
@@ -190,98 +211,60 @@ impl Degradation {
                 self.channels, self.height, self.width
             )));
         }
-        match self.transform {
-            Transform::Blur(b) => b.validate(self.steps, self.height, self.width),
-            Transform::Inpaint(p) => p.validate(self.steps),
-            Transform::SuperRes(s) => s.validate(self.steps, self.height, self.width),
-            Transform::Snow(s) => s.validate(self.steps),
-            Transform::Noise(Noise { cosine_offset })
-            | Transform::Animorph(Animorph { cosine_offset, .. }) => {
-                mix::validate_offset(cosine_offset)
-            }
-        }
+        self.transform.as_kind().validate(self)
     }
 
     /// Names of the per-image parameters, in order (empty when D is the same for every image).
     /// An array parameter is one name with its shape, e.g. `z[1x28x28]`.
     pub fn param_names(&self) -> Vec<String> {
-        match self.transform {
-            Transform::Inpaint(p) => p.param_names().iter().map(|s| s.to_string()).collect(),
-            Transform::Snow(s) => s.param_names(self.height, self.width),
-            Transform::Noise(_) | Transform::Animorph(_) => {
-                vec![format!(
-                    "z[{}x{}x{}]",
-                    self.channels, self.height, self.width
-                )]
-            }
-            Transform::Blur(_) | Transform::SuperRes(_) => Vec::new(),
-        }
+        self.transform.as_kind().param_names(self)
     }
 
     /// P, the number of per-image parameter values.
     pub fn param_count(&self) -> usize {
-        match self.transform {
-            Transform::Inpaint(p) => p.param_names().len(),
-            Transform::Snow(s) => s.param_count(self.height, self.width),
-            Transform::Noise(_) | Transform::Animorph(_) => {
-                self.channels * self.height * self.width
-            }
-            Transform::Blur(_) | Transform::SuperRes(_) => 0,
-        }
+        self.transform.as_kind().param_count(self)
     }
 
     /// Draws the per-image parameters of `n` images, `[n, P]`. Fails only for animorphosis,
     /// when its source images are not installed.
     pub fn sample_params(&self, rng: &mut impl Rng, n: usize) -> Result<Array2<f32>> {
-        Ok(match self.transform {
-            Transform::Inpaint(p) => p.sample_params(rng, n, self.height, self.width),
-            Transform::Snow(s) => s.sample_params(rng, n, self.height, self.width),
-            Transform::Noise(z) => z.sample_params(rng, n, self.param_count()),
-            Transform::Animorph(a) => Animorph::sample_from(
-                a.source.images()?,
-                rng,
-                n,
-                (self.channels, self.height, self.width),
-            )?,
-            Transform::Blur(_) | Transform::SuperRes(_) => Array2::zeros((n, 0)),
+        self.transform.as_kind().sample_params(self, rng, n)
+    }
+
+    /// The same degradation on images of `height x width` (validated), for which the kind's
+    /// tables are computed anew.
+    pub fn at_size(&self, height: usize, width: usize) -> Result<Self> {
+        let d = Degradation {
+            height,
+            width,
+            ..self.clone()
+        };
+        d.validate()?;
+        Ok(d)
+    }
+
+    /// Precomputes what applying D needs (per-level operators or masks) at this size.
+    pub fn prepare(&self) -> Result<Prepared> {
+        self.validate()?;
+        Ok(Prepared {
+            degradation: self.clone(),
+            tables: Arc::from(self.transform.as_kind().tables(self)?),
         })
     }
 
-    /// Precomputes what applying D needs (per-level operators or masks).
-    pub fn prepare(&self) -> Result<Prepared> {
-        self.validate()?;
-        let kind = match self.transform {
-            Transform::Blur(b) => {
-                PreparedKind::Separable(b.operators(self.steps, self.height, self.width))
-            }
-            Transform::SuperRes(s) => {
-                PreparedKind::Separable(s.operators(self.steps, self.height, self.width))
-            }
-            Transform::Inpaint(p) => {
-                PreparedKind::Masks(p.masks(self.steps, self.height, self.width))
-            }
-            Transform::Snow(s) => PreparedKind::Snow(s.tables(self.steps, self.height, self.width)),
-            Transform::Noise(Noise { cosine_offset })
-            | Transform::Animorph(Animorph { cosine_offset, .. }) => {
-                PreparedKind::Mix(MixTables::new(&mix::cosine_abar(self.steps, cosine_offset)))
-            }
-        };
-        Ok(Prepared {
-            degradation: self.clone(),
-            kind,
-        })
+    /// The size-dependent tables the graphs take as inputs.
+    pub fn table_inputs(&self) -> Vec<TableInput> {
+        self.transform.as_kind().table_inputs(self)
+    }
+
+    /// D(x, t) as ONNX nodes on images of any size (see [`Kind::lower`]).
+    pub fn lower(&self, g: &mut crate::onnx::GraphBuilder, io: Lowering) -> String {
+        self.transform.as_kind().lower(self, g, io)
     }
 
     /// One line for logs and reports.
     pub fn describe(&self) -> String {
-        let what = match self.transform {
-            Transform::Blur(b) => b.describe(),
-            Transform::Inpaint(p) => p.describe(),
-            Transform::SuperRes(s) => s.describe(self.steps, self.height),
-            Transform::Snow(s) => s.describe(),
-            Transform::Noise(n) => n.describe(),
-            Transform::Animorph(a) => a.describe(),
-        };
+        let what = self.transform.as_kind().describe(self);
         format!(
             "{what}, T {t}, image {c}x{h}x{w}",
             t = self.steps,
@@ -326,25 +309,12 @@ pub fn check_kind_of_file(file: &serde_json::Value) -> std::result::Result<(), S
     }
 }
 
-/// What D needs at run time, by kind.
-#[derive(Clone, Debug)]
-#[allow(clippy::large_enum_variant)] // one per process; boxing would only add indirection
-pub enum PreparedKind {
-    /// `L_t X R_t`.
-    Separable(Operators),
-    /// `x * mask(t, centre)`.
-    Masks(Masks),
-    /// `clip(brightened x + snow(t, base) + rot180(snow(t, base)))`.
-    Snow(SnowTables),
-    /// `a_t x + b_t z`.
-    Mix(MixTables),
-}
-
-/// A degradation ready to apply: the description and its precomputed operators or masks.
+/// A degradation ready to apply: the description and its precomputed tables (at the
+/// description's size).
 #[derive(Clone, Debug)]
 pub struct Prepared {
     pub degradation: Degradation,
-    pub kind: PreparedKind,
+    pub tables: Arc<dyn Tables>,
 }
 
 impl Prepared {
@@ -401,12 +371,17 @@ impl Prepared {
         }
         self.check(b, t, params)?;
         let params = params.as_standard_layout();
-        match &self.kind {
-            PreparedKind::Separable(ops) => ops.apply(x, t),
-            PreparedKind::Masks(m) => m.apply(x, t, params.view()),
-            PreparedKind::Snow(s) => s.apply(x, t, params.view()),
-            PreparedKind::Mix(m) => m.apply(x, t, params.view()),
-        }
+        self.tables.apply(x, t, params.view())
+    }
+
+    /// The values of the graphs' table inputs at this size, by name.
+    pub fn table_values(&self) -> Vec<(&'static str, ArrayViewD<'_, f32>)> {
+        self.tables.inputs()
+    }
+
+    /// The kind's own tables, e.g. `prepared.tables_as::<MixTables>()`.
+    pub fn tables_as<T: 'static>(&self) -> Option<&T> {
+        self.tables.as_any().downcast_ref()
     }
 
     /// Applies D with the same level to every image.

@@ -6,9 +6,17 @@
 //! ([`Operators::clipped`], super-resolution as image files hold it) clips every level >= 1 to
 //! [-1, 1] after the products.
 
-use ndarray::{Array2, Array3, Array4, ArrayView4, Axis, s};
+use std::any::Any;
 
+use ndarray::{Array2, Array3, Array4, ArrayView2, ArrayView4, ArrayViewD, Axis, s};
+
+use super::kind::{Lowering, TableInput, Tables, nodes};
 use crate::error::{Error, Result};
+use crate::onnx::{Dim, GraphBuilder};
+
+/// The graph inputs of the separable kinds' operators.
+pub const LEFT: &str = "degradation.left";
+pub const RIGHT: &str = "degradation.right";
 
 /// Precomputed per-level operators: `D(x, t)[c] = left[t] . x[c] . right[t]`.
 #[derive(Clone, Debug)]
@@ -91,4 +99,59 @@ impl Operators {
         }
         Ok(out)
     }
+}
+
+impl Tables for Operators {
+    fn apply(
+        &self,
+        x: ArrayView4<f32>,
+        t: &[usize],
+        _params: ArrayView2<f32>,
+    ) -> Result<Array4<f32>> {
+        Operators::apply(self, x, t)
+    }
+
+    fn inputs(&self) -> Vec<(&'static str, ArrayViewD<'_, f32>)> {
+        vec![
+            (LEFT, self.left.view().into_dyn()),
+            (RIGHT, self.right.view().into_dyn()),
+        ]
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The operator inputs of a separable kind with T steps: `left [T+1, H, H]`, `right [T+1, W, W]`.
+pub fn table_inputs(steps: usize) -> Vec<TableInput> {
+    let levels = Dim::Fixed(steps as i64 + 1);
+    vec![
+        TableInput {
+            name: LEFT,
+            dims: vec![levels.clone(), Dim::Named("height"), Dim::Named("height")],
+        },
+        TableInput {
+            name: RIGHT,
+            dims: vec![levels, Dim::Named("width"), Dim::Named("width")],
+        },
+    ]
+}
+
+/// `L_t X R_t` as nodes: the level's operators gathered from the inputs by t and applied to every
+/// channel; with `clip`, levels >= 1 clipped to [-1, 1] (level 0, the identity, passes through).
+pub fn lower(g: &mut GraphBuilder, io: Lowering, clip: bool) -> String {
+    g.scoped("degradation", |g| {
+        let l = nodes::per_image_matrix(g, LEFT, io.t);
+        let r = nodes::per_image_matrix(g, RIGHT, io.t);
+        let y = g.op1("MatMul", &[&l, io.x], vec![]);
+        let y = g.op1("MatMul", &[&y, &r], vec![]);
+        if clip {
+            let (lo, hi) = (g.const_f32(&[-1.0], &[]), g.const_f32(&[1.0], &[]));
+            let clipped = g.op1("Clip", &[&y, &lo, &hi], vec![]);
+            nodes::where_active(g, io.t, &clipped, io.x)
+        } else {
+            y
+        }
+    })
 }

@@ -15,12 +15,21 @@
 //!
 //! Per-image parameters: the `H x W` snow base (row-major), then `vertical` (0 or 1).
 
-use ndarray::{Array1, Array2, Array3, Array4, ArrayView2, ArrayView4, Axis, s};
-use rand::Rng;
+use std::any::Any;
+
+use ndarray::{Array1, Array2, Array3, Array4, ArrayView2, ArrayView4, ArrayViewD, Axis, s};
+use rand::{Rng, RngCore};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
+use super::Degradation;
+use super::kind::{Kind, Lowering, TableInput, Tables, nodes};
 use crate::error::{Error, Result};
+use crate::onnx::{Attr, Dim, GraphBuilder};
+
+/// The graph inputs of the motion-blur matrices.
+pub const ROWS: &str = "degradation.snow_rows";
+pub const COLS: &str = "degradation.snow_cols";
 
 /// A snowification process (the paper's settings: [`Snow::paper`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,15 +132,7 @@ impl Snow {
         )
     }
 
-    pub fn param_names(&self, height: usize, width: usize) -> Vec<String> {
-        vec![format!("snow_base[{height}x{width}]"), "vertical".into()]
-    }
-
-    pub fn param_count(&self, height: usize, width: usize) -> usize {
-        height * width + 1
-    }
-
-    pub(super) fn validate(&self, steps: usize) -> Result<()> {
+    fn check(&self, steps: usize) -> Result<()> {
         let bad = |what: String| Err(Error::InvalidArgument(format!("snow: {what}")));
         if self.kernel_size.is_multiple_of(2) {
             return bad(format!(
@@ -155,7 +156,13 @@ impl Snow {
     }
 
     /// Draws `n` images' parameters `[n, H*W + 1]`: the zoomed Gaussian base, then vertical.
-    pub fn sample_params(&self, rng: &mut impl Rng, n: usize, h: usize, w: usize) -> Array2<f32> {
+    pub fn sample_layers<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> Array2<f32> {
         let normal = Normal::new(self.mean, self.std).expect("validated std");
         let mut out = Array2::zeros((n, h * w + 1));
         for mut row in out.outer_iter_mut() {
@@ -169,7 +176,8 @@ impl Snow {
         out
     }
 
-    pub(super) fn tables(&self, steps: usize, height: usize, width: usize) -> SnowTables {
+    /// The per-level tables of an image of `height x width`.
+    pub fn tables(&self, steps: usize, height: usize, width: usize) -> SnowTables {
         // The motion blur along an axis of n pixels as a matrix acting on column vectors
         // (symmetric kernel: the same matrix right-multiplies rows).
         let blur = |n: usize| {
@@ -207,22 +215,6 @@ impl Snow {
             height,
             width,
         }
-    }
-
-    pub(super) fn describe(&self) -> String {
-        format!(
-            "snow, base N({}, {}) zoomed {}x, threshold {} -> {}, {}-tap motion blur of sigma {} -> {}, brightness {} -> {}",
-            self.mean,
-            self.std,
-            self.zoom,
-            self.threshold[0],
-            self.threshold[1],
-            self.kernel_size,
-            self.blur_sigma[0],
-            self.blur_sigma[1],
-            self.brightness[0],
-            self.brightness[1]
-        )
     }
 }
 
@@ -311,6 +303,164 @@ impl SnowTables {
             }
         }
         Ok(out)
+    }
+}
+
+impl Tables for SnowTables {
+    fn apply(
+        &self,
+        x: ArrayView4<f32>,
+        t: &[usize],
+        params: ArrayView2<f32>,
+    ) -> Result<Array4<f32>> {
+        SnowTables::apply(self, x, t, params)
+    }
+
+    fn inputs(&self) -> Vec<(&'static str, ArrayViewD<'_, f32>)> {
+        vec![
+            (ROWS, self.rows.view().into_dyn()),
+            (COLS, self.cols.view().into_dyn()),
+        ]
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl Kind for Snow {
+    fn validate(&self, d: &Degradation) -> Result<()> {
+        self.check(d.steps)
+    }
+
+    fn describe(&self, _d: &Degradation) -> String {
+        format!(
+            "snow, base N({}, {}) zoomed {}x, threshold {} -> {}, {}-tap motion blur of sigma {} -> {}, brightness {} -> {}",
+            self.mean,
+            self.std,
+            self.zoom,
+            self.threshold[0],
+            self.threshold[1],
+            self.kernel_size,
+            self.blur_sigma[0],
+            self.blur_sigma[1],
+            self.brightness[0],
+            self.brightness[1]
+        )
+    }
+
+    fn param_names(&self, d: &Degradation) -> Vec<String> {
+        vec![
+            format!("snow_base[{}x{}]", d.height, d.width),
+            "vertical".into(),
+        ]
+    }
+
+    fn param_count(&self, d: &Degradation) -> usize {
+        d.height * d.width + 1
+    }
+
+    fn sample_params(
+        &self,
+        d: &Degradation,
+        rng: &mut dyn RngCore,
+        n: usize,
+    ) -> Result<Array2<f32>> {
+        Ok(self.sample_layers(rng, n, d.height, d.width))
+    }
+
+    fn tables(&self, d: &Degradation) -> Result<Box<dyn Tables>> {
+        Ok(Box::new(Snow::tables(self, d.steps, d.height, d.width)))
+    }
+
+    fn table_inputs(&self, d: &Degradation) -> Vec<TableInput> {
+        let levels = Dim::Fixed(d.steps as i64 + 1);
+        vec![
+            TableInput {
+                name: ROWS,
+                dims: vec![levels.clone(), Dim::Named("height"), Dim::Named("height")],
+            },
+            TableInput {
+                name: COLS,
+                dims: vec![levels, Dim::Named("width"), Dim::Named("width")],
+            },
+        ]
+    }
+
+    /// Threshold the per-image base by the level, motion-blur it along the image's axis (the
+    /// level's blur matrix, left- or right-multiplied), add its 180-degree rotation, brighten
+    /// the image towards grey and clip. The thresholds and brightnesses are the same at every
+    /// size (in the graph); the blur matrices are inputs.
+    fn lower(&self, d: &Degradation, g: &mut GraphBuilder, io: Lowering) -> String {
+        let s = Snow::tables(self, d.steps, 1, 1);
+        let thr = nodes::table(g, "degradation.snow_threshold", &s.threshold);
+        let br = nodes::table(g, "degradation.snow_brightness", &s.brightness);
+        let (x, t) = (io.x, io.t);
+        let params = io.params.expect("snow takes parameters");
+        g.scoped("degradation", |g| {
+            let ax1 = g.const_i64(&[1], &[1]);
+            let (st, last) = (g.const_i64(&[0], &[1]), g.const_i64(&[-1], &[1]));
+            let base = g.op1("Slice", &[params, &st, &last, &ax1], vec![]); // [B, H*W]
+            let hw = g.shape(x, 2, 4);
+            let lead = g.const_i64(&[-1, 1], &[2]);
+            let bshape = g.op1("Concat", &[&lead, &hw], vec![("axis", Attr::Int(0))]);
+            let base = g.op1("Reshape", &[&base, &bshape], vec![]); // [B, 1, H, W]
+            let end = g.const_i64(&[i64::MAX], &[1]);
+            let vertical = g.op1("Slice", &[params, &last, &end, &ax1], vec![]);
+            let one4 = g.const_i64(&[-1, 1, 1, 1], &[4]);
+            let vertical = g.op1("Reshape", &[&vertical, &one4], vec![]);
+            let half = g.const_f32(&[0.5], &[]);
+            let vertical = g.op1("Greater", &[&vertical, &half], vec![]);
+            // The thresholded layer, clipped to [0, 1].
+            let th = nodes::per_image(g, &thr, t);
+            let snowy = g.op1("GreaterOrEqual", &[&base, &th], vec![]);
+            let zero = g.const_f32(&[0.0], &[]);
+            let one = g.const_f32(&[1.0], &[]);
+            let layer = g.op1("Where", &[&snowy, &base, &zero], vec![]);
+            let layer = g.op1("Clip", &[&layer, &zero, &one], vec![]);
+            // Motion blur along the image's axis.
+            let v = nodes::per_image_matrix(g, ROWS, t); // [B, 1, H, H]
+            let vblur = g.op1("MatMul", &[&v, &layer], vec![]);
+            let hm = nodes::per_image_matrix(g, COLS, t); // [B, 1, W, W]
+            let hblur = g.op1("MatMul", &[&layer, &hm], vec![]);
+            let blurred = g.op1("Where", &[&vertical, &vblur, &hblur], vec![]);
+            // Plus its 180-degree rotation.
+            let rs = g.const_i64(&[-1, -1], &[2]);
+            let re = g.const_i64(&[i64::MIN, i64::MIN], &[2]);
+            let raxes = g.const_i64(&[2, 3], &[2]);
+            let rsteps = g.const_i64(&[-1, -1], &[2]);
+            let rotated = g.op1("Slice", &[&blurred, &rs, &re, &raxes, &rsteps], vec![]);
+            let snow = g.op1("Add", &[&blurred, &rotated], vec![]);
+            // The image in [0, 1], brightened towards grey.
+            let u = g.op1("Add", &[x, &one], vec![]);
+            let u = g.op1("Mul", &[&u, &half], vec![]);
+            let gray = if d.channels == 3 {
+                let wts = g.const_f32(&GRAY_WEIGHTS, &[1, 3, 1, 1]);
+                let weighted = g.op1("Mul", &[&u, &wts], vec![]);
+                g.op1(
+                    "ReduceSum",
+                    &[&weighted, &ax1],
+                    vec![("keepdims", Attr::Int(1))],
+                )
+            } else {
+                u.clone()
+            };
+            let c15 = g.const_f32(&[1.5], &[]);
+            let lifted = g.op1("Mul", &[&gray, &c15], vec![]);
+            let lifted = g.op1("Add", &[&lifted, &half], vec![]);
+            let lifted = g.op1("Max", &[&u, &lifted], vec![]);
+            let b = nodes::per_image(g, &br, t);
+            let bu = g.op1("Mul", &[&b, &u], vec![]);
+            let rest = g.op1("Sub", &[&one, &b], vec![]);
+            let rl = g.op1("Mul", &[&rest, &lifted], vec![]);
+            let scaled = g.op1("Add", &[&bu, &rl], vec![]);
+            let y = g.op1("Add", &[&scaled, &snow], vec![]);
+            let y = g.op1("Clip", &[&y, &zero, &one], vec![]);
+            let two = g.const_f32(&[2.0], &[]);
+            let y = g.op1("Mul", &[&y, &two], vec![]);
+            let y = g.op1("Sub", &[&y, &one], vec![]);
+            nodes::where_active(g, t, &y, x)
+        })
     }
 }
 

@@ -7,8 +7,11 @@
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use super::operators::{Operators, compose};
+use super::Degradation;
+use super::kind::{Kind, Lowering, TableInput, Tables};
+use super::operators::{self, Operators, compose};
 use crate::error::{Error, Result};
+use crate::onnx::GraphBuilder;
 
 /// The cubic convolution kernel's `a` (PyTorch's bicubic).
 const CUBIC_A: f64 = -0.75;
@@ -31,7 +34,7 @@ impl SuperRes {
         n / self.factor.pow(i as u32 + 1)
     }
 
-    pub(super) fn validate(&self, steps: usize, height: usize, width: usize) -> Result<()> {
+    fn check(&self, steps: usize, height: usize, width: usize) -> Result<()> {
         if self.factor < 2 {
             return Err(Error::InvalidArgument(format!(
                 "super-resolution factor must be at least 2, got {}",
@@ -51,7 +54,8 @@ impl SuperRes {
         Ok(())
     }
 
-    pub(super) fn operators(&self, steps: usize, height: usize, width: usize) -> Operators {
+    /// The per-level operators `L_t`, `R_t` of an image of `height x width`.
+    pub fn operators(&self, steps: usize, height: usize, width: usize) -> Operators {
         let axis = |n: usize| {
             compose(steps, n, |i| {
                 let m = self.size(n, i);
@@ -60,10 +64,16 @@ impl SuperRes {
         };
         Operators::new(axis(height), axis(width)).clipped(self.clip)
     }
+}
 
-    pub(super) fn describe(&self, steps: usize, height: usize) -> String {
-        let sizes: Vec<String> = (0..steps)
-            .map(|i| self.size(height, i).to_string())
+impl Kind for SuperRes {
+    fn validate(&self, d: &Degradation) -> Result<()> {
+        self.check(d.steps, d.height, d.width)
+    }
+
+    fn describe(&self, d: &Degradation) -> String {
+        let sizes: Vec<String> = (0..d.steps)
+            .map(|i| self.size(d.height, i).to_string())
             .collect();
         format!(
             "super-resolution, bicubic down-sampling to {} then nearest-exact up-sampling{}",
@@ -74,6 +84,18 @@ impl SuperRes {
                 ""
             }
         )
+    }
+
+    fn tables(&self, d: &Degradation) -> Result<Box<dyn Tables>> {
+        Ok(Box::new(self.operators(d.steps, d.height, d.width)))
+    }
+
+    fn table_inputs(&self, d: &Degradation) -> Vec<TableInput> {
+        operators::table_inputs(d.steps)
+    }
+
+    fn lower(&self, _d: &Degradation, g: &mut GraphBuilder, io: Lowering) -> String {
+        operators::lower(g, io, self.clip)
     }
 }
 

@@ -356,10 +356,7 @@ fn snow_layers_grow_with_the_level_and_follow_the_orientation() {
     // A single snowy pixel, blurred horizontally, spreads along its row only.
     let mut one = Array2::<f32>::zeros((1, 28 * 28 + 1));
     one[[0, 10 * 28 + 5]] = 1.0;
-    let tables = match &p.kind {
-        PreparedKind::Snow(s) => s.clone(),
-        _ => unreachable!(),
-    };
+    let tables = p.tables_as::<SnowTables>().expect("snow tables");
     let layer = tables.snow(200, one.row(0).as_slice().expect("row"));
     let rows: Vec<usize> = (0..28).filter(|&r| layer.row(r).sum() > 0.0).collect();
     assert_eq!(
@@ -445,9 +442,7 @@ fn noise_mixes_with_the_cosine_schedule() {
 fn estimated_noise_step_with_the_true_image_lands_on_the_lower_level() {
     let d = Degradation::preset("mnist-noise").expect("preset");
     let p = d.prepare().expect("prepare");
-    let PreparedKind::Mix(mix) = &p.kind else {
-        unreachable!()
-    };
+    let mix = p.tables_as::<MixTables>().expect("mix tables");
     let mut rng = StdRng::seed_from_u64(13);
     let x0 = random_batch(&mut rng, 4, 1, 28, 28);
     let z = d.sample_params(&mut rng, 4).expect("params");
@@ -486,15 +481,14 @@ fn animorphosis_mixes_in_images_of_the_source() {
     // The same mix and schedule as the noise kind.
     let a = Degradation::preset("mnist-animorph").expect("preset");
     assert!(a.transform.is_mix() && a.param_count() == 784);
-    let (PreparedKind::Mix(ma), PreparedKind::Mix(mn)) = (
-        &a.prepare().expect("prepare").kind,
-        &Degradation::preset("mnist-noise")
-            .expect("preset")
-            .prepare()
-            .expect("prepare")
-            .kind,
-    ) else {
-        unreachable!()
-    };
+    let pa = a.prepare().expect("prepare");
+    let pn = Degradation::preset("mnist-noise")
+        .expect("preset")
+        .prepare()
+        .expect("prepare");
+    let (ma, mn) = (
+        pa.tables_as::<MixTables>().expect("mix"),
+        pn.tables_as::<MixTables>().expect("mix"),
+    );
     assert_eq!((&ma.a, &ma.b), (&mn.a, &mn.b));
 }
