@@ -147,7 +147,10 @@ fn linear_attention_lowers_to_the_same_values_at_any_size() {
         .with_dim_head(4)
         .init::<B>(&device());
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut s = block_session(tmp.path(), 6, None, |g, x, _| attn.lower(g, "attn", x));
+    let mut s = block_session(tmp.path(), 6, None, |g, x, _| {
+        let hw = g.image_sides(x);
+        attn.lower(g, "attn", x, &hw)
+    });
     for (i, (h, w)) in SIZES.into_iter().chain([(3, 17)]).enumerate() {
         let x = random_images((3, 6, h, w), 50 + i as u64);
         let want = to_array(attn.forward(to_tensor::<B>(&x, &device())));

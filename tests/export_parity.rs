@@ -8,6 +8,7 @@ use cold_core::bundle::Bundle;
 use cold_core::bundle::io;
 use cold_core::degradation::{MixTables, Prepared, Transform};
 use cold_core::training::TrainingSummary;
+use cold_runtime::engine::{Algorithm, Engine, EngineOptions};
 use cold_runtime::ortlib;
 use cold_testkit::{max_abs_diff, random_images, tiny_model, tiny_model_for, workspace_root};
 use cold_trainer::CpuBackend as B;
@@ -88,6 +89,54 @@ fn check_parity(dir: &Path, net: &UNet<B>, seed: u64) {
     for (h, w) in sizes {
         check_parity_at(&bundle, net, seed, h, w);
     }
+    check_engine(&bundle, net, seed);
+}
+
+/// The runtime's engine (which feeds the tables and fixes the image size in its sessions) gives
+/// the host D and the Burn restorer.
+fn check_engine(bundle: &Bundle, net: &UNet<B>, seed: u64) {
+    let m = &bundle.manifest;
+    let mut engine = Engine::open(&bundle.dir, EngineOptions::default()).expect("engine");
+    let x = random_images(
+        (3, m.image.channels, m.image.height, m.image.width),
+        seed + 1,
+    );
+    let d = &m.degradation;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed + 2);
+    let params = match d.transform {
+        Transform::Animorph(_) => Array2::from_shape_fn((3, d.param_count()), |_| {
+            rand::Rng::random_range(&mut rng, -1.0f32..1.0)
+        }),
+        _ => d.sample_params(&mut rng, 3).expect("params"),
+    };
+    let t = [0, 1, d.steps];
+    let got = engine
+        .degrade(x.view(), &t, params.view())
+        .expect("engine D");
+    let want = d
+        .prepare()
+        .expect("prepare")
+        .apply(x.view(), &t, params.view())
+        .expect("D");
+    let err = max_abs_diff(&got, &want);
+    assert!(err <= 1e-5, "engine D: {err}");
+    let direct = engine
+        .restore(
+            x.view(),
+            &[1, 2, 3],
+            params.view(),
+            Algorithm::Direct,
+            None,
+            false,
+        )
+        .expect("engine R")
+        .output;
+    let want = to_array(net.forward(
+        to_tensor::<B>(&x, &Default::default()),
+        burn_levels(&[1, 2, 3]),
+    ));
+    let err = max_abs_diff(&direct, &want);
+    assert!(err <= 1e-4, "engine R: {err}");
 }
 
 fn check_parity_at(bundle: &Bundle, net: &UNet<B>, seed: u64, h: usize, w: usize) {

@@ -147,6 +147,57 @@ pub fn run(model: &Path, options: EngineOptions, cfg: &BenchConfig) -> Result<Ve
 }
 
 /// A plain-text table of results.
+/// The results of [`run`] on several execution providers: one JSON row per measurement, and one
+/// per provider that is not there (skipped with its reason rather than stopping the others).
+#[derive(Debug, Default)]
+pub struct Providers {
+    pub results: Vec<BenchResult>,
+    pub rows: Vec<serde_json::Value>,
+}
+
+/// Runs the benchmark on each provider's options in turn (`cold bench --ep cpu,cuda,...`), and
+/// writes the rows as JSON to `json` when given.
+pub fn run_providers(
+    model: &Path,
+    providers: &[EngineOptions],
+    cfg: &BenchConfig,
+    json: Option<&Path>,
+) -> Result<Providers> {
+    if cfg.batches.is_empty() || cfg.batches.contains(&0) {
+        return Err(crate::Error::invalid(
+            "--batch takes positive batch sizes, e.g. --batch 64,256",
+        ));
+    }
+    let mut out = Providers::default();
+    for options in providers {
+        match run(model, options.clone(), cfg) {
+            Ok(r) => {
+                for x in &r {
+                    out.rows.push(
+                        serde_json::to_value(x)
+                            .map_err(|e| crate::Error::invalid(e.to_string()))?,
+                    );
+                }
+                out.results.extend(r);
+            }
+            Err(e @ crate::Error::ExecutionProvider { .. }) => {
+                let reason = e.to_string();
+                tracing::warn!("skipped {}: {reason}", options.ep.name());
+                out.rows
+                    .push(serde_json::json!({"ep": options.ep.name(), "skipped": reason}));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(p) = json {
+        let js = serde_json::to_vec_pretty(&out.rows)
+            .map_err(|e| crate::Error::invalid(e.to_string()))?;
+        cold_core::atomic::write_atomic(p, &js)?;
+    }
+    Ok(out)
+}
+
+/// The results as a table for the terminal.
 pub fn table(results: &[BenchResult]) -> String {
     let mut s = format!(
         "{:<12} {:<6} {:<6} {:>6} {:>4} {:>5} {:>11} {:>11} {:>11} {:>10} {:>9} {:>9}\n",

@@ -245,6 +245,37 @@ fn write_grid(path: &Path, columns: &[&Array4<f32>]) -> Result<()> {
     Ok(imageio::save_png(path, &im)?)
 }
 
+/// The test set of `cold eval`: `source` as on the command line (`mnist` is fetched into the
+/// cache when no folder is given), fitted to the model's image size.
+pub fn test_set(source: &str, d: &cold_core::degradation::Degradation) -> Result<Dataset> {
+    let source: cold_core::data::Source = source.parse()?;
+    if let cold_core::data::Source::Mnist(None) = source {
+        cold_core::data::fetch_mnist(None)?;
+    }
+    let data = Dataset::load(&source, cold_core::data::Split::Test)?;
+    Ok(data.fit_to(d.channels, d.height, d.width)?)
+}
+
+/// [`evaluate`], and with `out` the report written there: `eval.json`, `eval.md` and
+/// `comparison.png` (the folder is made).
+pub fn evaluate_into(
+    engine: &mut Engine,
+    data: &Dataset,
+    cfg: &EvalConfig,
+    out: Option<&Path>,
+) -> Result<EvalReport> {
+    if let Some(d) = out {
+        std::fs::create_dir_all(d).map_err(|e| crate::Error::io(d, e))?;
+    }
+    let grid = out.map(|d| d.join("comparison.png"));
+    let report = evaluate(engine, data, cfg, grid.as_deref())?;
+    if let Some(d) = out {
+        cold_core::files::write(&d.join(cold_core::report::FILE), &report)?;
+        cold_core::atomic::write_atomic(&d.join("eval.md"), markdown(&report).as_bytes())?;
+    }
+    Ok(report)
+}
+
 /// A Markdown table of the report.
 pub fn markdown(r: &EvalReport) -> String {
     let with_fid = r.rows.iter().any(|row| row.fid.is_some());

@@ -8,7 +8,8 @@
 //! - [`bench`], [`eval`], [`fid`]: throughput and the paper's quality metrics (RMSE, SSIM, FID).
 //! - [`generation`]: unconditional generation from the bundle's Gaussian mixture over channel
 //!   means.
-//! - [`ortlib`]: the pinned, hash-checked ONNX Runtime library.
+//! - [`info`]: a bundle described for people (`cold info`).
+//! - [`ortlib`], [`setup`]: the pinned, hash-checked ONNX Runtime library and FID network.
 
 pub mod bench;
 #[cfg(feature = "cuda")]
@@ -18,7 +19,9 @@ pub mod error;
 pub mod eval;
 pub mod fid;
 pub mod generation;
+pub mod info;
 pub mod jobs;
 pub mod ortlib;
+pub mod setup;
 
 pub use error::{Error, Result};

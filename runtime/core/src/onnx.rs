@@ -304,6 +304,17 @@ impl<'w> GraphBuilder<'w> {
         )
     }
 
+    /// The `[H, W]` (int64) of images `x` `[B, C, H, W]`, read off the first image's shape. ONNX
+    /// Runtime folds it into a constant once the session fixes `height` and `width` (free
+    /// dimension overrides) even while the batch stays free, as it cannot fold `Shape(x)`; a
+    /// folded size keeps the graph optimised exactly as a graph built for that size (the same
+    /// convolution kernels, the same values).
+    pub fn image_sides(&mut self, x: &str) -> String {
+        let zero = self.const_i64(&[0], &[]);
+        let first = self.op1("Gather", &[x, &zero], vec![("axis", Attr::Int(0))]);
+        self.shape(&first, 1, 3)
+    }
+
     /// The symbolic image dims of a graph: `[batch, C, height, width]`.
     pub fn image_dims(channels: usize) -> Vec<Dim> {
         vec![

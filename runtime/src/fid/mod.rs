@@ -256,6 +256,77 @@ pub fn folder_stats(
     Ok((acc.finish()?, failed))
 }
 
+/// What `cold fid` measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    /// FID between A and B (none when only A's statistics were asked for).
+    pub fid: Option<f64>,
+    /// Images whose features went into A's and B's statistics.
+    pub files_a: usize,
+    pub files_b: usize,
+}
+
+/// Statistics of a folder (the network opened on first use) or of a saved `.fidstats` file;
+/// unreadable images are logged and skipped.
+fn stats_of(net: &mut Option<FidNetwork>, p: &Path, batch: usize, threads: usize) -> Result<Stats> {
+    if p.is_file() {
+        return Stats::load(p);
+    }
+    if net.is_none() {
+        let mut n = FidNetwork::open(threads)?;
+        n.batch = batch.max(1);
+        *net = Some(n);
+    }
+    let pb = cold_core::progress::progress_bar(0, &format!("features of {}", p.display()));
+    let (stats, failed) = folder_stats(net.as_mut().expect("opened above"), p, &pb)?;
+    pb.finish_and_clear();
+    for (f, why) in &failed {
+        tracing::warn!("skipped {}: {why}", f.display());
+    }
+    tracing::info!(
+        "{}: {} images used, {} unreadable skipped",
+        p.display(),
+        stats.n,
+        failed.len()
+    );
+    Ok(stats)
+}
+
+/// `cold fid`: FID between `a` and `b` (folders of images or `.fidstats` files); with
+/// `save_stats`, A's statistics are also saved there (then `b` may be left out).
+pub fn compare(
+    a: &Path,
+    b: Option<&Path>,
+    save_stats: Option<&Path>,
+    batch: usize,
+    threads: usize,
+) -> Result<Comparison> {
+    if b.is_none() && save_stats.is_none() {
+        return Err(Error::invalid(
+            "give two folders (or .fidstats files) to compare, or --save-stats FILE for one",
+        ));
+    }
+    let mut net = None;
+    let sa = stats_of(&mut net, a, batch, threads)?;
+    if let Some(p) = save_stats {
+        sa.save(p)?;
+        tracing::info!("statistics of {} saved to {}", a.display(), p.display());
+    }
+    let Some(b) = b else {
+        return Ok(Comparison {
+            fid: None,
+            files_a: sa.n,
+            files_b: 0,
+        });
+    };
+    let sb = stats_of(&mut net, b, batch, threads)?;
+    Ok(Comparison {
+        fid: Some(frechet_distance(&sa, &sb)?),
+        files_a: sa.n,
+        files_b: sb.n,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,12 +62,14 @@ pub fn degradation_graph(g: &mut GraphBuilder, d: &Degradation) {
     let t = levels(g, io::T);
     let params = params_input(g, d);
     table_inputs(g, d);
+    let hw = g.image_sides(&x);
     let y = d.lower(
         g,
         Lowering {
             x: &x,
             t: &t,
             params: params.as_deref(),
+            hw: &hw,
         },
     );
     g.output(&y, io::Y, DataType::FLOAT, &dims);
@@ -96,10 +98,12 @@ pub fn step_graph<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>, d: &Degradati
     table_inputs(g, d);
     let sf = as_float(g, &s);
     let x0 = net.lower(g, &x, &sf);
+    let hw = g.image_sides(&x);
     let at = |t| Lowering {
         x: &x0,
         t,
         params: params.as_deref(),
+        hw: &hw,
     };
     let d_s = d.lower(g, at(&s));
     let d_prev = d.lower(g, at(&s_prev));

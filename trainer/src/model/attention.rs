@@ -72,9 +72,11 @@ impl<B: TrainBackend> LinearAttention<B> {
 }
 
 impl<B: Backend> LinearAttention<B> {
-    /// [`LinearAttention::forward`] as ONNX nodes on `x`; the pixels are flattened and restored
-    /// from `x`'s own shape, so the graph works at any image size. Returns the output's name.
-    pub fn lower(&self, g: &mut GraphBuilder, name: &str, x: &str) -> String {
+    /// [`LinearAttention::forward`] as ONNX nodes on `x`; the pixels are flattened and restored to
+    /// `hw`, the feature map's `[H, W]` (int64, from the graph's input image: a `Shape` of a
+    /// convolution's output would change how ONNX Runtime lays the convolutions out, and with it
+    /// their rounding), so the graph works at any image size. Returns the output's name.
+    pub fn lower(&self, g: &mut GraphBuilder, name: &str, x: &str, hw: &str) -> String {
         g.scoped(name, |g| {
             let (heads, d) = (self.heads as i64, self.dim_head as i64);
             let hidden = heads * d;
@@ -102,8 +104,7 @@ impl<B: Backend> LinearAttention<B> {
             );
             let out = g.op1("MatMul", &[&ct, &q], vec![]);
             let lead = g.const_i64(&[0, hidden], &[2]);
-            let hw = g.shape(x, 2, 4);
-            let back = g.op1("Concat", &[&lead, &hw], vec![("axis", Attr::Int(0))]);
+            let back = g.op1("Concat", &[&lead, hw], vec![("axis", Attr::Int(0))]);
             let out = g.op1("Reshape", &[&out, &back], vec![]);
             let out = lower::conv(g, &format!("{name}.to_out"), &self.to_out, &out);
             g.op1("Add", &[x, &out], vec![])

@@ -157,6 +157,18 @@ impl<B: Backend> UNet<B> {
         // 1. Time embedding.
         let temb = self.time_mlp.lower(g, t);
         let te = lower::gelu(g, &temb);
+        // The feature map's [H, W] at each level, from the input's: each down-sampling halves it.
+        let hw0 = g.image_sides(x);
+        let sizes: Vec<String> = (0..self.downs.len())
+            .map(|i| {
+                if i == 0 {
+                    hw0.clone()
+                } else {
+                    let f = g.const_i64(&[1 << i, 1 << i], &[2]);
+                    g.op1("Div", &[&hw0, &f], vec![])
+                }
+            })
+            .collect();
         // 2. Contracting path, keeping a skip per level.
         let mut skips = Vec::new();
         let mut h = x.to_string();
@@ -164,15 +176,16 @@ impl<B: Backend> UNet<B> {
             let p = format!("downs.{i}");
             h = level.block1.lower(g, &format!("{p}.block1"), &h, Some(&te));
             h = level.block2.lower(g, &format!("{p}.block2"), &h, Some(&te));
-            h = level.attn.lower(g, &format!("{p}.attn"), &h);
+            h = level.attn.lower(g, &format!("{p}.attn"), &h, &sizes[i]);
             skips.push(h.clone());
             if let Some(d) = &level.down {
                 h = lower::conv(g, &format!("{p}.down"), d, &h);
             }
         }
         // 3. Middle.
+        let mid = sizes.last().expect("at least one level");
         h = self.mid_block1.lower(g, "mid_block1", &h, Some(&te));
-        h = self.mid_attn.lower(g, "mid_attn", &h);
+        h = self.mid_attn.lower(g, "mid_attn", &h, mid);
         h = self.mid_block2.lower(g, "mid_block2", &h, Some(&te));
         // 4. Expanding path: concatenate the matching skip, then upsample.
         for (i, level) in self.ups.iter().enumerate() {
@@ -181,7 +194,9 @@ impl<B: Backend> UNet<B> {
             h = g.op1("Concat", &[&h, &skip], vec![("axis", Attr::Int(1))]);
             h = level.block1.lower(g, &format!("{p}.block1"), &h, Some(&te));
             h = level.block2.lower(g, &format!("{p}.block2"), &h, Some(&te));
-            h = level.attn.lower(g, &format!("{p}.attn"), &h);
+            h = level
+                .attn
+                .lower(g, &format!("{p}.attn"), &h, &sizes[self.ups.len() - i]);
             h = lower::conv_transpose(g, &format!("{p}.up"), &level.up, &h);
         }
         // 5. Output head.

@@ -182,7 +182,7 @@ impl Kind for Inpaint {
         g.scoped("degradation", |g| {
             let levelled = g.op1("Gather", &[MASKS, io.t], vec![("axis", Attr::Int(0))]);
             let mask = match (self.centre, io.params) {
-                (Centre::Random, Some(p)) => crop_at_centres(g, &levelled, io.x, p),
+                (Centre::Random, Some(p)) => crop_at_centres(g, &levelled, io.hw, p),
                 _ => levelled, // already cropped at the fixed centre: [B, H, W]
             };
             let ax = g.const_i64(&[1], &[1]);
@@ -193,11 +193,10 @@ impl Kind for Inpaint {
 }
 
 /// The `[B, H, W]` crops of the levelled canvases `[B, 2H, 2W]` at each image's centre
-/// (`params` `[B, 2]`), `H, W` from `x`'s shape.
-fn crop_at_centres(g: &mut GraphBuilder, levelled: &str, x: &str, params: &str) -> String {
-    let hw = g.shape(x, 2, 4); // [H, W]
+/// (`params` `[B, 2]`), `hw` the images' `[H, W]`.
+fn crop_at_centres(g: &mut GraphBuilder, levelled: &str, hw: &str, params: &str) -> String {
     let one = g.const_i64(&[1], &[1]);
-    let last = g.op1("Sub", &[&hw, &one], vec![]);
+    let last = g.op1("Sub", &[hw, &one], vec![]);
     let c = g.op1(
         "Cast",
         &[params],
@@ -219,14 +218,18 @@ fn crop_at_centres(g: &mut GraphBuilder, levelled: &str, x: &str, params: &str) 
         let zero = g.const_i64(&[0], &[]);
         let step = g.const_i64(&[1], &[]);
         let idx = g.const_i64(&[k], &[]);
-        let n = g.op1("Gather", &[&hw, &idx], vec![("axis", Attr::Int(0))]);
+        let n = g.op1("Gather", &[hw, &idx], vec![("axis", Attr::Int(0))]);
         let r = g.op1("Range", &[&zero, &n, &step], vec![]);
         let s = g.const_i64(shape, &[3]);
         g.op1("Reshape", &[&r, &s], vec![])
     };
     let rows_r = range(g, 0, &[1, -1, 1]);
     let rows = g.op1("Add", &[&oy, &rows_r], vec![]); // [B, H, 1]
-    let canvas_w = g.shape(levelled, 2, 3);
+    let two = g.const_i64(&[2], &[1]);
+    let ax = g.const_i64(&[0], &[1]); // hw is one-dimensional
+    let (st, en) = (g.const_i64(&[1], &[1]), g.const_i64(&[2], &[1]));
+    let w = g.op1("Slice", &[hw, &st, &en, &ax], vec![]);
+    let canvas_w = g.op1("Mul", &[&w, &two], vec![]);
     let ones = g.const_i64(&[1, 1], &[2]);
     let rows_shape = g.op1("Concat", &[&ones, &canvas_w], vec![("axis", Attr::Int(0))]);
     let rows = g.op1("Expand", &[&rows, &rows_shape], vec![]); // [B, H, 2W]
@@ -237,7 +240,8 @@ fn crop_at_centres(g: &mut GraphBuilder, levelled: &str, x: &str, params: &str) 
     ); // [B, H, 2W]
     let cols_r = range(g, 1, &[1, 1, -1]);
     let cols = g.op1("Add", &[&ox, &cols_r], vec![]); // [B, 1, W]
-    let h = g.shape(x, 2, 3);
+    let (st, en) = (g.const_i64(&[0], &[1]), g.const_i64(&[1], &[1]));
+    let h = g.op1("Slice", &[hw, &st, &en, &ax], vec![]);
     let cols_shape = g.op1("Concat", &[&one, &h, &one], vec![("axis", Attr::Int(0))]);
     let cols = g.op1("Expand", &[&cols, &cols_shape], vec![]); // [B, H, W]
     g.op1(

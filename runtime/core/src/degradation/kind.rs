@@ -33,6 +33,8 @@ pub struct Lowering<'a> {
     pub t: &'a str,
     /// The per-image parameters `[B, P]` f32, for kinds that have them.
     pub params: Option<&'a str>,
+    /// The images' `[H, W]` int64 (`GraphBuilder::image_sides` of the graph's input).
+    pub hw: &'a str,
 }
 
 /// A degradation kind: implemented by each kind's description (`Blur`, `Inpaint`, ...). `d` is

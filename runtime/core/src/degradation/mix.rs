@@ -22,7 +22,7 @@ use super::Degradation;
 use super::kind::{Kind, Lowering, Tables, nodes};
 use crate::data::{Dataset, Source, Split};
 use crate::error::{Error, Result};
-use crate::onnx::GraphBuilder;
+use crate::onnx::{Attr, GraphBuilder};
 use crate::update::{self, F64, MixCoefficients};
 
 /// Gaussian noise with the cosine schedule.
@@ -115,7 +115,7 @@ impl Kind for Noise {
     }
 
     fn lower(&self, d: &Degradation, g: &mut GraphBuilder, io: Lowering) -> String {
-        mix_tables(d, self.cosine_offset).lower(g, io)
+        mix_tables(d, self.cosine_offset).lower(g, io, d.channels)
     }
 
     fn is_mix(&self) -> bool {
@@ -164,7 +164,7 @@ impl Kind for Animorph {
     }
 
     fn lower(&self, d: &Degradation, g: &mut GraphBuilder, io: Lowering) -> String {
-        mix_tables(d, self.cosine_offset).lower(g, io)
+        mix_tables(d, self.cosine_offset).lower(g, io, d.channels)
     }
 
     fn is_mix(&self) -> bool {
@@ -297,13 +297,16 @@ impl MixTables {
         Ok(out)
     }
 
-    /// `a_t x + b_t z` as nodes, `z` the per-image parameter rows shaped as `x`.
-    pub fn lower(&self, g: &mut GraphBuilder, io: Lowering) -> String {
+    /// `a_t x + b_t z` as nodes, `z` the per-image parameter rows shaped as `x` (`channels` x
+    /// the images' sides).
+    pub fn lower(&self, g: &mut GraphBuilder, io: Lowering, channels: usize) -> String {
         let a = nodes::table(g, "degradation.mix_a", &self.a);
         let b = nodes::table(g, "degradation.mix_b", &self.b);
         let params = io.params.expect("mixes take parameters");
+        let channels = channels as i64;
         g.scoped("degradation", |g| {
-            let shape = g.op1("Shape", &[io.x], vec![]);
+            let lead = g.const_i64(&[-1, channels], &[2]);
+            let shape = g.op1("Concat", &[&lead, io.hw], vec![("axis", Attr::Int(0))]);
             let z = g.op1("Reshape", &[params, &shape], vec![]);
             let at = nodes::per_image(g, &a, io.t);
             let bt = nodes::per_image(g, &b, io.t);

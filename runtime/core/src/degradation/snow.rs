@@ -401,9 +401,8 @@ impl Kind for Snow {
             let ax1 = g.const_i64(&[1], &[1]);
             let (st, last) = (g.const_i64(&[0], &[1]), g.const_i64(&[-1], &[1]));
             let base = g.op1("Slice", &[params, &st, &last, &ax1], vec![]); // [B, H*W]
-            let hw = g.shape(x, 2, 4);
             let lead = g.const_i64(&[-1, 1], &[2]);
-            let bshape = g.op1("Concat", &[&lead, &hw], vec![("axis", Attr::Int(0))]);
+            let bshape = g.op1("Concat", &[&lead, io.hw], vec![("axis", Attr::Int(0))]);
             let base = g.op1("Reshape", &[&base, &bshape], vec![]); // [B, 1, H, W]
             let end = g.const_i64(&[i64::MAX], &[1]);
             let vertical = g.op1("Slice", &[params, &last, &end, &ax1], vec![]);

@@ -1,0 +1,75 @@
+//! What several subcommands share: the model and execution-provider flags, and the exit code of
+//! a folder job.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use cold_core::folder::Report;
+use cold_runtime::engine::{ConvSearch, EngineOptions, Ep, WeightLoading};
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model bundle folder (models/<name>).
+    #[arg(long, default_value = "models/mnist-blur")]
+    pub model: PathBuf,
+    /// Execution provider: cpu, cuda, tensorrt or auto (`bench` takes a list, e.g. cpu,cuda).
+    #[arg(long, value_enum, default_value = "cpu", value_delimiter = ',')]
+    pub ep: Vec<Ep>,
+    /// GPU index (cuda, tensorrt).
+    #[arg(long, default_value_t = 0)]
+    device: i32,
+    /// CPU threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// TensorRT: build FP16 engines.
+    #[arg(long)]
+    trt_fp16: bool,
+    /// TensorRT: engine cache folder.
+    #[arg(long)]
+    trt_cache: Option<PathBuf>,
+    /// How the weights reach ONNX Runtime (see BENCHMARKS.md for start-up time and memory).
+    #[arg(long, value_enum, default_value = "path")]
+    weights: WeightLoading,
+    /// CUDA: cuDNN convolution algorithm search (exhaustive: slower first run, faster kernels).
+    #[arg(long, value_enum, default_value = "heuristic")]
+    cudnn_search: ConvSearch,
+    /// CUDA: prefer the NHWC layout for convolutions.
+    #[arg(long)]
+    prefer_nhwc: bool,
+}
+
+impl ModelArgs {
+    /// The options of a single-provider command.
+    pub fn options(&self) -> Result<EngineOptions> {
+        if self.ep.len() != 1 {
+            bail!("--ep takes one execution provider here (only `bench` takes a list)");
+        }
+        Ok(self.options_for(self.ep[0]))
+    }
+
+    pub fn options_for(&self, ep: Ep) -> EngineOptions {
+        EngineOptions {
+            ep,
+            device_id: self.device,
+            trt_fp16: self.trt_fp16,
+            trt_cache: self.trt_cache.clone(),
+            threads: self.threads,
+            weights: self.weights,
+            verify: true,
+            conv_search: self.cudnn_search,
+            prefer_nhwc: self.prefer_nhwc,
+        }
+    }
+}
+
+/// Logs a folder job's report; exit code 2 when some files failed.
+pub fn finish(report: Report, what: &str) -> ExitCode {
+    report.log(what);
+    if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
