@@ -20,3 +20,163 @@ pub fn optimizer<B: AutodiffBackend>(cfg: &TrainConfig) -> OptimizerAdaptor<Adam
     }
     c.init()
 }
+
+/// What `cold-train train` says about the run's config, over a config file, the resumed run's
+/// own, a bundle to start from (`init`) or the presets: each set field overrides.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// A config file (as written to a run folder).
+    pub config: Option<std::path::PathBuf>,
+    /// Continue the run in the run folder.
+    pub resume: bool,
+    pub dataset: Option<String>,
+    pub preset: Option<String>,
+    pub model: Option<String>,
+    /// A bundle to start from (fine-tuning).
+    pub init: Option<std::path::PathBuf>,
+    pub steps: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub learning_rate: Option<f64>,
+    pub lr_schedule: Option<LrSchedule>,
+    pub lr_min: Option<f64>,
+    pub ema_decay: Option<f64>,
+    pub ema_every: Option<usize>,
+    pub ema_start: Option<usize>,
+    pub grad_clip: Option<f32>,
+    pub flip: Option<bool>,
+    pub shift: Option<usize>,
+    pub seed: Option<u64>,
+    pub sample_every: Option<usize>,
+    pub checkpoint_every: Option<usize>,
+    pub max_images: Option<usize>,
+}
+
+impl Overrides {
+    /// The run's config: from `config`, else the resumed run's (`run`), else the presets (MNIST
+    /// blur and the compact network by default); `init` takes the bundle's data set, degradation
+    /// and network unless they are named; then every set field.
+    pub fn build(&self, run: &crate::run_dir::RunDir) -> crate::error::Result<TrainConfig> {
+        use crate::error::TrainError;
+        let mut cfg = if let Some(p) = &self.config {
+            cold_core::files::read(p)?
+        } else if self.resume {
+            run.load_config()?
+        } else {
+            TrainConfig::new(
+                self.dataset.as_deref().unwrap_or("mnist"),
+                self.preset.as_deref().unwrap_or("mnist"),
+                self.model.as_deref().unwrap_or("compact"),
+            )?
+        };
+        if let Some(dir) = &self.init {
+            if self.resume {
+                return Err(TrainError::Config(
+                    "--init starts a new run; --resume continues one: choose one".into(),
+                ));
+            }
+            let b = cold_core::bundle::Bundle::open(dir, true)?;
+            if self.dataset.is_none() && self.config.is_none() {
+                cfg.dataset = b.manifest.training.dataset.clone();
+            }
+            if self.preset.is_none() && self.config.is_none() {
+                cfg.flip = b.manifest.degradation.channels == 3;
+                cfg.degradation = b.manifest.degradation.clone();
+            }
+            if self.model.is_none() && self.config.is_none() {
+                cfg.model = b.manifest.network.config.clone();
+            }
+            // Absolute, so that the run's config still names it when resumed from elsewhere.
+            cfg.init = Some(dir.canonicalize().unwrap_or_else(|_| dir.clone()));
+        }
+        if self.config.is_some() || self.resume {
+            if let Some(d) = &self.dataset {
+                cfg.dataset = d.clone();
+            }
+            if self.preset.is_some() || self.model.is_some() {
+                return Err(TrainError::Config(
+                    "--preset and --model are fixed by the config / the resumed run".into(),
+                ));
+            }
+        }
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(v) = self.$field { cfg.$field = v; })* };
+        }
+        set!(
+            steps,
+            batch_size,
+            learning_rate,
+            lr_schedule,
+            lr_min,
+            ema_decay,
+            ema_every,
+            ema_start,
+            flip,
+            shift,
+            seed,
+            sample_every,
+            checkpoint_every,
+            max_images
+        );
+        if self.grad_clip.is_some() {
+            cfg.grad_clip = self.grad_clip;
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run_dir::RunDir;
+
+    #[test]
+    fn overrides_win_over_presets_and_configs_and_conflicts_are_refused() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let run = RunDir::new(tmp.path().join("run"));
+        let o = Overrides {
+            preset: Some("mnist-inpaint".into()),
+            model: Some("tiny".into()),
+            steps: Some(7),
+            learning_rate: Some(1e-3),
+            grad_clip: Some(1.0),
+            ..Default::default()
+        };
+        let cfg = o.build(&run).expect("config");
+        assert_eq!(
+            cfg.degradation,
+            cold_core::degradation::Degradation::preset("mnist-inpaint").expect("p")
+        );
+        assert_eq!(
+            (cfg.steps, cfg.learning_rate, cfg.grad_clip),
+            (7, 1e-3, Some(1.0))
+        );
+        assert_eq!(cfg.model.dim, 8);
+        // A config file is the base; flags still override; --model cannot change it.
+        let p = tmp.path().join("c.json");
+        cold_core::files::write(&p, &cfg).expect("write");
+        let from_file = Overrides {
+            config: Some(p.clone()),
+            steps: Some(9),
+            ..Default::default()
+        }
+        .build(&run)
+        .expect("config");
+        assert_eq!((from_file.steps, from_file.learning_rate), (9, 1e-3));
+        let e = Overrides {
+            config: Some(p),
+            model: Some("small".into()),
+            ..Default::default()
+        }
+        .build(&run)
+        .expect_err("fixed");
+        assert!(e.to_string().contains("fixed by the config"), "{e}");
+        let e = Overrides {
+            resume: true,
+            init: Some(tmp.path().into()),
+            ..Default::default()
+        }
+        .build(&run)
+        .expect_err("conflict");
+        assert!(e.to_string().contains("choose one"), "{e}");
+    }
+}

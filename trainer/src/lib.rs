@@ -6,6 +6,7 @@
 //!   [`sample`], [`plot`]: the training run and its outputs. D(x, t) comes from the runtime's
 //!   one implementation (`cold_core::degradation`).
 
+pub mod backend;
 pub mod batches;
 pub mod bench;
 pub mod checkpoint;
@@ -20,6 +21,7 @@ pub mod plot;
 pub mod run_dir;
 pub mod sample;
 pub mod state;
+pub mod steps;
 pub mod tensor_io;
 pub mod train;
 

@@ -570,6 +570,56 @@ pub fn load_folder(root: &Path) -> Result<Dataset> {
     )
 }
 
+/// A data set named as on the command line (`mnist` is fetched into the cache first when no
+/// folder is given).
+pub fn load_named(source: &str, split: Split) -> Result<Dataset> {
+    let source: Source = source.parse()?;
+    if let Source::Mnist(None) = source {
+        fetch_mnist(None)?;
+    }
+    Dataset::load(&source, split)
+}
+
+/// `cold-train fetch`: downloads a data set into `dir` (default: the cache); only MNIST has a
+/// pinned download.
+pub fn fetch_named(name: &str, dir: Option<&Path>) -> Result<PathBuf> {
+    if name != "mnist" {
+        return Err(Error::InvalidArgument(
+            "only mnist can be fetched; for fashion-mnist run `apt-get install dataset-fashion-mnist`, \
+             for CIFAR-10 use the official binary batches or an image folder"
+                .into(),
+        ));
+    }
+    fetch_mnist(dir)
+}
+
+/// `cold-train dump`: images `start..start + count` of a data set as PNG files
+/// `NNNNN_<label>.png` in `out` (centred on a black `pad x pad` canvas when given); returns how
+/// many were written.
+pub fn dump(
+    source: &str,
+    split: Split,
+    start: usize,
+    count: usize,
+    pad: Option<usize>,
+    out: &Path,
+) -> Result<usize> {
+    let mut d = load_named(source, split)?;
+    if let Some(side) = pad {
+        d = d.pad_to(side, side)?;
+    }
+    let end = (start + count).min(d.len());
+    for i in start..end {
+        let x = d.batch(&[i]);
+        let p = out.join(format!(
+            "{i:05}_{}.png",
+            d.class_names[d.labels[i] as usize]
+        ));
+        imageio::save_unit_png(&p, x.index_axis(ndarray::Axis(0), 0))?;
+    }
+    Ok(end.saturating_sub(start))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,42 @@
+//! `cold-train steps`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use cold_trainer::steps;
+
+#[derive(Args, Debug)]
+pub struct StepsArgs {
+    /// The bundle.
+    #[arg(long)]
+    model: PathBuf,
+    /// The `eval.json` of `cold eval --steps-curve`: plotted beside it as steps.png.
+    #[arg(long)]
+    eval: Option<PathBuf>,
+    /// The recommended number of steps to store in the bundle (0: remove the recommendation).
+    #[arg(long)]
+    recommend: Option<usize>,
+    /// Why (stored with it), e.g. "best FID on 2,000 test digits".
+    #[arg(long, default_value = "")]
+    because: String,
+}
+
+pub fn run(a: StepsArgs) -> Result<ExitCode> {
+    if let Some(p) = &a.eval {
+        println!("{}", steps::plot(&a.model, p)?.display());
+    }
+    if let Some(k) = a.recommend {
+        steps::recommend(&a.model, k, &a.because)?;
+        if k > 0 {
+            println!("{}: restores with {k} steps by default", a.model.display());
+        } else {
+            println!(
+                "{}: no recommendation, restores with every level by default",
+                a.model.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

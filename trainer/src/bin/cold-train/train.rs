@@ -1,0 +1,130 @@
+//! `cold-train train`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use cold_trainer::backend::{self, BackendKind};
+use cold_trainer::config::Overrides;
+use cold_trainer::train::{RunDir, RunOptions};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Run folder (config.json, loss.csv, loss.png, samples/, checkpoints/).
+    #[arg(long)]
+    out: PathBuf,
+    /// A config JSON (as written to a run folder); flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue the run in --out from its latest checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Data set: mnist, mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, folder:DIR.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Degradation preset: mnist, cifar10 (blur), mnist-inpaint, mnist-inpaint-centred,
+    /// mnist-superres, mnist32-superres (MNIST padded to 32x32), cifar10-inpaint,
+    /// cifar10-inpaint-centred, cifar10-superres, the three super-resolutions with `-clipped` (D
+    /// clipped to [-1, 1], as image files hold it), mnist-snow, cifar10-snow, mnist-noise,
+    /// cifar10-noise, mnist-animorph.
+    #[arg(long)]
+    preset: Option<String>,
+    /// Network size: tiny, compact, small or paper.
+    #[arg(long)]
+    model: Option<String>,
+    /// Train up to this step (a new run's default: 2,000; a resumed run keeps its own). With
+    /// --max-seconds, set it high and let the time decide.
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Learning-rate schedule: constant (the reference's) or cosine (from --lr down to --lr-min
+    /// at step --steps, the run's horizon: give --steps, not only --max-seconds).
+    #[arg(long, value_name = "constant|cosine")]
+    lr_schedule: Option<cold_trainer::config::LrSchedule>,
+    /// Where a decaying schedule ends (default 0).
+    #[arg(long)]
+    lr_min: Option<f64>,
+    #[arg(long)]
+    ema_decay: Option<f64>,
+    #[arg(long)]
+    ema_every: Option<usize>,
+    #[arg(long)]
+    ema_start: Option<usize>,
+    /// Clip the global gradient norm.
+    #[arg(long)]
+    grad_clip: Option<f32>,
+    /// Random horizontal flips (true/false).
+    #[arg(long)]
+    flip: Option<bool>,
+    /// Random shifts of up to N pixels each way (edge pixels repeated), for more varied data.
+    #[arg(long, value_name = "N")]
+    shift: Option<usize>,
+    /// Start a new run from this bundle's network (fine-tuning) instead of a fresh one; its
+    /// network, degradation and data set are the run's unless --model / --preset / --dataset say
+    /// otherwise.
+    #[arg(long, value_name = "BUNDLE")]
+    init: Option<PathBuf>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    sample_every: Option<usize>,
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Train on the first N images only.
+    #[arg(long)]
+    max_images: Option<usize>,
+    /// Stop cleanly (with a checkpoint) after this many seconds of training (counted from the end
+    /// of the first step, which on a GPU includes kernel compilation).
+    #[arg(long)]
+    max_seconds: Option<f64>,
+    #[arg(long, value_enum, default_value = "flex")]
+    backend: BackendKind,
+    /// GPU index for --backend cuda.
+    #[arg(long, default_value_t = 0)]
+    device: usize,
+}
+
+pub fn run(a: TrainArgs) -> Result<ExitCode> {
+    let run = RunDir::new(&a.out);
+    let cfg = Overrides {
+        config: a.config,
+        resume: a.resume,
+        dataset: a.dataset,
+        preset: a.preset,
+        model: a.model,
+        init: a.init,
+        steps: a.steps,
+        batch_size: a.batch,
+        learning_rate: a.lr,
+        lr_schedule: a.lr_schedule,
+        lr_min: a.lr_min,
+        ema_decay: a.ema_decay,
+        ema_every: a.ema_every,
+        ema_start: a.ema_start,
+        grad_clip: a.grad_clip,
+        flip: a.flip,
+        shift: a.shift,
+        seed: a.seed,
+        sample_every: a.sample_every,
+        checkpoint_every: a.checkpoint_every,
+        max_images: a.max_images,
+    }
+    .build(&run)?;
+    let opts = RunOptions {
+        resume: a.resume,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        stop: backend::ctrl_c_flag(),
+        backend: a.backend.name().into(),
+        max_seconds: a.max_seconds,
+    };
+    let summary = backend::train(a.backend, a.device, &cfg, &run, &opts)?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if summary.interrupted {
+        eprintln!("stopped at step {}; continue with --resume", summary.steps);
+    }
+    Ok(ExitCode::SUCCESS)
+}

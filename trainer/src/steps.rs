@@ -1,0 +1,53 @@
+//! `cold-train steps`: a bundle's default number of sampling steps, and the quality/speed curve
+//! (`steps.png`) it is chosen from, drawn from `cold eval --steps-curve`'s report.
+
+use std::path::{Path, PathBuf};
+
+use cold_core::bundle::{Bundle, MANIFEST, SamplingDefaults};
+use cold_core::report::EvalReport;
+
+use crate::error::{Result, TrainError};
+use crate::plot::{StepsPoint, steps_curve};
+
+/// Draws the steps curve of the report `eval` (an `eval.json`) of the bundle in `model`, as
+/// `steps.png` beside it; returns its path.
+pub fn plot(model: &Path, eval: &Path) -> Result<PathBuf> {
+    let b = Bundle::open(model, true)?;
+    let report: EvalReport = cold_core::files::read(eval)?;
+    let Some((t, points)) = StepsPoint::from_report(&report) else {
+        return Err(TrainError::Config(format!(
+            "{} has no steps_curve: run cold eval --steps-curve 1,2,5,... first",
+            eval.display()
+        )));
+    };
+    let out = eval.with_file_name("steps.png");
+    steps_curve(
+        &points,
+        &format!(
+            "{}: Algorithm 2 from t = {t} with K steps ({} images of {})",
+            b.manifest.name,
+            report.images,
+            cold_core::data::display_name(&report.dataset)
+        ),
+        &out,
+    )?;
+    Ok(out)
+}
+
+/// Stores `k` sampling steps (0: none, every level) as the bundle's default, with the
+/// measurement it was chosen by.
+pub fn recommend(model: &Path, k: usize, because: &str) -> Result<()> {
+    let mut m = Bundle::open(model, true)?.manifest;
+    if k > m.degradation.steps {
+        return Err(TrainError::Config(format!(
+            "--recommend {k} is beyond the model's T = {}",
+            m.degradation.steps
+        )));
+    }
+    m.sampling = (k > 0).then(|| SamplingDefaults {
+        recommended_steps: k,
+        chosen_by: because.into(),
+    });
+    cold_core::files::write(&model.join(MANIFEST), &m)?;
+    Ok(())
+}
