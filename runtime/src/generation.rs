@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use cold_core::generation::Generation;
 use cold_core::imageio;
 use ndarray::{Array2, Array4, Axis};
 use rand::{SeedableRng, rngs::StdRng};
@@ -32,7 +31,7 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
     // the image's share sqrt(abar_T) is nearly 0, and sample with the estimated noise (the
     // paper's hot-diffusion generation); the other kinds from the mixture over channel means.
     let mix = m.degradation.transform.is_mix();
-    let g = if mix { None } else { Some(Generation::of(&m)?) };
+    let g = if mix { None } else { Some(m.mixture()?) };
     if o.count == 0 {
         return Err(Error::invalid("--count must be at least 1"));
     }

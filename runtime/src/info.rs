@@ -34,7 +34,7 @@ pub fn describe(b: &Bundle) -> String {
             sm.recommended_steps, sm.chosen_by
         ));
     }
-    match cold_core::generation::Generation::of(m) {
+    match m.mixture() {
         _ if m.degradation.transform.is_mix() => s.push_str(
             "generation   from z at T with the estimated-noise sampler (cold generate)\n",
         ),

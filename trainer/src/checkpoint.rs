@@ -172,3 +172,12 @@ pub fn load_latest_ema<B: Backend>(
         Recorder::<B>::load(&rec, read(&d.join("ema.mpk"))?, device).map_err(|e| ck_err(&d, e))?;
     Ok((cfg.model.init::<B>(device).load_record(ema_rec), st))
 }
+/// Loads the EMA weights of a run's latest checkpoint for inference.
+pub fn load_ema<B: Backend>(
+    run: &crate::run_dir::RunDir,
+    device: &B::Device,
+) -> Result<(TrainConfig, UNet<B>, Checkpoint)> {
+    let cfg = run.load_config()?;
+    let (ema, state) = load_latest_ema::<B>(&run.checkpoints(), &cfg, device)?;
+    Ok((cfg, ema, state))
+}

@@ -55,12 +55,18 @@ impl Overrides {
     /// The run's config: from `config`, else the resumed run's (`run`), else the presets (MNIST
     /// blur and the compact network by default); `init` takes the bundle's data set, degradation
     /// and network unless they are named; then every set field.
-    pub fn build(&self, run: &crate::run_dir::RunDir) -> crate::error::Result<TrainConfig> {
+    /// `run_config` is the run folder's `config.json` (read when resuming).
+    pub fn build(&self, run_config: &std::path::Path) -> crate::error::Result<TrainConfig> {
         use crate::error::TrainError;
+        if self.init.is_some() && self.resume {
+            return Err(TrainError::Config(
+                "--init starts a new run; --resume continues one: choose one".into(),
+            ));
+        }
         let mut cfg = if let Some(p) = &self.config {
             cold_core::files::read(p)?
         } else if self.resume {
-            run.load_config()?
+            cold_core::files::read(run_config)?
         } else {
             TrainConfig::new(
                 self.dataset.as_deref().unwrap_or("mnist"),
@@ -69,11 +75,6 @@ impl Overrides {
             )?
         };
         if let Some(dir) = &self.init {
-            if self.resume {
-                return Err(TrainError::Config(
-                    "--init starts a new run; --resume continues one: choose one".into(),
-                ));
-            }
             let b = cold_core::bundle::Bundle::open(dir, true)?;
             if self.dataset.is_none() && self.config.is_none() {
                 cfg.dataset = b.manifest.training.dataset.clone();
@@ -127,12 +128,11 @@ impl Overrides {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run_dir::RunDir;
 
     #[test]
     fn overrides_win_over_presets_and_configs_and_conflicts_are_refused() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let run = RunDir::new(tmp.path().join("run"));
+        let run = tmp.path().join("run/config.json");
         let o = Overrides {
             preset: Some("mnist-inpaint".into()),
             model: Some("tiny".into()),

@@ -14,6 +14,7 @@ pub mod config;
 pub mod ema;
 pub mod error;
 pub mod export;
+pub mod import;
 pub mod mixture;
 pub mod model;
 pub mod ops;

@@ -115,6 +115,22 @@ pub struct Manifest {
     pub created_by: String,
 }
 
+impl Manifest {
+    /// The bundle's generation mixture, checked; an error that says how to add one when there is none.
+    pub fn mixture(&self) -> Result<Generation> {
+        let Some(g) = &self.generation else {
+            return Err(Error::InvalidArgument(format!(
+                "model {} has no Gaussian mixture for generation: export it again with \
+                 `cold-train export` (which fits one), or add one to this bundle with \
+                 `cold-train mixture --model <bundle> --dataset <its data set>`",
+                self.name
+            )));
+        };
+        g.validate(self.image.channels)?;
+        Ok(g.clone())
+    }
+}
+
 impl Versioned for Manifest {
     const WHAT: &'static str = "bundle manifest";
     const FORMAT: Option<&'static str> = Some(FORMAT);

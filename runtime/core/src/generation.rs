@@ -9,7 +9,6 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::Manifest;
 use crate::error::{Error, Result};
 
 /// The paper's broken-symmetry noise.
@@ -36,20 +35,6 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// The bundle's mixture; an error that says how to add one when there is none.
-    pub fn of(manifest: &Manifest) -> Result<Self> {
-        let Some(g) = &manifest.generation else {
-            return Err(Error::InvalidArgument(format!(
-                "model {} has no Gaussian mixture for generation: export it again with \
-                 `cold-train export` (which fits one), or add one to this bundle with \
-                 `cold-train mixture --model <bundle> --dataset <its data set>`",
-                manifest.name
-            )));
-        };
-        g.validate(manifest.image.channels)?;
-        Ok(g.clone())
-    }
-
     /// Checks weights, shapes and that every covariance has a Cholesky factor.
     pub fn validate(&self, channels: usize) -> Result<()> {
         let bad = |why: String| Err(Error::InvalidArgument(format!("generation mixture: {why}")));

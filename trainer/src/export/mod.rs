@@ -6,7 +6,6 @@
 //! degradation kind lowers D, and [`assemble`] puts the graphs together.
 
 pub mod assemble;
-pub mod import;
 
 pub use cold_core::onnx;
 
@@ -20,9 +19,13 @@ use cold_core::network::NetworkSpec;
 use cold_core::training::TrainingSummary;
 use protobuf::Message;
 
+use crate::checkpoint::load_ema;
+use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
+use crate::import;
 use crate::model::UNet;
-use crate::train::{RunDir, RunSummary, TrainConfig, load_ema};
+use crate::run_dir::RunDir;
+use cold_core::training::RunSummary;
 use onnx::{GraphBuilder, WeightStore};
 
 /// The file names inside a bundle.

@@ -113,7 +113,7 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
         checkpoint_every: a.checkpoint_every,
         max_images: a.max_images,
     }
-    .build(&run)?;
+    .build(&run.config())?;
     let opts = RunOptions {
         resume: a.resume,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
