@@ -9,6 +9,7 @@
 //! `tr (S_a S_b)^(1/2) = tr (S_a^(1/2) S_b S_a^(1/2))^(1/2)`.
 
 pub mod inception;
+mod layers;
 mod stats;
 
 use std::path::{Path, PathBuf};

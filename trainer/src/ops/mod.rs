@@ -20,6 +20,7 @@
 mod autodiff;
 #[cfg(feature = "cuda")]
 mod cuda;
+mod depthwise;
 mod flex;
 pub mod fused;
 pub mod generic;

@@ -466,7 +466,8 @@ impl Kind for Snow {
 /// D the way the reference computes it, in float64, for one image `[C, H, W]` and its parameters:
 /// threshold, 'same' convolution with the line kernel, rotation, brightness, clipping, each from
 /// its formula. The ground truth in tests.
-pub fn reference_snow(
+#[cfg(test)]
+pub(crate) fn reference_snow(
     x: &Array3<f64>,
     snow: &Snow,
     steps: usize,

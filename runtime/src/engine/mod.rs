@@ -1,6 +1,8 @@
 //! The inference engine: ONNX Runtime sessions over a bundle's graphs, with the weights file
 //! memory-mapped and handed to ONNX Runtime in place, and batched cold sampling driven by the
 //! fused step graph (one run per step, nothing computed on the host between steps).
+//! [`options`]: what the engine runs on; `providers`: the execution providers, probed and
+//! registered.
 
 use std::ffi::{CString, c_char};
 use std::path::Path;
@@ -15,100 +17,16 @@ use ort::value::{Tensor, TensorRef};
 
 use crate::error::{Error, Result};
 use crate::ortlib;
+
+pub mod options;
+mod providers;
 use cold_core::bundle::{Bundle, io};
 use cold_core::degradation::Prepared;
 use cold_core::sampler::{self, StepLevels};
 pub use cold_core::sampler::{Algorithm, schedule};
 
-/// Which execution provider runs the graphs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Ep {
-    Cpu,
-    Cuda,
-    #[value(name = "tensorrt")]
-    TensorRt,
-    /// TensorRT, then CUDA, then CPU: the first that starts.
-    Auto,
-}
-
-impl Ep {
-    pub fn name(self) -> &'static str {
-        match self {
-            Ep::Cpu => "cpu",
-            Ep::Cuda => "cuda",
-            Ep::TensorRt => "tensorrt",
-            Ep::Auto => "auto",
-        }
-    }
-}
-
-/// How the weights file reaches ONNX Runtime.
-///
-/// Measured with ONNX Runtime 1.31.1 on the CPU (BENCHMARKS.md): handing ONNX Runtime a mapping
-/// (`mmap`) or a buffer (`read`) through `AddExternalInitializersFromFilesInMemory` does not save
-/// a copy, because ONNX Runtime copies the initializers out of it; letting it open the files
-/// itself (`path`) keeps one copy of the weights and starts fastest, so it is the default.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WeightLoading {
-    /// ONNX Runtime opens the graph and its external weights file by path.
-    Path,
-    /// memmap2 the weights file and hand ONNX Runtime the mapping.
-    Mmap,
-    /// Read the weights file into memory and hand ONNX Runtime the buffer.
-    Read,
-}
-
-/// cuDNN's convolution algorithm choice on the CUDA execution provider.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ConvSearch {
-    /// Time every algorithm on first use of a shape (slow start, fastest kernels).
-    Exhaustive,
-    /// cuDNN's heuristics (fast start).
-    #[default]
-    Heuristic,
-    /// cuDNN's default algorithm.
-    Default,
-}
-
-/// Execution-provider settings.
-#[derive(Clone, Debug)]
-pub struct EngineOptions {
-    pub ep: Ep,
-    /// GPU index for CUDA / TensorRT.
-    pub device_id: i32,
-    /// TensorRT: build FP16 engines.
-    pub trt_fp16: bool,
-    /// TensorRT: folder for the engine cache (engines are slow to build).
-    pub trt_cache: Option<std::path::PathBuf>,
-    /// Intra-op threads on the CPU (0 = all cores).
-    pub threads: usize,
-    pub weights: WeightLoading,
-    /// Check the sha256 of every bundle file when opening.
-    pub verify: bool,
-    /// CUDA: cuDNN convolution algorithm search.
-    pub conv_search: ConvSearch,
-    /// CUDA: prefer the NHWC layout for convolutions (tensor-core friendly).
-    pub prefer_nhwc: bool,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        EngineOptions {
-            ep: Ep::Cpu,
-            device_id: 0,
-            trt_fp16: false,
-            trt_cache: None,
-            threads: 0,
-            weights: WeightLoading::Path,
-            verify: true,
-            conv_search: ConvSearch::Heuristic,
-            prefer_nhwc: false,
-        }
-    }
-}
+pub use options::{ConvSearch, EngineOptions, Ep, WeightLoading};
+use providers::{register_ep, resolve_ep};
 
 /// The bundle graphs the engine runs.
 #[derive(Clone, Copy, Debug)]
@@ -166,13 +84,6 @@ impl std::fmt::Debug for Engine {
             .field("bundle", &self.bundle.dir)
             .field("ep", &self.active_ep)
             .finish()
-    }
-}
-
-fn ep_err(ep: Ep, reason: impl std::fmt::Display) -> Error {
-    Error::ExecutionProvider {
-        ep: ep.name().into(),
-        reason: reason.to_string(),
     }
 }
 
@@ -525,115 +436,4 @@ fn add_external_file_in_memory(
     // SAFETY: `status` was just returned by the C API and is consumed here.
     unsafe { ort::Error::result_from_status(status) }?;
     Ok(())
-}
-
-/// Picks the provider for `auto`, and checks an explicit one is compiled in and present.
-fn resolve_ep(ep: Ep) -> Result<Ep> {
-    match ep {
-        Ep::Cpu => Ok(Ep::Cpu),
-        Ep::Auto => {
-            for cand in [Ep::TensorRt, Ep::Cuda] {
-                if ep_available(cand).unwrap_or(false) {
-                    tracing::info!("execution provider: {} (auto)", cand.name());
-                    return Ok(cand);
-                }
-            }
-            tracing::info!(
-                "execution provider: cpu (auto: no TensorRT or CUDA provider in this build)"
-            );
-            Ok(Ep::Cpu)
-        }
-        explicit => {
-            if ep_available(explicit)? {
-                Ok(explicit)
-            } else {
-                Err(ep_err(
-                    explicit,
-                    "this ONNX Runtime library has no such provider: set ORT_DYLIB_PATH to the GPU build \
-                     (libonnxruntime.so from the onnxruntime-gpu 1.31.1 wheel, with its provider libraries beside it)",
-                ))
-            }
-        }
-    }
-}
-
-#[cfg(feature = "cuda")]
-fn ep_available(ep: Ep) -> Result<bool> {
-    use ort::ep::ExecutionProvider;
-    Ok(match ep {
-        Ep::Cpu | Ep::Auto => true,
-        Ep::Cuda => ort::ep::CUDA::is_available()?,
-        #[cfg(feature = "tensorrt")]
-        Ep::TensorRt => ort::ep::TensorRT::is_available()?,
-        #[cfg(not(feature = "tensorrt"))]
-        Ep::TensorRt => {
-            return Err(ep_err(
-                ep,
-                "this cold was built without TensorRT: rebuild with --features tensorrt",
-            ));
-        }
-    })
-}
-
-#[cfg(not(feature = "cuda"))]
-fn ep_available(ep: Ep) -> Result<bool> {
-    match ep {
-        Ep::Cpu | Ep::Auto => Ok(true),
-        Ep::Cuda | Ep::TensorRt => Err(ep_err(
-            ep,
-            format!(
-                "this cold was built without GPU support: rebuild with `cargo build --release -p cold-runtime --features {}`",
-                if ep == Ep::Cuda {
-                    "cuda"
-                } else {
-                    "cuda,tensorrt"
-                }
-            ),
-        )),
-    }
-}
-
-/// The CUDA execution provider with the engine's options.
-#[cfg(feature = "cuda")]
-fn cuda_provider(o: &EngineOptions) -> ort::ep::CUDA {
-    use ort::ep::cuda::ConvAlgorithmSearch as S;
-    let search = match o.conv_search {
-        ConvSearch::Exhaustive => S::Exhaustive,
-        ConvSearch::Heuristic => S::Heuristic,
-        ConvSearch::Default => S::Default,
-    };
-    ort::ep::CUDA::default()
-        .with_device_id(o.device_id)
-        .with_conv_algorithm_search(search)
-        .with_conv_max_workspace(true)
-        .with_prefer_nhwc(o.prefer_nhwc)
-}
-
-fn register_ep(b: SessionBuilder, ep: Ep, o: &EngineOptions) -> Result<SessionBuilder> {
-    let _ = o;
-    match ep {
-        Ep::Cpu | Ep::Auto => Ok(b),
-        #[cfg(feature = "cuda")]
-        Ep::Cuda => {
-            let cuda = cuda_provider(o).build().error_on_failure();
-            b.with_execution_providers([cuda])
-                .map_err(|e| ep_err(ep, ort::Error::<()>::from(e)))
-        }
-        #[cfg(feature = "tensorrt")]
-        Ep::TensorRt => {
-            let mut trt = ort::ep::TensorRT::default()
-                .with_device_id(o.device_id)
-                .with_fp16(o.trt_fp16);
-            if let Some(dir) = &o.trt_cache {
-                trt = trt
-                    .with_engine_cache(true)
-                    .with_engine_cache_path(dir.display().to_string());
-            }
-            let cuda = cuda_provider(o).build().error_on_failure();
-            b.with_execution_providers([trt.build().error_on_failure(), cuda])
-                .map_err(|e| ep_err(ep, ort::Error::<()>::from(e)))
-        }
-        #[allow(unreachable_patterns)]
-        other => Err(ep_err(other, "not compiled into this cold")),
-    }
 }
