@@ -314,6 +314,7 @@ fn every_degradation_kind_exports_matching_graphs() {
         "cifar10-snow",
         "mnist-noise",
         "mnist-animorph",
+        "cifar10-decolor",
     ]
     .into_iter()
     .enumerate()

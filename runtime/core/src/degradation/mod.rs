@@ -17,6 +17,7 @@
 //! sidecar next to the images, and fed to the graphs as an input.
 
 pub mod blur;
+pub mod decolor;
 pub mod inpaint;
 pub mod kind;
 pub mod mix;
@@ -31,6 +32,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 pub use blur::{Blur, BlurSchedule, Padding, iterated_blur};
+pub use decolor::{Decolor, DecolorRoutine};
 pub use inpaint::{Centre, Inpaint, Masks};
 pub use kind::{Kind, Lowering, TableInput, Tables};
 pub use mix::{Animorph, AnimorphSource, MixTables, Noise};
@@ -80,6 +82,7 @@ registry! {
     Snow(Snow) = "snow",
     Noise(Noise) = "noise",
     Animorph(Animorph) = "animorph",
+    Decolor(Decolor) = "decolor",
 }
 
 impl Transform {
@@ -121,6 +124,7 @@ pub const PRESETS: &[&str] = &[
     "mnist-noise",
     "cifar10-noise",
     "mnist-animorph",
+    "cifar10-decolor",
 ];
 
 impl Degradation {
@@ -136,7 +140,8 @@ impl Degradation {
     ///   `*-superres-clipped`: the same with D clipped to [-1, 1] (what image files hold);
     /// - `*-snow`: the paper's snow ([`Snow::paper`]), a snow layer per image, T 200;
     /// - `*-noise`: Gaussian noise, cosine schedule, T 200 (the hot-diffusion baseline);
-    /// - `mnist-animorph`: animorphosis into Fashion-MNIST images, cosine schedule, T 200.
+    /// - `mnist-animorph`: animorphosis into Fashion-MNIST images, cosine schedule, T 200;
+    /// - `cifar10-decolor`: decolorization, linear, grey at T 20.
     pub fn preset(name: &str) -> Result<Self> {
         let (base, kind) = name.split_once('-').unwrap_or((name, "blur"));
         let (channels, side) = match base {
@@ -187,6 +192,7 @@ impl Degradation {
                 Transform::Animorph(Animorph::paper(AnimorphSource::FashionMnist)),
                 200,
             ),
+            ("cifar10", "decolor") => (Transform::Decolor(Decolor::paper()), 20),
             _ => return Err(unknown_preset(name)),
         };
         Ok(Degradation {

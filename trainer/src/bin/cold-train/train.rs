@@ -27,7 +27,7 @@ pub struct TrainArgs {
     /// mnist-superres, mnist32-superres (MNIST padded to 32x32), cifar10-inpaint,
     /// cifar10-inpaint-centred, cifar10-superres, the three super-resolutions with `-clipped` (D
     /// clipped to [-1, 1], as image files hold it), mnist-snow, cifar10-snow, mnist-noise,
-    /// cifar10-noise, mnist-animorph.
+    /// cifar10-noise, mnist-animorph, cifar10-decolor.
     #[arg(long)]
     preset: Option<String>,
     /// Network size: tiny, compact, small or paper.
