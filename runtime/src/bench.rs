@@ -49,7 +49,7 @@ pub struct BenchResult {
 }
 
 /// `VmRSS` and `VmHWM` of this process in MB (Linux; zero elsewhere).
-pub fn memory_mb() -> (f64, f64) {
+pub(crate) fn memory_mb() -> (f64, f64) {
     let Ok(s) = std::fs::read_to_string("/proc/self/status") else {
         return (0.0, 0.0);
     };

@@ -15,7 +15,7 @@ pub mod bench;
 #[cfg(feature = "cuda")]
 mod device_loop;
 pub mod engine;
-pub mod error;
+mod error;
 pub mod eval;
 pub mod fid;
 pub mod generation;

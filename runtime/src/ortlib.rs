@@ -17,10 +17,10 @@ use cold_core::atomic;
 use cold_core::fetch::{self, Pinned};
 
 /// The ONNX Runtime version this runtime is built against (`ort` 2.0.0-rc.15, API 31).
-pub const ORT_VERSION: &str = "1.31.1";
+pub(crate) const ORT_VERSION: &str = "1.31.1";
 
 /// The CPU wheel of ONNX Runtime 1.31.1 on PyPI.
-pub const ORT_WHEEL: Pinned = Pinned {
+pub(crate) const ORT_WHEEL: Pinned = Pinned {
     name: "onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl",
     url: "https://files.pythonhosted.org/packages/b4/1d/0f85ee31a3d93f2243a5cc29252becf858f53ac5cfa6c9c15d9ffe107eea/onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl",
     sha256: "5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f",
@@ -32,7 +32,7 @@ const LIB_NAME: &str = "libonnxruntime.so.1.31.1";
 const LIB_SHA256: &str = "fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3";
 
 /// Where the library is, fetching it on first use unless `ORT_DYLIB_PATH` names one.
-pub fn library_path() -> Result<PathBuf> {
+pub(crate) fn library_path() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         if !p.is_file() {
@@ -48,7 +48,7 @@ pub fn library_path() -> Result<PathBuf> {
 }
 
 /// Makes sure `dir/libonnxruntime.so.1.31.1` exists and matches its pinned hash.
-pub fn fetch_library(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn fetch_library(dir: &Path) -> Result<PathBuf> {
     let lib = dir.join(LIB_NAME);
     // The size is checked on every start; the hash when the file is written.
     if fs::metadata(&lib)

@@ -125,11 +125,16 @@ mod cuda {
         )
     }
 
-    pub fn train(_: &TrainConfig, _: &RunDir, _: &RunOptions, _: usize) -> Result<RunSummary> {
+    pub(crate) fn train(
+        _: &TrainConfig,
+        _: &RunDir,
+        _: &RunOptions,
+        _: usize,
+    ) -> Result<RunSummary> {
         Err(missing())
     }
 
-    pub fn bench(_: &Suite, _: usize) -> Result<Vec<TrainBench>> {
+    pub(crate) fn bench(_: &Suite, _: usize) -> Result<Vec<TrainBench>> {
         Err(missing())
     }
 }

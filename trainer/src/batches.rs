@@ -25,7 +25,7 @@ fn step_rng(seed: u64, step: usize) -> StdRng {
 
 /// `im` (C x H x W) moved down by `dy` and right by `dx` pixels, the edge pixels repeated into the
 /// uncovered border.
-pub fn shifted(im: ndarray::ArrayView3<f32>, dy: i64, dx: i64) -> ndarray::Array3<f32> {
+pub(crate) fn shifted(im: ndarray::ArrayView3<f32>, dy: i64, dx: i64) -> ndarray::Array3<f32> {
     let (c, h, w) = im.dim();
     let clamp = |v: i64, n: usize| v.clamp(0, n as i64 - 1) as usize;
     ndarray::Array3::from_shape_fn((c, h, w), |(k, y, x)| {

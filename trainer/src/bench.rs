@@ -27,7 +27,7 @@ pub struct TrainBench {
 }
 
 /// Times `steps` training steps after `warmup` steps, on synthetic-free real batches of `data`.
-pub fn bench_training<B: AutodiffBackend + TrainBackend>(
+pub(crate) fn bench_training<B: AutodiffBackend + TrainBackend>(
     cfg: &TrainConfig,
     model_name: &str,
     data: &Dataset,
@@ -96,7 +96,7 @@ pub struct Suite {
 }
 
 /// Runs the suite on backend `B`, logging each result as it comes.
-pub fn run_suite<B: AutodiffBackend + TrainBackend>(
+pub(crate) fn run_suite<B: AutodiffBackend + TrainBackend>(
     suite: &Suite,
     device: &B::Device,
     backend: &str,

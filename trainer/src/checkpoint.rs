@@ -41,7 +41,7 @@ fn ck_err(path: &Path, reason: impl std::fmt::Display) -> TrainError {
 }
 
 /// The name of the latest complete checkpoint, if any.
-pub fn latest_name(dir: &Path) -> Option<String> {
+pub(crate) fn latest_name(dir: &Path) -> Option<String> {
     let name = fs::read_to_string(dir.join("latest"))
         .ok()?
         .trim()
@@ -50,7 +50,7 @@ pub fn latest_name(dir: &Path) -> Option<String> {
 }
 
 /// Saves a checkpoint and prunes old ones, keeping `keep`. Returns its name.
-pub fn save<B: AutodiffBackend>(
+pub(crate) fn save<B: AutodiffBackend>(
     dir: &Path,
     state: &TrainState<B>,
     backend: &str,
@@ -129,7 +129,7 @@ fn read_state(d: &Path) -> Result<Checkpoint> {
 }
 
 /// Loads the latest checkpoint for training.
-pub fn load_latest<B: AutodiffBackend>(
+pub(crate) fn load_latest<B: AutodiffBackend>(
     dir: &Path,
     cfg: &TrainConfig,
     device: &B::Device,
@@ -160,7 +160,7 @@ pub fn load_latest<B: AutodiffBackend>(
 
 /// Loads only the EMA weights of the latest checkpoint, for sampling and export, with its
 /// step and training seconds.
-pub fn load_latest_ema<B: Backend>(
+pub(crate) fn load_latest_ema<B: Backend>(
     dir: &Path,
     cfg: &TrainConfig,
     device: &B::Device,

@@ -11,7 +11,9 @@ use crate::model::UNet;
 
 /// The run's optimiser (fresh, or to receive a checkpoint's state): Adam with the config's
 /// epsilon and gradient clipping.
-pub fn optimizer<B: AutodiffBackend>(cfg: &TrainConfig) -> OptimizerAdaptor<Adam, UNet<B>, B> {
+pub(crate) fn optimizer<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+) -> OptimizerAdaptor<Adam, UNet<B>, B> {
     let mut c = AdamConfig::new().with_epsilon(cfg.adam_epsilon);
     if let Some(clip) = cfg.grad_clip {
         c = c.with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(

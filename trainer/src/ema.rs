@@ -34,7 +34,7 @@ impl<B: Backend> ModuleMapper<B> for Blend<B> {
 }
 
 /// Moves `ema` towards `model` by `1 - decay`. Both must be the same architecture.
-pub fn ema_update<B: Backend, M: Module<B>>(ema: M, model: &M, decay: f64) -> M {
+pub(crate) fn ema_update<B: Backend, M: Module<B>>(ema: M, model: &M, decay: f64) -> M {
     let mut collect = Collect { out: Vec::new() };
     model.visit(&mut collect);
     let mut blend = Blend {

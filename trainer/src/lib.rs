@@ -2,26 +2,29 @@
 //!
 //! - [`model`]: the attention U-Net, one file per part.
 //! - [`ops`]: convolutions with backward passes of our own (fast CPU kernels, generic elsewhere).
-//! - [`config`], [`batches`], [`state`], [`train`], [`run_dir`], [`checkpoint`], [`ema`],
-//!   [`sample`], [`plot`]: the training run and its outputs. D(x, t) comes from the runtime's
-//!   one implementation (`cold_core::degradation`).
+//! - [`config`], [`train`], [`ema`], [`sample`]: the training run and its outputs (the batches,
+//!   the run folder, checkpoints, the training state and the plots are the crate's own, behind
+//!   [`train`]). D(x, t) comes from the one implementation both crates share
+//!   (`cold_core::degradation`).
+//! - [`export`], [`import`]: bundles written from a run and read back; [`steps`], [`bench`],
+//!   [`backend`]: the steps curve, the training benchmarks and the backend dispatch.
 
 pub mod backend;
-pub mod batches;
+mod batches;
 pub mod bench;
-pub mod checkpoint;
+mod checkpoint;
 pub mod config;
 pub mod ema;
-pub mod error;
+mod error;
 pub mod export;
 pub mod import;
-pub mod mixture;
+mod mixture;
 pub mod model;
 pub mod ops;
-pub mod plot;
-pub mod run_dir;
+mod plot;
+mod run_dir;
 pub mod sample;
-pub mod state;
+mod state;
 pub mod steps;
 pub mod tensor_io;
 pub mod train;
@@ -31,12 +34,12 @@ pub use error::{Result, TrainError};
 /// The CPU backend used for training and tests.
 pub type CpuBackend = burn::backend::Flex;
 /// [`CpuBackend`] with automatic differentiation.
-pub type CpuAutodiff = burn::backend::Autodiff<CpuBackend>;
+pub(crate) type CpuAutodiff = burn::backend::Autodiff<CpuBackend>;
 
 /// Keeps freed memory in the process (glibc): a training step allocates and frees many tensors of
 /// a few MB, which glibc would otherwise map and unmap every time (page faults, zeroing). Measured
 /// about 8% faster CPU training steps (BENCHMARKS.md). Call once at start-up, before other threads.
-pub fn tune_allocator() {
+pub(crate) fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; called before other threads allocate.
     unsafe {
@@ -56,7 +59,7 @@ const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
 /// activations or gradients: resumed from the same checkpoints, `small` trains 21% faster at step
 /// 11,401 and `compact` 8% at 74,384 with the flags, fresh networks the same (BENCHMARKS.md,
 /// "Subnormals"). Values that small are zero for training's purposes.
-pub fn flush_subnormals() {
+pub(crate) fn flush_subnormals() {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: stmxcsr/ldmxcsr read and write this thread's SSE control register; setting FTZ (bit
     // 15) and DAZ (bit 6) changes only how subnormal results and inputs are rounded.

@@ -9,7 +9,7 @@ use linfa_clustering::{GaussianMixtureModel, GmmCovarType};
 use crate::error::{Result, TrainError};
 
 /// Per-channel means `[N, C]` of the data set's images, in the model's value range [-1, 1].
-pub fn channel_means(data: &Dataset, limit: usize) -> Vec<Vec<f64>> {
+pub(crate) fn channel_means(data: &Dataset, limit: usize) -> Vec<Vec<f64>> {
     let n = if limit == 0 {
         data.len()
     } else {
@@ -34,7 +34,7 @@ pub fn channel_means(data: &Dataset, limit: usize) -> Vec<Vec<f64>> {
 
 /// Fits `components` Gaussians (full covariance) to the channel means of `data` (all images
 /// when `limit` is 0).
-pub fn fit(data: &Dataset, components: usize, limit: usize) -> Result<Generation> {
+pub(crate) fn fit(data: &Dataset, components: usize, limit: usize) -> Result<Generation> {
     let means = channel_means(data, limit);
     let (n, c) = (means.len(), data.channels);
     if components == 0 || n < components.max(2) {

@@ -22,7 +22,7 @@ fn register_font() {
 }
 
 /// Plots `(step, loss)` points (log-scale loss) with a moving average, into a PNG.
-pub fn loss_curve(
+pub(crate) fn loss_curve(
     points: &[(usize, f64)],
     title: &str,
     fine_tune_from: Option<usize>,
@@ -114,7 +114,7 @@ pub fn loss_curve(
 
 /// One point of a quality/speed curve: K, SSIM, FID (if measured), images per second.
 #[derive(Clone, Copy, Debug)]
-pub struct StepsPoint {
+pub(crate) struct StepsPoint {
     pub steps: usize,
     pub ssim: f64,
     pub fid: Option<f64>,
@@ -125,7 +125,7 @@ impl StepsPoint {
     /// The points of a report's steps curve, from the level `t` it started at, sorted by K.
     /// Every level (K = t) is the main table's Algorithm 2 row when the curve left it out (its
     /// speed was not timed there, so its speed is 0, off the speed plot). `None` without a curve.
-    pub fn from_report(report: &EvalReport) -> Option<(usize, Vec<StepsPoint>)> {
+    pub(crate) fn from_report(report: &EvalReport) -> Option<(usize, Vec<StepsPoint>)> {
         let t = report.steps_curve.first()?.t;
         let mut points: Vec<StepsPoint> = report
             .steps_curve
@@ -154,7 +154,7 @@ impl StepsPoint {
 
 /// The quality/speed curve of `--steps K` (from `cold eval --steps-curve`): SSIM and FID against
 /// K on the left, restorations per second on the right.
-pub fn steps_curve(points: &[StepsPoint], title: &str, path: &Path) -> Result<()> {
+pub(crate) fn steps_curve(points: &[StepsPoint], title: &str, path: &Path) -> Result<()> {
     register_font();
     if points.is_empty() {
         return Ok(());

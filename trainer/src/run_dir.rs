@@ -22,10 +22,10 @@ impl RunDir {
     pub fn config(&self) -> PathBuf {
         self.root.join("config.json")
     }
-    pub fn loss_csv(&self) -> PathBuf {
+    pub(crate) fn loss_csv(&self) -> PathBuf {
         self.root.join("loss.csv")
     }
-    pub fn loss_png(&self) -> PathBuf {
+    pub(crate) fn loss_png(&self) -> PathBuf {
         self.root.join("loss.png")
     }
     pub fn samples(&self) -> PathBuf {
@@ -44,14 +44,14 @@ impl RunDir {
     }
 
     /// Reads the saved config.
-    pub fn load_config(&self) -> Result<TrainConfig> {
+    pub(crate) fn load_config(&self) -> Result<TrainConfig> {
         Ok(cold_core::files::read(&self.config())?)
     }
 }
 
 /// The loss curve's title: the data set's own name (not its path, as figures name it) and the
 /// degradation in short, e.g. `CIFAR-10 (JPEG copy) / blur, T 50, 3x32x32`.
-pub fn loss_title(cfg: &TrainConfig) -> String {
+pub(crate) fn loss_title(cfg: &TrainConfig) -> String {
     let data = cfg
         .dataset
         .trim_end_matches('/')
@@ -74,7 +74,7 @@ pub fn loss_title(cfg: &TrainConfig) -> String {
 /// exported checkpoint, a fine-tune's after its base's) as `loss.csv` and `loss.png` (plotted
 /// again, marking where a fine-tune starts), `training-config.json`,
 /// `training-summary.json` and `samples.png` (the latest sample grid), each when the run has it.
-pub fn copy_record(
+pub(crate) fn copy_record(
     run: &RunDir,
     cfg: &TrainConfig,
     losses: &[(usize, f64)],
@@ -100,7 +100,7 @@ pub fn copy_record(
 
 /// Copies the training summary and loss log of the bundle a fine-tune starts from into the run
 /// folder, so that its export knows the whole lineage even when the bundle has since changed.
-pub fn record_base(run: &RunDir, bundle_dir: &Path) -> Result<()> {
+pub(crate) fn record_base(run: &RunDir, bundle_dir: &Path) -> Result<()> {
     let b = cold_core::bundle::Bundle::open(bundle_dir, false)?;
     let dir = run.base();
     fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
@@ -119,7 +119,7 @@ pub fn record_base(run: &RunDir, bundle_dir: &Path) -> Result<()> {
 /// The training a fine-tune started from (summary and loss log), from the run folder's record;
 /// `None` for a run from scratch, or (logged) a fine-tune without a readable record. The bundle
 /// itself is not consulted: it may have been replaced since, by this very run's export.
-pub fn read_base(
+pub(crate) fn read_base(
     run: &RunDir,
     cfg: &TrainConfig,
 ) -> Option<(cold_core::training::TrainingSummary, Vec<(usize, f64)>)> {

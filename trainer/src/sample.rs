@@ -95,7 +95,7 @@ pub fn sample<B: TrainBackend>(
 }
 
 /// Direct, Algorithm 1 and Algorithm 2 restorations of `x_t` (degraded to level `t`).
-pub fn restore_all<B: TrainBackend>(
+pub(crate) fn restore_all<B: TrainBackend>(
     model: &UNet<B>,
     deg: &Prepared,
     x_t: Tensor<B, 4>,

@@ -43,7 +43,7 @@ impl<B: AutodiffBackend> TrainState<B> {
     }
 
     /// The network (and its EMA) of a bundle, to fine-tune; a fresh optimiser, step 0.
-    pub fn from_bundle(cfg: &TrainConfig, dir: &Path, device: &B::Device) -> Result<Self> {
+    pub(crate) fn from_bundle(cfg: &TrainConfig, dir: &Path, device: &B::Device) -> Result<Self> {
         B::seed(device, cfg.seed);
         let (net, model) = crate::import::load_bundle_model::<B>(dir, device)?;
         if net != cfg.model {

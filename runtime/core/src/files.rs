@@ -113,7 +113,7 @@ pub fn read_optional<T: Versioned>(path: &Path) -> Result<Option<T>> {
 }
 
 /// The pretty JSON of a `T`.
-pub fn to_json<T: Versioned>(value: &T) -> Result<Vec<u8>> {
+pub(crate) fn to_json<T: Versioned>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec_pretty(value)
         .map_err(|e| Error::InvalidArgument(format!("serialising the {}: {e}", T::WHAT)))
 }

@@ -149,7 +149,7 @@ fn load_one(item: &Item, shape: Shape, resize: Resize) -> Result<(Array3<f32>, (
 }
 
 /// Outputs for one image: `(suffix, image)`; the suffix "" is the main output.
-pub type Outputs = Vec<(String, DynamicImage)>;
+pub(crate) type Outputs = Vec<(String, DynamicImage)>;
 
 /// A batched pass over planned items.
 #[derive(Clone, Debug)]

@@ -13,22 +13,22 @@ use crate::atomic;
 use crate::error::{Error, Result};
 
 /// File extensions treated as images when walking a folder.
-pub const IMAGE_EXTENSIONS: &[&str] = &[
+pub(crate) const IMAGE_EXTENSIONS: &[&str] = &[
     "png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif", "pgm", "ppm", "pnm",
 ];
 
 /// The largest side decoded at all; anything larger is refused before decoding.
-pub const MAX_SIDE: u32 = 16_384;
+pub(crate) const MAX_SIDE: u32 = 16_384;
 
 /// 8-bit pixel to [-1, 1].
 #[inline]
-pub fn u8_to_unit(p: u8) -> f32 {
+pub(crate) fn u8_to_unit(p: u8) -> f32 {
     f32::from(p) / 127.5 - 1.0
 }
 
 /// [-1, 1] to an 8-bit pixel (rounded, clamped).
 #[inline]
-pub fn unit_to_u8(v: f32) -> u8 {
+pub(crate) fn unit_to_u8(v: f32) -> u8 {
     let p = ((v + 1.0) * 127.5).round();
     if p.is_nan() {
         0
@@ -45,7 +45,7 @@ fn image_err(path: &Path, reason: impl Into<String>) -> Error {
 }
 
 /// Reads an image's dimensions from its header without decoding the pixels.
-pub fn read_dimensions(path: &Path) -> Result<(u32, u32)> {
+pub(crate) fn read_dimensions(path: &Path) -> Result<(u32, u32)> {
     let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.len() == 0 {
         return Err(image_err(path, "empty file (0 bytes)"));
@@ -85,7 +85,7 @@ pub fn read_image(path: &Path) -> Result<DynamicImage> {
 }
 
 /// 8-bit `[C, H, W]` pixels of an image as 1 (luma) or 3 (RGB) channels; alpha is dropped.
-pub fn to_chw_u8(im: &DynamicImage, channels: usize) -> Vec<u8> {
+pub(crate) fn to_chw_u8(im: &DynamicImage, channels: usize) -> Vec<u8> {
     let (w, h) = (im.width() as usize, im.height() as usize);
     if channels == 1 {
         im.to_luma8().into_raw()
@@ -173,7 +173,7 @@ pub enum BitDepth {
 
 /// [-1, 1] to a 16-bit level (rounded, clamped).
 #[inline]
-pub fn unit_to_u16(v: f32) -> u16 {
+pub(crate) fn unit_to_u16(v: f32) -> u16 {
     let p = ((v + 1.0) * 32767.5).round();
     if p.is_nan() {
         0
@@ -184,7 +184,7 @@ pub fn unit_to_u16(v: f32) -> u16 {
 
 /// 16-bit level to [-1, 1].
 #[inline]
-pub fn u16_to_unit(p: u16) -> f32 {
+pub(crate) fn u16_to_unit(p: u16) -> f32 {
     f32::from(p) / 32767.5 - 1.0
 }
 
@@ -203,7 +203,7 @@ pub fn unit_to_image(x: ArrayView3<f32>) -> Result<DynamicImage> {
 }
 
 /// `[C, H, W]` in [-1, 1] to an image of the given depth (grayscale for 1 channel, RGB for 3).
-pub fn unit_to_image_depth(x: ArrayView3<f32>, depth: BitDepth) -> Result<DynamicImage> {
+pub(crate) fn unit_to_image_depth(x: ArrayView3<f32>, depth: BitDepth) -> Result<DynamicImage> {
     let (c, h, w) = x.dim();
     if c != 1 && c != 3 {
         return Err(Error::InvalidArgument(format!(
@@ -263,7 +263,7 @@ pub fn list_images(root: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Like [`list_images`], never descending into `exclude` (an output folder inside the input).
-pub fn list_images_excluding(root: &Path, exclude: Option<&Path>) -> Result<Vec<PathBuf>> {
+pub(crate) fn list_images_excluding(root: &Path, exclude: Option<&Path>) -> Result<Vec<PathBuf>> {
     let exclude = exclude.and_then(|e| e.canonicalize().ok());
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
@@ -298,7 +298,7 @@ pub fn list_images_excluding(root: &Path, exclude: Option<&Path>) -> Result<Vec<
 
 /// The output path for input `rel` (relative to the input folder): the same relative path under
 /// `out_dir` with a `.png` extension (or `suffix.png`). Refuses anything that could leave `out_dir`.
-pub fn output_path(out_dir: &Path, rel: &Path, suffix: &str) -> Result<PathBuf> {
+pub(crate) fn output_path(out_dir: &Path, rel: &Path, suffix: &str) -> Result<PathBuf> {
     if rel.as_os_str().is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(Error::InvalidArgument(format!(
             "{}: output paths must stay inside the output folder",

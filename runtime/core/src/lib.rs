@@ -21,7 +21,7 @@ pub mod bundle;
 pub mod data;
 pub mod degradation;
 pub mod degrade;
-pub mod error;
+mod error;
 pub mod fetch;
 pub mod files;
 pub mod folder;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// SSIM settings (the reference's defaults).
 #[derive(Clone, Copy, Debug)]
-pub struct SsimConfig {
+pub(crate) struct SsimConfig {
     pub window: usize,
     pub sigma: f64,
     pub k1: f64,
@@ -58,7 +58,7 @@ fn filter_valid(x: &Array2<f64>, g: &[f64]) -> Array2<f64> {
 }
 
 /// SSIM of one channel pair, both in [0, data_range].
-pub fn ssim_channel(x: ArrayView2<f64>, y: ArrayView2<f64>, cfg: &SsimConfig) -> f64 {
+pub(crate) fn ssim_channel(x: ArrayView2<f64>, y: ArrayView2<f64>, cfg: &SsimConfig) -> f64 {
     let g = gaussian_window(cfg.window, cfg.sigma);
     let (x, y) = (x.to_owned(), y.to_owned());
     let c1 = (cfg.k1 * cfg.data_range).powi(2);
@@ -84,7 +84,7 @@ fn to_unit(x: ArrayView2<f32>) -> Array2<f64> {
 }
 
 /// Per-image SSIM of two `[B, C, H, W]` batches in [-1, 1] (mean over channels).
-pub fn ssim_per_image(a: ArrayView4<f32>, b: ArrayView4<f32>, cfg: &SsimConfig) -> Vec<f64> {
+pub(crate) fn ssim_per_image(a: ArrayView4<f32>, b: ArrayView4<f32>, cfg: &SsimConfig) -> Vec<f64> {
     assert_eq!(a.dim(), b.dim(), "SSIM needs batches of one shape");
     a.outer_iter()
         .zip(b.outer_iter())
@@ -103,7 +103,7 @@ pub fn ssim_per_image(a: ArrayView4<f32>, b: ArrayView4<f32>, cfg: &SsimConfig) 
 }
 
 /// Sum of squared differences in [0, 1] units and the number of values.
-pub fn squared_error(a: ArrayView4<f32>, b: ArrayView4<f32>) -> (f64, usize) {
+pub(crate) fn squared_error(a: ArrayView4<f32>, b: ArrayView4<f32>) -> (f64, usize) {
     assert_eq!(a.dim(), b.dim(), "RMSE needs batches of one shape");
     let s = a
         .iter()

@@ -32,7 +32,7 @@ fn default_dim_head() -> usize {
 pub const MODEL_PRESETS: &[&str] = &["tiny", "compact", "small", "paper"];
 
 /// What the manifest says the network is.
-pub const ARCHITECTURE: &str = "attention U-Net (ConvNeXt blocks, linear attention)";
+pub(crate) const ARCHITECTURE: &str = "attention U-Net (ConvNeXt blocks, linear attention)";
 
 impl UNetConfig {
     /// A network of base width `dim` with the reference's attention (4 heads of 32).
@@ -83,7 +83,7 @@ impl UNetConfig {
     }
 
     /// How many times the contracting path halves the image.
-    pub fn downsamplings(&self) -> usize {
+    pub(crate) fn downsamplings(&self) -> usize {
         self.dim_mults.len().saturating_sub(1)
     }
 

@@ -16,9 +16,9 @@ use protobuf::{EnumOrUnknown, MessageField};
 /// The opset the exported graphs use (Gelu needs 20; GroupNormalization semantics settled in 21).
 pub const OPSET: i64 = 21;
 /// ONNX IR version for opset 21.
-pub const IR_VERSION: i64 = 10;
+pub(crate) const IR_VERSION: i64 = 10;
 /// Alignment of every tensor in the weights file (lets the runtime map it and use it in place).
-pub const ALIGN: usize = 64;
+pub(crate) const ALIGN: usize = 64;
 
 /// The shared external-data file: named float tensors at aligned offsets.
 #[derive(Debug, Default)]

@@ -12,7 +12,7 @@ use crate::files::Versioned;
 use crate::network::{MODEL_PRESETS, UNetConfig};
 
 /// The training config's format version (1: the first typed one; files without the field are 1).
-pub const CONFIG_VERSION: u32 = 1;
+pub(crate) const CONFIG_VERSION: u32 = 1;
 /// The training summary's format version (likewise).
 pub const SUMMARY_VERSION: u32 = 1;
 /// The run summary's format version (likewise).

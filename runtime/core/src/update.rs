@@ -55,7 +55,7 @@ pub fn estimated<A: Arith>(
 
 /// Float64 numbers (the host's reference values).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct F64;
+pub(crate) struct F64;
 
 impl Arith for F64 {
     type V = f64;

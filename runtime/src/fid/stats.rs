@@ -23,7 +23,7 @@ pub struct Stats {
 
 impl Stats {
     /// From the count, the sum and the sum of outer products `X^T X`.
-    pub fn from_moments(n: usize, sum: &[f64], cross: &Mat<f64>) -> Result<Self> {
+    pub(crate) fn from_moments(n: usize, sum: &[f64], cross: &Mat<f64>) -> Result<Self> {
         if n < 2 {
             return Err(Error::invalid(format!(
                 "a covariance needs at least 2 images, got {n}"

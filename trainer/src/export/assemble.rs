@@ -45,7 +45,7 @@ fn as_float(g: &mut GraphBuilder, t: &str) -> String {
 }
 
 /// The restorer graph: `x [B,C,H,W] f32, t [B] i64 -> x0_hat [B,C,H,W]`.
-pub fn restorer_graph<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>, channels: usize) {
+pub(crate) fn restorer_graph<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>, channels: usize) {
     let dims = GraphBuilder::image_dims(channels);
     let x = g.input(io::X, DataType::FLOAT, &dims);
     let t = levels(g, io::T);
@@ -56,7 +56,7 @@ pub fn restorer_graph<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>, channels:
 
 /// The degradation graph: `x [B,C,H,W] f32, t [B] i64 (, params [B,P] f32) (, the kind's
 /// tables) -> y = D(x, t)`.
-pub fn degradation_graph(g: &mut GraphBuilder, d: &Degradation) {
+pub(crate) fn degradation_graph(g: &mut GraphBuilder, d: &Degradation) {
     let dims = GraphBuilder::image_dims(d.channels);
     let x = g.input(io::X, DataType::FLOAT, &dims);
     let t = levels(g, io::T);

@@ -29,18 +29,18 @@ use cold_core::training::RunSummary;
 use onnx::{GraphBuilder, WeightStore};
 
 /// The file names inside a bundle.
-pub const RESTORER: &str = "restorer.onnx";
-pub const DEGRADATION: &str = "degradation.onnx";
-pub const STEP: &str = "step.onnx";
-pub const WEIGHTS: &str = "weights.bin";
+pub(crate) const RESTORER: &str = "restorer.onnx";
+pub(crate) const DEGRADATION: &str = "degradation.onnx";
+pub(crate) const STEP: &str = "step.onnx";
+pub(crate) const WEIGHTS: &str = "weights.bin";
 
 /// The serialised graphs and weights of a bundle.
-pub struct ExportedGraphs {
+pub(crate) struct ExportedGraphs {
     pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// Builds the three graphs for a network and degradation.
-pub fn build_graphs<B: Backend>(net: &UNet<B>, d: &Degradation) -> Result<ExportedGraphs> {
+pub(crate) fn build_graphs<B: Backend>(net: &UNet<B>, d: &Degradation) -> Result<ExportedGraphs> {
     d.validate()?;
     let mut weights = WeightStore::new(WEIGHTS);
     let ser = |m: onnx_protobuf::ModelProto| {

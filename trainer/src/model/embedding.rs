@@ -12,7 +12,7 @@ use super::lower;
 ///
 /// # Shapes
 /// - t: `[B]` -> `[B, dim]`
-pub fn sinusoidal_embedding<B: Backend>(t: Tensor<B, 1>, dim: usize) -> Tensor<B, 2> {
+pub(crate) fn sinusoidal_embedding<B: Backend>(t: Tensor<B, 1>, dim: usize) -> Tensor<B, 2> {
     let half = dim / 2;
     let device = t.device();
     let freqs: Vec<f32> = sinusoidal_frequencies(dim);
@@ -23,7 +23,7 @@ pub fn sinusoidal_embedding<B: Backend>(t: Tensor<B, 1>, dim: usize) -> Tensor<B
 }
 
 /// The embedding's `dim / 2` frequencies, computed in float64 as the reference does in float32.
-pub fn sinusoidal_frequencies(dim: usize) -> Vec<f32> {
+pub(crate) fn sinusoidal_frequencies(dim: usize) -> Vec<f32> {
     let half = dim / 2;
     let step = (10000f64).ln() / (half as f64 - 1.0);
     (0..half)

@@ -74,7 +74,7 @@ pub fn conv<B: Backend>(g: &mut GraphBuilder, name: &str, c: &Conv2d<B>, x: &str
     )
 }
 
-pub fn conv_transpose<B: Backend>(
+pub(crate) fn conv_transpose<B: Backend>(
     g: &mut GraphBuilder,
     name: &str,
     c: &ConvTranspose2d<B>,

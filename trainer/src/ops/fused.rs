@@ -12,7 +12,7 @@ const CHUNK: usize = 8192;
 
 /// The outputs of [`layer_norm_forward`].
 #[derive(Debug)]
-pub struct LayerNormOut {
+pub(crate) struct LayerNormOut {
     /// `xhat * gain + bias`, `[batch, c, p]`.
     pub y: Vec<f32>,
     /// `(x - mean) * rstd`, `[batch, c, p]`.
@@ -23,7 +23,7 @@ pub struct LayerNormOut {
 
 /// LayerNorm over the channel axis of `x` `[batch, c, p]` (p = pixels) at every pixel, with
 /// biased variance: `y[c] = (x[c] - mean) / sqrt(var + eps) * gain[c] + bias[c]`.
-pub fn layer_norm_forward(
+pub(crate) fn layer_norm_forward(
     x: &[f32],
     gain: &[f32],
     bias: &[f32],
@@ -78,7 +78,7 @@ pub fn layer_norm_forward(
 
 /// The gradients of [`layer_norm_forward`]: `(dx, dgain, dbias)` from the output gradient and the
 /// forward's `xhat` and `rstd`.
-pub fn layer_norm_backward(
+pub(crate) fn layer_norm_backward(
     grad: &[f32],
     xhat: &[f32],
     rstd: &[f32],
@@ -136,7 +136,7 @@ pub fn layer_norm_backward(
 }
 
 /// `y[b, c, :] = x[b, c, :] + bias[b, c]` for `x` `[batch, c, p]`, `bias` `[batch, c]`.
-pub fn add_channel_bias(x: &[f32], bias: &[f32], p: usize) -> Vec<f32> {
+pub(crate) fn add_channel_bias(x: &[f32], bias: &[f32], p: usize) -> Vec<f32> {
     assert_eq!(x.len(), bias.len() * p);
     let mut y = vec![0f32; x.len()];
     y.par_chunks_mut(p)
@@ -147,13 +147,13 @@ pub fn add_channel_bias(x: &[f32], bias: &[f32], p: usize) -> Vec<f32> {
 }
 
 /// `out[b, c] = sum_p grad[b, c, p]`.
-pub fn plane_sums(grad: &[f32], p: usize) -> Vec<f32> {
+pub(crate) fn plane_sums(grad: &[f32], p: usize) -> Vec<f32> {
     assert!(p > 0 && grad.len().is_multiple_of(p));
     grad.par_chunks(p).map(|r| r.iter().sum::<f32>()).collect()
 }
 
 /// The softmax backward along rows of length `n`: `dx = y * (g - sum(g * y))`.
-pub fn softmax_backward(y: &[f32], grad: &[f32], n: usize) -> Vec<f32> {
+pub(crate) fn softmax_backward(y: &[f32], grad: &[f32], n: usize) -> Vec<f32> {
     assert_eq!(y.len(), grad.len());
     assert!(n > 0 && y.len().is_multiple_of(n));
     let mut dx = vec![0f32; y.len()];
@@ -182,7 +182,7 @@ pub fn gelu(x: &[f32]) -> Vec<f32> {
 }
 
 /// The GELU backward: `grad * (cdf(x) + x * pdf(x))`.
-pub fn gelu_backward(x: &[f32], grad: &[f32]) -> Vec<f32> {
+pub(crate) fn gelu_backward(x: &[f32], grad: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), grad.len());
     let inv_sqrt_2pi = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
     let mut dx = vec![0f32; x.len()];

@@ -8,7 +8,7 @@ use burn::tensor::ops::{ConvOptions, FloatTensor};
 /// The kernel and options that turn a stride-1 convolution's input gradient into a convolution of
 /// the output gradient: the kernel flipped (and its channel axes swapped unless depthwise), padded
 /// by `k - 1 - p`. `None` for strided, dilated or grouped (not depthwise) convolutions.
-pub fn flipped_kernel<B: Backend>(
+pub(crate) fn flipped_kernel<B: Backend>(
     weight: FloatTensor<B>,
     options: &ConvOptions<2>,
 ) -> Option<(FloatTensor<B>, ConvOptions<2>)> {
@@ -104,7 +104,7 @@ fn p<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
 }
 
 /// The channel LayerNorm as Burn ops: statistics over axis 1 (biased variance).
-pub fn layer_norm_forward<B: Backend>(
+pub(crate) fn layer_norm_forward<B: Backend>(
     x: FloatTensor<B>,
     gain: FloatTensor<B>,
     bias: FloatTensor<B>,
@@ -126,7 +126,7 @@ pub fn layer_norm_forward<B: Backend>(
 
 /// `dx = rstd (d - mean_c(d) - xhat mean_c(d xhat))` with `d = grad * gain`; `dgain` and `dbias`
 /// sum `grad * xhat` and `grad` over batch and pixels.
-pub fn layer_norm_backward<B: Backend>(
+pub(crate) fn layer_norm_backward<B: Backend>(
     grad: FloatTensor<B>,
     state: super::LayerNormState<B>,
     gain: FloatTensor<B>,
@@ -148,21 +148,24 @@ pub fn layer_norm_backward<B: Backend>(
 }
 
 /// `x + bias.reshape([B, C, 1, 1])`.
-pub fn add_channel_bias<B: Backend>(x: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B> {
+pub(crate) fn add_channel_bias<B: Backend>(
+    x: FloatTensor<B>,
+    bias: FloatTensor<B>,
+) -> FloatTensor<B> {
     let x = t::<B, 4>(x);
     let [b, c, _, _] = x.dims();
     p(x + t::<B, 2>(bias).reshape([b, c, 1, 1]))
 }
 
 /// `[B, C, H, W] -> [B, C]` plane sums.
-pub fn plane_sums<B: Backend>(grad: FloatTensor<B>) -> FloatTensor<B> {
+pub(crate) fn plane_sums<B: Backend>(grad: FloatTensor<B>) -> FloatTensor<B> {
     let g = t::<B, 4>(grad);
     let [b, c, _, _] = g.dims();
     p(g.sum_dim(3).sum_dim(2).reshape([b, c]))
 }
 
 /// `y * (grad - sum_last(grad * y))`.
-pub fn softmax_last_backward<B: Backend>(
+pub(crate) fn softmax_last_backward<B: Backend>(
     y: FloatTensor<B>,
     grad: FloatTensor<B>,
 ) -> FloatTensor<B> {

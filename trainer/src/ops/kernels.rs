@@ -52,7 +52,7 @@ impl Geometry {
         self.output[0] * self.output[1]
     }
 
-    pub fn input_len(&self) -> usize {
+    pub(crate) fn input_len(&self) -> usize {
         self.channels * self.input[0] * self.input[1]
     }
 
@@ -77,7 +77,7 @@ impl Geometry {
 }
 
 /// `col[(c, i, j), (oy, ox)] = x[c, oy*s + i - p, ox*s + j - p]`, zero outside the image.
-pub fn im2col(x: &[f32], g: &Geometry, col: &mut [f32]) {
+pub(crate) fn im2col(x: &[f32], g: &Geometry, col: &mut [f32]) {
     assert_eq!(x.len(), g.input_len());
     assert_eq!(col.len(), g.rows() * g.cols());
     let [h, w] = g.input;
@@ -118,7 +118,7 @@ pub fn im2col(x: &[f32], g: &Geometry, col: &mut [f32]) {
 
 /// The adjoint of [`im2col`]: `x[c, oy*s + i - p, ox*s + j - p] += col[(c, i, j), (oy, ox)]`.
 /// `x` is overwritten (not accumulated into).
-pub fn col2im(col: &[f32], g: &Geometry, x: &mut [f32]) {
+pub(crate) fn col2im(col: &[f32], g: &Geometry, x: &mut [f32]) {
     assert_eq!(x.len(), g.input_len());
     assert_eq!(col.len(), g.rows() * g.cols());
     x.fill(0.0);
@@ -252,7 +252,7 @@ pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool, parallel: bool)
 /// contiguous copy, and output pixel `(y, x)` is column `y * stride + x` (columns with
 /// `x >= ow` are computed and discarded).
 #[derive(Clone, Copy, Debug)]
-pub struct FlatColumns {
+pub(crate) struct FlatColumns {
     geo: Geometry,
     /// Row length of the padded planes.
     stride: usize,
@@ -278,7 +278,7 @@ impl FlatColumns {
     }
 
     /// Scratch needed by [`Self::columns`]: padded planes then the column matrix.
-    pub fn scratch(&self) -> usize {
+    pub(crate) fn scratch(&self) -> usize {
         self.geo.channels * self.plane + self.geo.rows() * self.span
     }
 
@@ -310,7 +310,7 @@ impl FlatColumns {
     }
 
     /// Copies the valid columns of `flat` `[c, span]` into `out` `[c, oh, ow]`, adding `bias`.
-    pub fn gather(&self, flat: &[f32], out: &mut [f32], bias: Option<&[f32]>) {
+    pub(crate) fn gather(&self, flat: &[f32], out: &mut [f32], bias: Option<&[f32]>) {
         let [oh, ow] = self.geo.output;
         for (c, o) in out.chunks_exact_mut(oh * ow).enumerate() {
             let b = bias.map_or(0.0, |b| b[c]);
@@ -324,7 +324,7 @@ impl FlatColumns {
     }
 
     /// Lays `grad` `[c, oh, ow]` out on the flat grid `[c, span]`, zero in the discarded columns.
-    pub fn scatter(&self, grad: &[f32], flat: &mut [f32]) {
+    pub(crate) fn scatter(&self, grad: &[f32], flat: &mut [f32]) {
         let [oh, ow] = self.geo.output;
         flat.fill(0.0);
         for (c, gc) in grad.chunks_exact(oh * ow).enumerate() {
@@ -390,7 +390,7 @@ pub fn conv2d(
 }
 
 /// `out[c] = sum_b sum_p grad[b, c, p]` for `grad` of shape `[batch, channels, plane]`.
-pub fn channel_sums(grad: &[f32], batch: usize, channels: usize) -> Vec<f32> {
+pub(crate) fn channel_sums(grad: &[f32], batch: usize, channels: usize) -> Vec<f32> {
     let plane = grad.len() / (batch * channels).max(1);
     assert_eq!(grad.len(), batch * channels * plane);
     let mut out = vec![0f32; channels];

@@ -208,7 +208,7 @@ pub fn conv2d<B: TrainBackend>(
 /// # Shapes
 /// - x: `[B, C_in, H, W]`, weight: `[C_in, C_out / groups, kh, kw]`, bias: `[C_out]`
 ///   -> `[B, C_out, H_out, W_out]`
-pub fn conv_transpose2d<B: TrainBackend>(
+pub(crate) fn conv_transpose2d<B: TrainBackend>(
     x: Tensor<B, 4>,
     weight: Tensor<B, 4>,
     bias: Option<Tensor<B, 1>>,
@@ -226,7 +226,7 @@ pub fn conv_transpose2d<B: TrainBackend>(
 ///
 /// # Shapes
 /// - x: `[B, C, H, W]`, gain and bias: `[1, C, 1, 1]` -> `[B, C, H, W]`
-pub fn channel_layer_norm<B: TrainBackend>(
+pub(crate) fn channel_layer_norm<B: TrainBackend>(
     x: Tensor<B, 4>,
     gain: Tensor<B, 4>,
     bias: Tensor<B, 4>,
@@ -239,12 +239,15 @@ pub fn channel_layer_norm<B: TrainBackend>(
 ///
 /// # Shapes
 /// - x: `[B, C, H, W]`, bias: `[B, C]` -> `[B, C, H, W]`
-pub fn add_channel_bias<B: TrainBackend>(x: Tensor<B, 4>, bias: Tensor<B, 2>) -> Tensor<B, 4> {
+pub(crate) fn add_channel_bias<B: TrainBackend>(
+    x: Tensor<B, 4>,
+    bias: Tensor<B, 2>,
+) -> Tensor<B, 4> {
     tensor(B::train_add_channel_bias(prim(x), prim(bias)))
 }
 
 /// Softmax over the last axis.
-pub fn softmax_last<B: TrainBackend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+pub(crate) fn softmax_last<B: TrainBackend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     tensor(B::train_softmax_last(prim(x)))
 }
 
@@ -255,7 +258,7 @@ pub fn gelu<B: TrainBackend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 
 /// A [`Conv2d`] module's forward through [`conv2d`] (symmetric explicit or no padding; other
 /// padding goes through the module's own forward).
-pub fn conv2d_module<B: TrainBackend>(m: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+pub(crate) fn conv2d_module<B: TrainBackend>(m: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let padding = match m.padding {
         PaddingConfig2d::Valid => [0, 0],
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
@@ -272,7 +275,7 @@ pub fn conv2d_module<B: TrainBackend>(m: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<
 }
 
 /// A [`ConvTranspose2d`] module's forward through [`conv_transpose2d`].
-pub fn conv_transpose2d_module<B: TrainBackend>(
+pub(crate) fn conv_transpose2d_module<B: TrainBackend>(
     m: &ConvTranspose2d<B>,
     x: Tensor<B, 4>,
 ) -> Tensor<B, 4> {

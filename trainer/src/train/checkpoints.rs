@@ -10,7 +10,7 @@ use crate::run_dir::RunDir;
 
 /// Writes the run's checkpoints.
 #[derive(Debug)]
-pub struct Checkpoints {
+pub(crate) struct Checkpoints {
     pub run: RunDir,
     pub every: usize,
     /// The run's last step (the end writes that one).
@@ -21,7 +21,7 @@ pub struct Checkpoints {
 
 impl Checkpoints {
     /// Whether the step after which the loop is writes a checkpoint (the end aside).
-    pub fn due(&self, step: usize) -> bool {
+    pub(crate) fn due(&self, step: usize) -> bool {
         step.is_multiple_of(self.every) && step < self.last
     }
 

@@ -11,7 +11,7 @@ use crate::run_dir::{RunDir, loss_title, write_losses};
 
 /// Writes the loss log and curve.
 #[derive(Debug)]
-pub struct LossLog {
+pub(crate) struct LossLog {
     pub run: RunDir,
     /// Written at the steps where a checkpoint is.
     pub every: usize,

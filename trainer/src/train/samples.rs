@@ -73,7 +73,7 @@ pub fn write_sample_grid<B: TrainBackend>(
 
 /// Writes the run's sample grids.
 #[derive(Debug)]
-pub struct SampleGrids {
+pub(crate) struct SampleGrids {
     run: RunDir,
     every: usize,
     degradation: Prepared,

@@ -31,7 +31,7 @@ pub trait StopCondition {
 
 /// Ctrl-C: the flag the handler sets.
 #[derive(Debug)]
-pub struct CtrlC(pub Arc<AtomicBool>);
+pub(crate) struct CtrlC(pub Arc<AtomicBool>);
 
 impl StopCondition for CtrlC {
     fn before_step(&mut self, _: usize, _: usize, _: f64, _: f64) -> Verdict {
@@ -46,7 +46,7 @@ impl StopCondition for CtrlC {
 /// `--max-seconds`: training time after the first step (which on a GPU includes compiling the
 /// kernels); at least one step is always taken.
 #[derive(Debug)]
-pub struct TimeBudget(pub f64);
+pub(crate) struct TimeBudget(pub f64);
 
 impl StopCondition for TimeBudget {
     fn before_step(&mut self, step: usize, done: usize, elapsed: f64, first_step: f64) -> Verdict {
@@ -62,7 +62,7 @@ impl StopCondition for TimeBudget {
 /// A loss that is infinite or NaN stops the run with an error naming the last checkpoint, which
 /// is kept (the step's result is not).
 #[derive(Debug)]
-pub struct FiniteLoss {
+pub(crate) struct FiniteLoss {
     /// The run's checkpoint folder.
     pub checkpoints: PathBuf,
 }

@@ -134,7 +134,7 @@ impl Blur {
 }
 
 /// Normalised 1-D Gaussian taps, centred on `size / 2` (torchgeometry's `get_gaussian_kernel`).
-pub fn gaussian_kernel_1d(size: usize, sigma: f64) -> Vec<f64> {
+pub(crate) fn gaussian_kernel_1d(size: usize, sigma: f64) -> Vec<f64> {
     let c = (size / 2) as f64;
     let g: Vec<f64> = (0..size)
         .map(|i| {
@@ -147,7 +147,7 @@ pub fn gaussian_kernel_1d(size: usize, sigma: f64) -> Vec<f64> {
 }
 
 /// Index of the pixel that padded position `i` (which may lie outside 0..n) reads.
-pub fn pad_index(i: isize, n: usize, padding: Padding) -> usize {
+pub(crate) fn pad_index(i: isize, n: usize, padding: Padding) -> usize {
     let n = n as isize;
     let j = match padding {
         Padding::Circular => i.rem_euclid(n),

@@ -47,7 +47,7 @@ impl Decolor {
     }
 
     /// `e_i` of every step, as the reference computes them.
-    pub fn step_factors(&self, steps: usize) -> Vec<f64> {
+    pub(crate) fn step_factors(&self, steps: usize) -> Vec<f64> {
         let mut start = 1.0;
         (0..steps)
             .map(|i| {
@@ -67,7 +67,7 @@ impl Decolor {
     }
 
     /// `c_t`, the colour kept at level t = 0..=T.
-    pub fn coefficients(&self, steps: usize) -> Vec<f64> {
+    pub(crate) fn coefficients(&self, steps: usize) -> Vec<f64> {
         let mut c = vec![1.0];
         for e in self.step_factors(steps) {
             c.push(c[c.len() - 1] * e);
@@ -78,7 +78,7 @@ impl Decolor {
 
 /// The per-level coefficients `c_t`.
 #[derive(Clone, Debug)]
-pub struct DecolorTables {
+pub(crate) struct DecolorTables {
     /// `[T+1]` float32.
     pub c: Array1<f32>,
 }

@@ -22,7 +22,7 @@ use crate::onnx::{Attr, Dim, GraphBuilder};
 
 /// The graph input of the masks: the canvas `[T+1, 2H, 2W]` (random centres) or the masks
 /// cropped at the fixed centre `[T+1, H, W]` (centred).
-pub const MASKS: &str = "degradation.masks";
+pub(crate) const MASKS: &str = "degradation.masks";
 
 /// Where the masks are centred.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +70,7 @@ impl Inpaint {
     }
 
     /// Draws `n` random centres `[n, 2]` (none for the centred variant).
-    pub fn sample_centres<R: Rng + ?Sized>(
+    pub(crate) fn sample_centres<R: Rng + ?Sized>(
         &self,
         rng: &mut R,
         n: usize,
@@ -266,7 +266,7 @@ pub struct Masks {
 
 impl Masks {
     /// The fixed centre of the centred variant.
-    pub fn fixed_centre(&self) -> [i64; 2] {
+    pub(crate) fn fixed_centre(&self) -> [i64; 2] {
         [
             (self.height as i64 + 1) / 2 - 1,
             (self.width as i64 + 1) / 2 - 1,
@@ -274,7 +274,7 @@ impl Masks {
     }
 
     /// The image's centre from its parameters, checked to lie in `{-1, ..., S-1}`.
-    pub fn centre_of(&self, params: &[f32]) -> Result<[i64; 2]> {
+    pub(crate) fn centre_of(&self, params: &[f32]) -> Result<[i64; 2]> {
         let c = match self.centre {
             Centre::Centred => return Ok(self.fixed_centre()),
             Centre::Random => [params[0], params[1]],
@@ -344,7 +344,13 @@ impl Tables for Masks {
 
 /// D the way the reference computes it, in float64 on one channel: multiply by each of the first
 /// `t` masks in turn, every mask evaluated from its formula. The ground truth in tests.
-pub fn iterated_inpaint(x: &Array2<f64>, p: &Inpaint, t: usize, centre: [f64; 2]) -> Array2<f64> {
+#[cfg(test)]
+pub(crate) fn iterated_inpaint(
+    x: &Array2<f64>,
+    p: &Inpaint,
+    t: usize,
+    centre: [f64; 2],
+) -> Array2<f64> {
     let mut cur = x.clone();
     for i in 0..t {
         let s = p.sigma(i);

@@ -116,19 +116,19 @@ pub(crate) mod nodes {
 
     /// A per-level table gathered by the levels `t` (`[B]`) and shaped `[B, 1, 1, 1]` to
     /// broadcast over images.
-    pub fn per_image(g: &mut GraphBuilder, table: &str, t: &str) -> String {
+    pub(crate) fn per_image(g: &mut GraphBuilder, table: &str, t: &str) -> String {
         let v = g.op1("Gather", &[table, t], vec![("axis", Attr::Int(0))]);
         let shape = g.const_i64(&[-1, 1, 1, 1], &[4]);
         g.op1("Reshape", &[&v, &shape], vec![])
     }
 
     /// A per-level table of scalars, stored in the graph (the same at every size).
-    pub fn table(g: &mut GraphBuilder, name: &str, v: &Array1<f32>) -> String {
+    pub(crate) fn table(g: &mut GraphBuilder, name: &str, v: &Array1<f32>) -> String {
         g.weight(name, v.as_slice().expect("contiguous"), &[v.len()])
     }
 
     /// `where(t > 0, y, x)` per image: level 0 is the identity.
-    pub fn where_active(g: &mut GraphBuilder, t: &str, y: &str, x: &str) -> String {
+    pub(crate) fn where_active(g: &mut GraphBuilder, t: &str, y: &str, x: &str) -> String {
         let zero = g.const_i64(&[0], &[]);
         let active = g.op1("Greater", &[t, &zero], vec![]);
         let mshape = g.const_i64(&[-1, 1, 1, 1], &[4]);
@@ -138,7 +138,7 @@ pub(crate) mod nodes {
 
     /// A level-indexed `[T+1, n, n]` table input gathered by `t` and unsqueezed to
     /// `[B, 1, n, n]`, to multiply every channel.
-    pub fn per_image_matrix(g: &mut GraphBuilder, table: &str, t: &str) -> String {
+    pub(crate) fn per_image_matrix(g: &mut GraphBuilder, table: &str, t: &str) -> String {
         let axes = g.const_i64(&[1], &[1]);
         let m = g.op1("Gather", &[table, t], vec![("axis", Attr::Int(0))]);
         g.op1("Unsqueeze", &[&m, &axes], vec![])

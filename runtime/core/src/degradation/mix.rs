@@ -44,7 +44,7 @@ fn validate_offset(s: f64) -> Result<()> {
 
 /// `abar_t` for t = 0..=T: 1 at level 0, then the cumulative products of `1 - beta_i`,
 /// `beta_i = min(1 - f(i+1)/f(i), 0.999)`, `f(u) = cos((u/T + s)/(1 + s) * pi/2)^2`.
-pub fn cosine_abar(steps: usize, s: f64) -> Vec<f64> {
+pub(crate) fn cosine_abar(steps: usize, s: f64) -> Vec<f64> {
     let f = |u: f64| {
         let v = ((u / steps as f64 + s) / (1.0 + s) * std::f64::consts::FRAC_PI_2).cos();
         v * v
@@ -67,7 +67,12 @@ impl Noise {
     }
 
     /// Draws `n` noise images `[n, len]`, standard normal.
-    pub fn sample_noise<R: Rng + ?Sized>(&self, rng: &mut R, n: usize, len: usize) -> Array2<f32> {
+    pub(crate) fn sample_noise<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        n: usize,
+        len: usize,
+    ) -> Array2<f32> {
         Array2::from_shape_simple_fn((n, len), || rng.sample::<f32, _>(StandardNormal))
     }
 }
@@ -227,7 +232,7 @@ impl Animorph {
     }
 
     /// Draws `n` images of `pool` as `[n, C*H*W]` rows, checking their size.
-    pub fn sample_from<R: Rng + ?Sized>(
+    pub(crate) fn sample_from<R: Rng + ?Sized>(
         pool: &Dataset,
         rng: &mut R,
         n: usize,

@@ -55,7 +55,7 @@ macro_rules! registry {
         }
 
         /// The kinds this build knows, as written in a manifest's `degradation.transform.kind`.
-        pub const KINDS: &[&str] = &[$($name),*];
+        pub(crate) const KINDS: &[&str] = &[$($name),*];
 
         impl Transform {
             /// The kind's name, as serialised.
@@ -66,7 +66,7 @@ macro_rules! registry {
             }
 
             /// The kind's implementation.
-            pub fn as_kind(&self) -> &dyn Kind {
+            pub(crate) fn as_kind(&self) -> &dyn Kind {
                 match self {
                     $(Transform::$variant(k) => k,)*
                 }
@@ -290,7 +290,7 @@ fn unknown_preset(name: &str) -> Error {
 
 /// Checks the `kind` of a serialised degradation before it is parsed, so that a description from
 /// a newer version says which kind this build does not know instead of failing to parse.
-pub fn check_kind(degradation: &serde_json::Value) -> Result<()> {
+pub(crate) fn check_kind(degradation: &serde_json::Value) -> Result<()> {
     let kind = degradation
         .get("transform")
         .and_then(|t| t.get("kind"))
@@ -308,7 +308,7 @@ pub fn check_kind(degradation: &serde_json::Value) -> Result<()> {
 
 /// [`check_kind`] on the `degradation` field of a file's JSON (manifest, sidecar, training
 /// config), if it has one.
-pub fn check_kind_of_file(file: &serde_json::Value) -> std::result::Result<(), String> {
+pub(crate) fn check_kind_of_file(file: &serde_json::Value) -> std::result::Result<(), String> {
     match file.get("degradation") {
         Some(d) => check_kind(d).map_err(|e| e.to_string()),
         None => Ok(()),
@@ -330,7 +330,8 @@ impl Prepared {
     }
 
     /// No per-image parameters, for `n` images (kinds without any).
-    pub fn no_params(n: usize) -> Array2<f32> {
+    #[cfg(test)]
+    pub(crate) fn no_params(n: usize) -> Array2<f32> {
         Array2::zeros((n, 0))
     }
 

@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::onnx::{Dim, GraphBuilder};
 
 /// The graph inputs of the separable kinds' operators.
-pub const LEFT: &str = "degradation.left";
-pub const RIGHT: &str = "degradation.right";
+pub(crate) const LEFT: &str = "degradation.left";
+pub(crate) const RIGHT: &str = "degradation.right";
 
 /// Precomputed per-level operators: `D(x, t)[c] = left[t] . x[c] . right[t]`.
 #[derive(Clone, Debug)]

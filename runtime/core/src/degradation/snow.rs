@@ -28,8 +28,8 @@ use crate::error::{Error, Result};
 use crate::onnx::{Attr, Dim, GraphBuilder};
 
 /// The graph inputs of the motion-blur matrices.
-pub const ROWS: &str = "degradation.snow_rows";
-pub const COLS: &str = "degradation.snow_cols";
+pub(crate) const ROWS: &str = "degradation.snow_rows";
+pub(crate) const COLS: &str = "degradation.snow_cols";
 
 /// A snowification process (the paper's settings: [`Snow::paper`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,7 +59,7 @@ fn linspace(ends: [f64; 2], n: usize, i: usize) -> f64 {
 
 /// The normalised Gaussian of `size` taps centred on the middle one (torchgeometry's
 /// `get_gaussian_kernel`).
-pub fn gaussian_taps(size: usize, sigma: f64) -> Vec<f64> {
+pub(crate) fn gaussian_taps(size: usize, sigma: f64) -> Vec<f64> {
     let half = (size / 2) as f64;
     let g: Vec<f64> = (0..size)
         .map(|k| (-(k as f64 - half).powi(2) / (2.0 * sigma * sigma)).exp())
@@ -72,7 +72,7 @@ pub fn gaussian_taps(size: usize, sigma: f64) -> Vec<f64> {
 /// `zoom(order=1)` of the centre crop, trimmed): per axis, the centre `ceil(n / zoom)` samples are
 /// stretched to `round(ceil(n / zoom) * zoom)` (half to even) with end points aligned, and the
 /// middle `n` kept.
-pub fn clipped_zoom(img: ArrayView2<f64>, zoom: f64) -> Array2<f64> {
+pub(crate) fn clipped_zoom(img: ArrayView2<f64>, zoom: f64) -> Array2<f64> {
     let (h, w) = img.dim();
     // For each axis: the source coordinate (in the full image) of every output sample.
     let axis = |n: usize| -> Vec<f64> {
@@ -156,7 +156,7 @@ impl Snow {
     }
 
     /// Draws `n` images' parameters `[n, H*W + 1]`: the zoomed Gaussian base, then vertical.
-    pub fn sample_layers<R: Rng + ?Sized>(
+    pub(crate) fn sample_layers<R: Rng + ?Sized>(
         &self,
         rng: &mut R,
         n: usize,
@@ -220,7 +220,7 @@ impl Snow {
 
 /// Grey weights of an RGB image in [0, 1] (kornia's `rgb_to_grayscale`); other channel counts
 /// are their own grey level.
-pub const GRAY_WEIGHTS: [f32; 3] = [0.299, 0.587, 0.114];
+pub(crate) const GRAY_WEIGHTS: [f32; 3] = [0.299, 0.587, 0.114];
 
 /// The per-level tables D needs.
 #[derive(Clone, Debug)]

@@ -109,7 +109,7 @@ fn cubic2(x: f64) -> f64 {
 
 /// The four bicubic taps `(input index, weight)` of output pixel `o` when resampling `n_in`
 /// pixels to `n_out` (indices clamped to the border, as PyTorch).
-pub fn bicubic_taps(n_in: usize, n_out: usize, o: usize) -> [(usize, f64); 4] {
+pub(crate) fn bicubic_taps(n_in: usize, n_out: usize, o: usize) -> [(usize, f64); 4] {
     let scale = n_in as f64 / n_out as f64;
     let src = scale * (o as f64 + 0.5) - 0.5;
     let i0 = src.floor();
@@ -125,7 +125,7 @@ pub fn bicubic_taps(n_in: usize, n_out: usize, o: usize) -> [(usize, f64); 4] {
 }
 
 /// The source pixel of output pixel `o` of a `nearest-exact` resampling from `n_in` to `n_out`.
-pub fn nearest_exact_index(n_in: usize, n_out: usize, o: usize) -> usize {
+pub(crate) fn nearest_exact_index(n_in: usize, n_out: usize, o: usize) -> usize {
     let scale = n_in as f64 / n_out as f64;
     (((o as f64 + 0.5) * scale).floor() as usize).min(n_in - 1)
 }
@@ -153,7 +153,8 @@ fn nearest_exact_matrix(n_in: usize, n_out: usize) -> Array2<f64> {
 /// D the way the reference computes it, in float64 on one channel: `t` times a 2-D bicubic
 /// down-sampling (every output pixel from its 4x4 taps) followed by a 2-D nearest-exact
 /// up-sampling. The ground truth for the operators in tests.
-pub fn iterated_superres(x: &Array2<f64>, sr: &SuperRes, t: usize) -> Array2<f64> {
+#[cfg(test)]
+pub(crate) fn iterated_superres(x: &Array2<f64>, sr: &SuperRes, t: usize) -> Array2<f64> {
     let (h, w) = x.dim();
     let mut cur = x.clone();
     for i in 0..t {
