@@ -9,7 +9,7 @@ use cold_core::bundle::Bundle;
 use cold_core::data::{Dataset, Source, Split};
 use cold_core::degradation::{Degradation, Prepared};
 use cold_core::degrade::{self, DegradeOptions};
-use cold_core::folder::Resize;
+use cold_core::folder::{DEFAULT_MAX_PIXELS, Resize};
 use cold_core::imageio::{self, BitDepth};
 use cold_core::sidecar::Sidecar;
 use cold_core::training::TrainingSummary;
@@ -39,6 +39,7 @@ fn degrade_opts(t: usize, seed: u64) -> DegradeOptions {
         overwrite: false,
         depth: BitDepth::Sixteen,
         seed,
+        max_pixels: DEFAULT_MAX_PIXELS,
     }
 }
 
@@ -50,6 +51,7 @@ fn restore_opts() -> RestoreOptions {
         batch: 4,
         progression: false,
         resize: Resize::Refuse,
+        max_pixels: DEFAULT_MAX_PIXELS,
         overwrite: false,
     }
 }
@@ -105,7 +107,8 @@ fn degrade_then_restore_through_the_sidecar() {
     assert!(side.images.contains_key("odd/01.png"));
     for c in side.images.values() {
         assert!(
-            c.iter()
+            c.params
+                .iter()
                 .all(|v| (-1.0..=27.0).contains(v) && v.fract() == 0.0),
             "{c:?}"
         );
@@ -114,7 +117,8 @@ fn degrade_then_restore_through_the_sidecar() {
     let prepared = cfg.degradation.prepare().expect("prepare");
     let mut distinct = std::collections::BTreeSet::new();
     for (key, c) in &side.images {
-        assert_degraded_file(&prepared, &inp, &out, key, c, t);
+        assert_eq!((c.height, c.width), (28, 28));
+        assert_degraded_file(&prepared, &inp, &out, key, &c.params, t);
         distinct.insert(format!("{c:?}"));
     }
     assert!(distinct.len() > 1, "centres differ between images");
@@ -235,10 +239,13 @@ fn snow_and_noise_folders_round_trip_through_the_sidecar() {
         assert_eq!((rep.written, rep.failed.len()), (3, 0), "{preset}");
         let side = Sidecar::read(&out).expect("read").expect("sidecar");
         let p = cfg.degradation.param_count();
-        assert!(side.images.values().all(|v| v.len() == p), "{preset}");
+        assert!(
+            side.images.values().all(|v| v.params.len() == p),
+            "{preset}"
+        );
         let prepared = cfg.degradation.prepare().expect("prepare");
         for (key, v) in &side.images {
-            assert_degraded_file(&prepared, &inp, &out, key, v, t);
+            assert_degraded_file(&prepared, &inp, &out, key, &v.params, t);
         }
         let mut algorithms = vec![Algorithm::Two, Algorithm::One];
         if preset.ends_with("noise") {

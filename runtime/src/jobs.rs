@@ -23,6 +23,8 @@ pub struct RestoreOptions {
     pub batch: usize,
     pub progression: bool,
     pub resize: Resize,
+    /// Images of more pixels are refused.
+    pub max_pixels: u64,
     pub overwrite: bool,
 }
 
@@ -115,37 +117,35 @@ pub fn restore_folder(
             .as_ref()
             .map(|s| s.recommended_steps),
     };
-    let (mut items, mut report) = folder::plan(in_dir, out_dir, o.overwrite)?;
+    let (items, report) = folder::plan(in_dir, out_dir, o.overwrite)?;
     let needs_params = engine.bundle.manifest.degradation.param_count() > 0;
-    if let Some(s) = side.as_ref().filter(|_| needs_params) {
-        // Images without parameters are reported and skipped; the rest go on.
-        items.retain(|it| match s.lookup(in_dir, &[&it.rel]) {
-            Ok(_) => true,
-            Err(why) => {
-                report.failed.push((it.input.clone(), why));
-                false
-            }
-        });
-    }
     let run = FolderRun {
         items: &items,
         out_dir,
         shape: shape(engine),
         resize: o.resize,
+        any_size: engine.takes_any_size(),
+        max_pixels: o.max_pixels,
         batch: o.batch,
         what: "restoring",
     };
-    let report = folder::run_batched(&run, report, |x, batch: &[&Item]| {
-        let b = x.len_of(Axis(0));
+    // Images without parameters, or with parameters for another size, are reported and skipped;
+    // the rest go on.
+    let vet = |it: &Item, h: usize, w: usize| match side.as_ref().filter(|_| needs_params) {
+        Some(s) => s.entry(in_dir, &it.rel, h, w).map(|_| ()),
+        None => Ok(()),
+    };
+    let report = folder::run_vetted(&run, report, &vet, |x, batch: &[&Item]| {
+        let (b, _, h, w) = x.dim();
         let params = match side.as_ref().filter(|_| needs_params) {
             Some(s) => {
                 let rels: Vec<&Path> = batch.iter().map(|it| it.rel.as_path()).collect();
-                s.lookup(in_dir, &rels).map_err(Error::invalid)?
+                s.lookup(in_dir, &rels, h, w).map_err(Error::invalid)?
             }
             None => ndarray::Array2::zeros((b, 0)),
         };
-        let r = engine.restore(
-            x.view(),
+        let r = engine.restore_owned(
+            x,
             &vec![t; b],
             params.view(),
             o.algorithm,
@@ -183,7 +183,8 @@ pub fn degrade_folder(
 ) -> Result<Report> {
     let t = level(engine, Some(o.t))?;
     let degradation = engine.bundle.manifest.degradation.clone();
-    degrade::degrade_folder_with(&degradation, t, in_dir, out_dir, o, |x, t, p| {
+    let any_size = engine.takes_any_size();
+    degrade::degrade_folder_with(&degradation, t, in_dir, out_dir, o, any_size, |x, t, p| {
         engine.degrade(x, t, p)
     })
 }

@@ -93,8 +93,9 @@ fn restore_a_folder_with_bad_files_reports_and_continues() {
         *b ^= 0x5a;
     }
     fs::write(inp.join("corrupt.png"), corrupt).expect("w");
-    image::GrayImage::new(32, 32)
-        .save(inp.join("wrong_size.png"))
+    // Another size than the model's: restored at its own size (the bundle's graphs take any).
+    image::GrayImage::new(32, 36)
+        .save(inp.join("other_size.png"))
         .expect("w");
     // A PNG whose header claims 60000 x 60000 pixels: refused before any decoding.
     let mut huge = good[..33].to_vec();
@@ -130,7 +131,6 @@ fn restore_a_folder_with_bad_files_reports_and_continues() {
         "text.jpg",
         "truncated.png",
         "corrupt.png",
-        "wrong_size.png",
         "huge.png",
     ] {
         assert!(err.contains(bad), "{bad} must be reported:\n{err}");
@@ -160,7 +160,9 @@ fn restore_a_folder_with_bad_files_reports_and_continues() {
             "{ok}: 8-bit grayscale like the model"
         );
     }
-    assert!(err.contains("7 written"), "{err}");
+    let im = image::open(out.join("other_size.png")).expect("other size restored");
+    assert_eq!((im.width(), im.height()), (32, 36), "at its own size");
+    assert!(err.contains("8 written"), "{err}");
     no_temp_files(&out);
 
     // A rerun skips finished outputs (and does not touch them) unless --overwrite.
@@ -176,7 +178,7 @@ fn restore_a_folder_with_bad_files_reports_and_continues() {
         out.to_str().expect("p"),
     ]);
     assert!(
-        stderr(&o).contains("0 written, 7 already done"),
+        stderr(&o).contains("0 written, 8 already done"),
         "{}",
         stderr(&o)
     );
@@ -195,7 +197,24 @@ fn restore_a_folder_with_bad_files_reports_and_continues() {
         inp.to_str().expect("p"),
         out.to_str().expect("p"),
     ]);
-    assert!(stderr(&o).contains("7 written"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("8 written"), "{}", stderr(&o));
+    // --resize refuse keeps to the model's own size.
+    let o = cold(&[
+        "restore",
+        "--model",
+        bundle().to_str().expect("utf8"),
+        "--overwrite",
+        "--resize",
+        "refuse",
+        inp.to_str().expect("p"),
+        out.to_str().expect("p"),
+    ]);
+    let err = stderr(&o);
+    assert!(err.contains("7 written"), "{err}");
+    assert!(
+        err.contains("image is 32x36 but the model works on 28x28"),
+        "{err}"
+    );
 }
 
 #[test]

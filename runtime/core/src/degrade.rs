@@ -5,13 +5,13 @@
 
 use std::path::Path;
 
-use ndarray::{Array4, ArrayView2, ArrayView4, Axis};
+use ndarray::{Array4, ArrayView2, ArrayView4};
 
-use crate::degradation::Degradation;
+use crate::degradation::{Degradation, PreparedSizes};
 use crate::error::{Error, Result};
 use crate::folder::{self, FolderRun, Item, Report, Resize, Shape};
 use crate::imageio;
-use crate::sidecar::{self, Sidecar};
+use crate::sidecar::{self, Entry, Sidecar};
 
 /// Options of `cold degrade`.
 #[derive(Clone, Debug)]
@@ -25,6 +25,8 @@ pub struct DegradeOptions {
     pub depth: imageio::BitDepth,
     /// Seed of the per-image parameters (each image's are drawn from it and its path).
     pub seed: u64,
+    /// Images of more pixels are refused.
+    pub max_pixels: u64,
 }
 
 /// The sidecar a degrade run writes into `out_dir`: the existing one when it describes the same
@@ -66,21 +68,24 @@ pub fn degrade_folder_exact(
             o.t, degradation.steps
         )));
     }
-    let prepared = degradation.prepare()?;
-    degrade_folder_with(degradation, o.t, in_dir, out_dir, o, |x, t, p| {
-        prepared.apply(x, t, p)
+    let mut sizes = PreparedSizes::new(degradation, 4);
+    degrade_folder_with(degradation, o.t, in_dir, out_dir, o, true, |x, t, p| {
+        let (_, _, h, w) = x.dim();
+        sizes.at(h, w)?.apply(x, t, p)
     })
 }
 
-/// Degrades every image under `in_dir` to level `t` with `apply` (images `[B, C, H, W]` in
-/// [0, 1], their levels and parameters), and writes `degradation.json` (level, seed, every
-/// image's parameters) beside them.
+/// Degrades every image under `in_dir` to level `t` with `apply` (images `[B, C, H, W]` of one
+/// size in [-1, 1], their levels and parameters), and writes `degradation.json` (level, seed,
+/// every image's size and parameters) beside them. With `any_size`, `apply` takes images of any
+/// size and each image is degraded at its own (unless `o.resize` says otherwise).
 pub fn degrade_folder_with<F, E>(
     degradation: &Degradation,
     t: usize,
     in_dir: &Path,
     out_dir: &Path,
     o: &DegradeOptions,
+    any_size: bool,
     mut apply: F,
 ) -> std::result::Result<Report, E>
 where
@@ -98,12 +103,14 @@ where
             width: degradation.width,
         },
         resize: o.resize,
+        any_size,
+        max_pixels: o.max_pixels,
         batch: o.batch,
         what: "degrading",
     };
     let report = folder::run_batched(&run, report, |x, batch: &[&Item]| {
-        let params = params_of(&side, batch)?;
-        let b = x.len_of(Axis(0));
+        let (b, _, h, w) = x.dim();
+        let (entries, params) = entries_of(&side, batch, h, w)?;
         let y = apply(x.view(), &vec![t; b], params.view())?;
         let outs = y
             .outer_iter()
@@ -116,8 +123,8 @@ where
             .collect::<Result<Vec<_>>>()?;
         // Recorded before the images are written: a listed image whose file is missing is
         // simply redone by the next run.
-        for (it, row) in batch.iter().zip(params.outer_iter()) {
-            side.images.insert(sidecar::key(&it.rel), row.to_vec());
+        for (it, e) in batch.iter().zip(entries) {
+            side.images.insert(sidecar::key(&it.rel), e);
         }
         side.write(out_dir)?;
         Ok::<_, E>(outs)
@@ -125,13 +132,23 @@ where
     Ok(report)
 }
 
-/// The parameters of a batch of images: drawn from the sidecar's seed and each image's path.
-pub(crate) fn params_of(side: &Sidecar, batch: &[&Item]) -> Result<ndarray::Array2<f32>> {
-    let p = side.degradation.param_count();
+/// The entries of a batch of images of one size: their parameters drawn from the sidecar's seed
+/// and each image's path, at that size.
+pub(crate) fn entries_of(
+    side: &Sidecar,
+    batch: &[&Item],
+    height: usize,
+    width: usize,
+) -> Result<(Vec<Entry>, ndarray::Array2<f32>)> {
+    let entries = batch
+        .iter()
+        .map(|it| side.draw(&it.rel, height, width))
+        .collect::<Result<Vec<_>>>()?;
+    let p = entries.first().map_or(0, |e| e.params.len());
     let mut out = ndarray::Array2::zeros((batch.len(), p));
-    for (i, it) in batch.iter().enumerate() {
+    for (i, e) in entries.iter().enumerate() {
         out.row_mut(i)
-            .assign(&ndarray::Array1::from(side.draw(&it.rel)?));
+            .assign(&ndarray::ArrayView1::from(e.params.as_slice()));
     }
-    Ok(out)
+    Ok((entries, out))
 }

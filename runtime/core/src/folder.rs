@@ -53,14 +53,17 @@ impl Report {
     }
 }
 
-/// How to shape inputs before a batch is formed.
+/// How inputs of another size than the model's are treated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Resize {
-    /// Inputs of another size are an error for that file.
+    /// Each image at its own size, where the model takes any size (bundles of format version 2,
+    /// the exact D); a model fixed at its size refuses others, as `refuse` does.
     #[default]
-    Refuse,
+    Keep,
     /// Scale inputs to the model's size (Lanczos3), and outputs back to the input's size.
     Scale,
+    /// Inputs of another size than the model's are an error for that file.
+    Refuse,
 }
 
 /// Lists the work: every image under `in_dir` with its output path. Refuses an output folder
@@ -120,32 +123,53 @@ pub struct Shape {
     pub width: usize,
 }
 
-fn load_one(item: &Item, shape: Shape, resize: Resize) -> Result<(Array3<f32>, (u32, u32))> {
-    let (w, h) = imageio::read_dimensions(&item.input)?;
+/// The default of `--max-pixels`: 24 megapixels (a 6000 x 4000 photograph).
+pub const DEFAULT_MAX_PIXELS: u64 = 24_000_000;
+
+/// The size an image is worked at: its own, or the model's with [`Resize::Scale`]; refused when
+/// the model cannot take it (or the run asks for the model's size only) or it has more than
+/// `max_pixels` pixels.
+fn working_size(run: &FolderRun, path: &Path, w: u32, h: u32) -> Result<(usize, usize)> {
+    let shape = run.shape;
+    let refuse = |reason: String| Error::Image {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > run.max_pixels {
+        return Err(refuse(format!(
+            "image is {w}x{h} ({:.1} megapixels), above --max-pixels {} ({:.1} megapixels): pass a \
+             larger --max-pixels if the machine has the memory, or scale it down first",
+            pixels as f64 / 1e6,
+            run.max_pixels,
+            run.max_pixels as f64 / 1e6
+        )));
+    }
     if (w as usize, h as usize) == (shape.width, shape.height) {
-        return Ok((
-            imageio::load_unit(&item.input, shape.channels, shape.height, shape.width)?,
-            (w, h),
-        ));
+        return Ok((shape.height, shape.width));
     }
-    match resize {
-        Resize::Refuse => Err(Error::Image {
-            path: item.input.clone(),
-            reason: format!(
-                "image is {w}x{h} but the model works on {}x{} (pass --resize scale to scale it)",
-                shape.width, shape.height
-            ),
-        }),
-        Resize::Scale => {
-            let im = imageio::read_image(&item.input)?;
-            let im = im.resize_exact(
-                shape.width as u32,
-                shape.height as u32,
-                image::imageops::FilterType::Lanczos3,
-            );
-            Ok((imageio::to_chw_unit(&im, shape.channels), (w, h)))
-        }
+    match run.resize {
+        Resize::Keep if run.any_size => Ok((h as usize, w as usize)),
+        Resize::Keep | Resize::Refuse => Err(refuse(format!(
+            "image is {w}x{h} but the model works on {}x{} (pass --resize scale to scale it)",
+            shape.width, shape.height
+        ))),
+        Resize::Scale => Ok((shape.height, shape.width)),
     }
+}
+
+/// Loads one image at its working size ([`working_size`]) with the model's channels; returns it
+/// and the image's own size `(w, h)`.
+fn load_one(run: &FolderRun, item: &Item) -> Result<(Array3<f32>, (u32, u32))> {
+    let (w, h) = imageio::read_dimensions(&item.input)?;
+    let (wh, ww) = working_size(run, &item.input, w, h)?;
+    let im = imageio::read_image(&item.input)?;
+    let im = if (ww, wh) == (w as usize, h as usize) {
+        im
+    } else {
+        im.resize_exact(ww as u32, wh as u32, image::imageops::FilterType::Lanczos3)
+    };
+    Ok((imageio::to_chw_unit(&im, run.shape.channels), (w, h)))
 }
 
 /// Outputs for one image: `(suffix, image)`; the suffix "" is the main output.
@@ -156,81 +180,154 @@ pub(crate) type Outputs = Vec<(String, DynamicImage)>;
 pub struct FolderRun<'a> {
     pub items: &'a [Item],
     pub out_dir: &'a Path,
+    /// The model's channels and size.
     pub shape: Shape,
     pub resize: Resize,
-    /// Images per model call.
+    /// Whether the model takes images of any size (with [`Resize::Keep`], images are worked at
+    /// their own size).
+    pub any_size: bool,
+    /// Images of more pixels are refused.
+    pub max_pixels: u64,
+    /// Images per model call (at the model's size; fewer of larger images, as many pixels).
     pub batch: usize,
     /// Label of the progress bar.
     pub what: &'a str,
 }
 
-/// Runs `f` over the items in batches. `f` gets a `[B, C, H, W]` batch in [-1, 1] and its items,
-/// and returns the outputs of each image. Bad inputs, failed batches (`f`'s error, with the
-/// error type of its caller: the runtime's carries ONNX Runtime's) and failed writes are recorded
-/// in the report.
-pub fn run_batched<F, E>(run: &FolderRun, mut report: Report, mut f: F) -> Result<Report>
+/// What a batch of one size is checked against before `f` sees it: `Err(why)` skips that image
+/// alone (e.g. a sidecar entry for another size).
+pub type Vet<'v> = &'v (dyn Fn(&Item, usize, usize) -> std::result::Result<(), String> + Sync);
+
+/// Groups of items that go to the model together: at most `batch` images and `batch` model-sized
+/// images' worth of pixels (at least one image), in order. Sizes come from the files' headers;
+/// an unreadable one counts as one model-sized image (and fails when it is loaded).
+fn chunks(run: &FolderRun) -> Vec<std::ops::Range<usize>> {
+    let model = (run.shape.height * run.shape.width) as u64;
+    let budget = run.batch as u64 * model;
+    let pixels: Vec<u64> = run
+        .items
+        .par_iter()
+        .map(|it| match run.resize {
+            Resize::Scale => model,
+            _ => imageio::read_dimensions(&it.input)
+                .map(|(w, h)| u64::from(w) * u64::from(h))
+                .unwrap_or(model),
+        })
+        .collect();
+    let mut out = Vec::new();
+    let (mut start, mut sum) = (0, 0u64);
+    for (i, &p) in pixels.iter().enumerate() {
+        if i > start && (i - start >= run.batch || sum + p > budget) {
+            out.push(start..i);
+            (start, sum) = (i, 0);
+        }
+        sum += p;
+    }
+    if start < pixels.len() {
+        out.push(start..pixels.len());
+    }
+    out
+}
+
+/// Runs `f` over the items in batches of one size each. `f` gets a `[B, C, H, W]` batch in
+/// [-1, 1] and its items, and returns the outputs of each image. Bad inputs, images `vet`
+/// refuses, failed batches (`f`'s error, with the error type of its caller: the runtime's carries
+/// ONNX Runtime's) and failed writes are recorded in the report.
+pub fn run_batched<F, E>(run: &FolderRun, report: Report, f: F) -> Result<Report>
 where
     F: FnMut(Array4<f32>, &[&Item]) -> std::result::Result<Vec<Outputs>, E>,
     E: std::fmt::Display,
 {
-    let FolderRun {
-        items,
-        out_dir,
-        shape,
-        resize,
-        batch,
-        what,
-    } = run.clone();
-    let batch = batch.max(1);
-    fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
-    let pb = progress_bar(items.len() as u64, what);
-    for chunk in items.chunks(batch) {
-        let loaded: Vec<_> = chunk
-            .par_iter()
-            .map(|it| load_one(it, shape, resize))
-            .collect();
-        let mut ok_items = Vec::new();
-        let mut arrays = Vec::new();
+    run_vetted(run, report, &|_, _, _| Ok(()), f)
+}
+
+/// [`run_batched`] with a check of each image at its working size.
+pub fn run_vetted<F, E>(run: &FolderRun, mut report: Report, vet: Vet, mut f: F) -> Result<Report>
+where
+    F: FnMut(Array4<f32>, &[&Item]) -> std::result::Result<Vec<Outputs>, E>,
+    E: std::fmt::Display,
+{
+    let run = &FolderRun {
+        batch: run.batch.max(1),
+        ..run.clone()
+    };
+    fs::create_dir_all(run.out_dir).map_err(|e| Error::io(run.out_dir, e))?;
+    let pb = progress_bar(run.items.len() as u64, run.what);
+    for range in chunks(run) {
+        let chunk = &run.items[range];
+        let loaded: Vec<_> = chunk.par_iter().map(|it| load_one(run, it)).collect();
+        // Images of one size go to `f` together, in the order of their first appearance.
+        let mut groups: Vec<((usize, usize), Group)> = Vec::new();
         for (it, r) in chunk.iter().zip(loaded) {
-            match r {
-                Ok((a, size)) => {
-                    ok_items.push((it, size));
-                    arrays.push(a);
+            let (a, size) = match r {
+                Ok(v) => v,
+                Err(e) => {
+                    report.failed.push((it.input.clone(), e.to_string()));
+                    continue;
                 }
-                Err(e) => report.failed.push((it.input.clone(), e.to_string())),
+            };
+            let (_, h, w) = a.dim();
+            if let Err(why) = vet(it, h, w) {
+                report.failed.push((it.input.clone(), why));
+                continue;
+            }
+            match groups.iter_mut().find(|(hw, _)| *hw == (h, w)) {
+                Some((_, g)) => g.push((it, size, a)),
+                None => groups.push(((h, w), vec![(it, size, a)])),
             }
         }
-        if !ok_items.is_empty() {
-            let views: Vec<_> = arrays.iter().map(|a| a.view()).collect();
-            let x = ndarray::stack(Axis(0), &views).expect("same shapes");
-            let batch_items: Vec<&Item> = ok_items.iter().map(|(it, _)| *it).collect();
-            match f(x, &batch_items) {
-                Ok(outs) => {
-                    let results: Vec<_> = ok_items
-                        .par_iter()
-                        .zip(outs.into_par_iter())
-                        .map(|((it, (w, h)), outputs)| {
-                            write_outputs(it, out_dir, *w, *h, resize, outputs)
-                        })
-                        .collect();
-                    for ((it, _), r) in ok_items.iter().zip(results) {
-                        match r {
-                            Ok(()) => report.written += 1,
-                            Err(e) => report.failed.push((it.input.clone(), e.to_string())),
-                        }
-                    }
-                }
-                Err(e) => {
-                    for (it, _) in &ok_items {
-                        report.failed.push((it.input.clone(), e.to_string()));
-                    }
-                }
-            }
+        for (_, group) in groups {
+            run_group(run, &mut report, group, &mut f);
         }
         pb.inc(chunk.len() as u64);
     }
     pb.finish_and_clear();
     Ok(report)
+}
+
+/// Images of one working size: each item, its own size `(w, h)` and the loaded image.
+type Group<'a> = Vec<(&'a Item, (u32, u32), Array3<f32>)>;
+
+/// `f` on one batch of images of one size, and their outputs written.
+fn run_group<F, E>(run: &FolderRun, report: &mut Report, group: Group, f: &mut F)
+where
+    F: FnMut(Array4<f32>, &[&Item]) -> std::result::Result<Vec<Outputs>, E>,
+    E: std::fmt::Display,
+{
+    let (group, images): (Vec<_>, Vec<_>) = group
+        .into_iter()
+        .map(|(it, size, a)| ((it, size), a))
+        .unzip();
+    // One image (a large one, typically) is moved, not copied.
+    let x = if images.len() == 1 {
+        images.into_iter().next().expect("one").insert_axis(Axis(0))
+    } else {
+        let views: Vec<_> = images.iter().map(|a| a.view()).collect();
+        ndarray::stack(Axis(0), &views).expect("same shapes")
+    };
+    let items: Vec<&Item> = group.iter().map(|(it, _)| *it).collect();
+    match f(x, &items) {
+        Ok(outs) => {
+            let results: Vec<_> = group
+                .par_iter()
+                .zip(outs.into_par_iter())
+                .map(|((it, (w, h)), outputs)| {
+                    write_outputs(it, run.out_dir, *w, *h, run.resize, outputs)
+                })
+                .collect();
+            for ((it, _), r) in group.iter().zip(results) {
+                match r {
+                    Ok(()) => report.written += 1,
+                    Err(e) => report.failed.push((it.input.clone(), e.to_string())),
+                }
+            }
+        }
+        Err(e) => {
+            for (it, _) in &group {
+                report.failed.push((it.input.clone(), e.to_string()));
+            }
+        }
+    }
 }
 
 fn write_outputs(

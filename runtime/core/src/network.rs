@@ -87,6 +87,11 @@ impl UNetConfig {
         self.dim_mults.len().saturating_sub(1)
     }
 
+    /// The factor image sides must be multiples of: 2 to the number of downsamplings.
+    pub fn stride(&self) -> usize {
+        1 << self.downsamplings()
+    }
+
     /// Checks that an image of `height x width` passes through the down/up path unchanged.
     pub fn check_image_size(&self, height: usize, width: usize) -> Result<(), String> {
         let downs = self.downsamplings();

@@ -18,7 +18,9 @@ use crate::files::{self, Versioned};
 /// The sidecar's file name, at the top of a degraded folder.
 pub const FILE: &str = "degradation.json";
 const FORMAT: &str = "cold-diffusion-degraded-folder";
-const VERSION: u32 = 1;
+/// Version 2 records each image's size with its parameters; version 1 (every image at the
+/// degradation's size, parameters alone) still reads.
+const VERSION: u32 = 2;
 
 impl Versioned for Sidecar {
     const WHAT: &'static str = "degraded folder's sidecar";
@@ -42,8 +44,53 @@ pub struct Sidecar {
     /// The seed the per-image parameters were drawn from.
     pub seed: u64,
     pub param_names: Vec<String>,
-    /// Image path relative to the folder (`/`-separated, the input's name) -> its parameters.
-    pub images: BTreeMap<String, Vec<f32>>,
+    /// Image path relative to the folder (`/`-separated, the input's name) -> the size D was
+    /// applied at and the image's parameters.
+    pub images: BTreeMap<String, Entry>,
+}
+
+/// One degraded image: the size D was applied at (the image's own, or the model's with
+/// `--resize scale`) and its per-image parameters at that size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "EntryFile")]
+pub struct Entry {
+    pub height: usize,
+    pub width: usize,
+    pub params: Vec<f32>,
+}
+
+/// An entry as files hold it: version 2's, or version 1's bare parameters (size 0 x 0 until
+/// [`Sidecar::read`] gives them the degradation's size).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EntryFile {
+    Sized {
+        height: usize,
+        width: usize,
+        params: Vec<f32>,
+    },
+    Bare(Vec<f32>),
+}
+
+impl From<EntryFile> for Entry {
+    fn from(e: EntryFile) -> Self {
+        match e {
+            EntryFile::Sized {
+                height,
+                width,
+                params,
+            } => Entry {
+                height,
+                width,
+                params,
+            },
+            EntryFile::Bare(params) => Entry {
+                height: 0,
+                width: 0,
+                params,
+            },
+        }
+    }
 }
 
 fn err(path: &Path, reason: impl std::fmt::Display) -> Error {
@@ -87,14 +134,20 @@ impl Sidecar {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(&p, e)),
         };
-        let s: Sidecar = files::parse(&text).map_err(|reason| err(&p, reason))?;
+        let mut s: Sidecar = files::parse(&text).map_err(|reason| err(&p, reason))?;
+        // Version 1: every image had the degradation's size.
+        let (h, w) = (s.degradation.height, s.degradation.width);
+        for e in s.images.values_mut().filter(|e| e.height == 0) {
+            (e.height, e.width) = (h, w);
+        }
+        s.version = VERSION;
         Ok(Some(s))
     }
 
     /// Writes `dir/degradation.json` atomically.
     pub fn write(&self, dir: &Path) -> Result<()> {
         // Kinds whose parameters are whole images (snow, noise) write compact JSON.
-        let js = if self.degradation.param_count() > 16 {
+        let js = if self.images.values().any(|e| e.params.len() > 16) {
             serde_json::to_vec(self)
         } else {
             serde_json::to_vec_pretty(self)
@@ -103,42 +156,81 @@ impl Sidecar {
         atomic::write_atomic(&Self::path(dir), &js)
     }
 
-    /// The parameters of one image: drawn from a generator seeded by the folder's seed and the
-    /// image's key, so they do not depend on the order or batching of the images.
-    pub fn draw(&self, rel: &Path) -> Result<Vec<f32>> {
+    /// The entry of one image degraded at `height x width`: its parameters at that size, drawn
+    /// from a generator seeded by the folder's seed and the image's key, so they do not depend on
+    /// the order or batching of the images.
+    pub fn draw(&self, rel: &Path, height: usize, width: usize) -> Result<Entry> {
         let k = key(rel);
         let h = atomic::sha256_bytes(k.as_bytes());
         let mix = u64::from_str_radix(&h[..16], 16).unwrap_or(0);
         let mut rng = StdRng::seed_from_u64(self.seed ^ mix);
-        Ok(self.degradation.sample_params(&mut rng, 1)?.row(0).to_vec())
+        let d = self.degradation.at_size(height, width)?;
+        Ok(Entry {
+            height,
+            width,
+            params: d.sample_params(&mut rng, 1)?.row(0).to_vec(),
+        })
     }
 
-    /// The parameters `[B, P]` of a batch of images, from the sidecar.
-    pub fn lookup(&self, dir: &Path, rels: &[&Path]) -> std::result::Result<Array2<f32>, String> {
-        let p = self.degradation.param_count();
+    /// The parameters of images of one size `height x width` (`[n, P]`), from their entries. An
+    /// image that is not listed, or whose entry is for another size, is an error naming it.
+    pub fn lookup(
+        &self,
+        dir: &Path,
+        rels: &[&Path],
+        height: usize,
+        width: usize,
+    ) -> std::result::Result<Array2<f32>, String> {
+        let p = self
+            .degradation
+            .at_size(height, width)
+            .map_err(|e| e.to_string())?
+            .param_count();
         let mut out = Array2::zeros((rels.len(), p));
         for (i, rel) in rels.iter().enumerate() {
-            let k = key(rel);
-            let v = self.images.get(&k).ok_or_else(|| {
-                format!(
-                    "{k} is not listed in {}: it was not degraded by `cold degrade` into this folder",
-                    Self::path(dir).display()
-                )
-            })?;
-            if v.len() != p {
+            let e = self.entry(dir, rel, height, width)?;
+            if e.params.len() != p {
                 return Err(format!(
-                    "{k}: {} parameters in {}, expected {p}",
-                    v.len(),
+                    "{}: {} parameters in {}, expected {p}",
+                    key(rel),
+                    e.params.len(),
                     Self::path(dir).display()
                 ));
             }
             out.row_mut(i)
-                .assign(&ndarray::ArrayView1::from(v.as_slice()));
+                .assign(&ndarray::ArrayView1::from(e.params.as_slice()));
         }
         Ok(out)
     }
 
-    /// Checks that the images were degraded by the same process a model inverts.
+    /// The entry of one image restored at `height x width`: refused when it is not listed or was
+    /// degraded at another size.
+    pub fn entry(
+        &self,
+        dir: &Path,
+        rel: &Path,
+        height: usize,
+        width: usize,
+    ) -> std::result::Result<&Entry, String> {
+        let k = key(rel);
+        let e = self.images.get(&k).ok_or_else(|| {
+            format!(
+                "{k} is not listed in {}: it was not degraded by `cold degrade` into this folder",
+                Self::path(dir).display()
+            )
+        })?;
+        if (e.height, e.width) != (height, width) {
+            return Err(format!(
+                "{k} is {width}x{height} here, but {} says it was degraded at {}x{}: restore it at \
+                 that size (--resize as when it was degraded), or degrade it again",
+                Self::path(dir).display(),
+                e.width,
+                e.height
+            ));
+        }
+        Ok(e)
+    }
+
     pub fn check_matches(&self, dir: &Path, model: &Degradation) -> Result<()> {
         if &self.degradation != model {
             return Err(err(
@@ -166,7 +258,11 @@ mod tests {
         let mut s = Sidecar::new(&d, 25, 7);
         s.images.insert(
             "a/b.png".into(),
-            s.draw(Path::new("a/b.png")).expect("draw"),
+            s.draw(Path::new("a/b.png"), 28, 28).expect("draw"),
+        );
+        s.images.insert(
+            "c.png".into(),
+            s.draw(Path::new("c.png"), 17, 40).expect("draw"),
         );
         round_trip(&s);
         newer_is_refused(&s);
@@ -178,5 +274,61 @@ mod tests {
         std::fs::write(Sidecar::path(dir.path()), v.to_string()).expect("write");
         let e = Sidecar::read(dir.path()).expect_err("newer");
         assert!(e.to_string().contains("degradation.json"), "{e}");
+    }
+
+    #[test]
+    fn version_1_entries_read_at_the_degradation_size_and_sizes_are_checked() {
+        let d = Degradation::preset("mnist-inpaint").expect("preset");
+        let s = Sidecar::new(&d, 25, 7);
+        let mut v = serde_json::to_value(&s).expect("json");
+        v["version"] = serde_json::json!(1);
+        v["images"] = serde_json::json!({"a.png": [3.0, 4.0]});
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(Sidecar::path(dir.path()), v.to_string()).expect("write");
+        let back = Sidecar::read(dir.path()).expect("read").expect("there");
+        let e = &back.images["a.png"];
+        assert_eq!(
+            (e.height, e.width, e.params.clone()),
+            (28, 28, vec![3.0, 4.0])
+        );
+        assert_eq!(back.version, VERSION);
+        let rel = Path::new("a.png");
+        let p = back.lookup(dir.path(), &[rel], 28, 28).expect("lookup");
+        assert_eq!(p.row(0).to_vec(), vec![3.0, 4.0]);
+        let why = back.lookup(dir.path(), &[rel], 30, 28).expect_err("size");
+        assert!(why.contains("degraded at 28x28"), "{why}");
+        let why = back
+            .lookup(dir.path(), &[Path::new("b.png")], 28, 28)
+            .expect_err("missing");
+        assert!(why.contains("not listed"), "{why}");
+    }
+
+    #[test]
+    fn parameters_are_drawn_at_the_image_size() {
+        // Random inpainting centres lie on the image's own grid (extended by one on each side).
+        let d = Degradation::preset("mnist-inpaint").expect("preset");
+        let s = Sidecar::new(&d, 25, 7);
+        for i in 0..50 {
+            let rel = format!("{i}.png");
+            let e = s.draw(Path::new(&rel), 9, 300).expect("draw");
+            assert_eq!((e.height, e.width), (9, 300));
+            assert!(e.params[0] >= -1.0 && e.params[0] <= 9.0, "{:?}", e.params);
+            assert!(
+                e.params[1] >= -1.0 && e.params[1] <= 300.0,
+                "{:?}",
+                e.params
+            );
+        }
+        let wide = (0..50)
+            .map(|i| {
+                s.draw(Path::new(&format!("{i}.png")), 9, 300)
+                    .expect("draw")
+                    .params[1]
+            })
+            .fold(0.0f32, f32::max);
+        assert!(wide > 28.0, "centres stay on the 28-pixel grid: {wide}");
+        // The same image and size draws the same parameters.
+        let a = s.draw(Path::new("x.png"), 40, 41).expect("draw");
+        assert_eq!(a, s.draw(Path::new("x.png"), 40, 41).expect("draw"));
     }
 }

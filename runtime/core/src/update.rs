@@ -73,6 +73,26 @@ impl Arith for F64 {
     }
 }
 
+/// Whole image batches on the host, float32 (the runtime's tiled loop).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Host;
+
+impl Arith for Host {
+    type V = ndarray::Array4<f32>;
+    fn add(&mut self, a: &Self::V, b: &Self::V) -> Self::V {
+        a + b
+    }
+    fn sub(&mut self, a: &Self::V, b: &Self::V) -> Self::V {
+        a - b
+    }
+    fn mul(&mut self, a: &Self::V, b: &Self::V) -> Self::V {
+        a * b
+    }
+    fn div(&mut self, a: &Self::V, b: &Self::V) -> Self::V {
+        a / b
+    }
+}
+
 impl Arith for crate::onnx::GraphBuilder<'_> {
     type V = String;
     fn add(&mut self, a: &String, b: &String) -> String {

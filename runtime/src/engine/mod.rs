@@ -18,21 +18,28 @@ use ort::value::{Tensor, TensorRef};
 use crate::error::{Error, Result};
 use crate::ortlib;
 
+mod any_size;
 pub mod options;
 mod providers;
+pub mod tiles;
 use cold_core::bundle::{Bundle, io};
-use cold_core::degradation::Prepared;
+use cold_core::degradation::{Prepared, PreparedSizes};
 use cold_core::sampler::{self, StepLevels};
 pub use cold_core::sampler::{Algorithm, schedule};
 
 pub use options::{ConvSearch, EngineOptions, Ep, WeightLoading};
 use providers::{register_ep, resolve_ep};
+pub use tiles::{TileSize, Tiling};
 
-/// The bundle graphs the engine runs.
-#[derive(Clone, Copy, Debug)]
+/// The bundle graphs the engine runs: at the bundle's own size (sizes fixed in the session) or
+/// at any size (format version 2: sizes free).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Graph {
     Step,
     Degradation,
+    AnyStep,
+    AnyDegradation,
+    AnyRestorer,
 }
 
 /// The weights as ONNX Runtime sees them; kept alive as long as the sessions.
@@ -71,9 +78,10 @@ pub struct Engine {
     /// The degradation's tables at the bundle's size: the graphs of bundles from format version 2
     /// take the size-dependent ones as inputs.
     tables: Prepared,
+    /// The degradation's tables at the other sizes met.
+    sizes: PreparedSizes,
     env: ort::environment::Environment,
-    step: Option<Session>,
-    degrade: Option<Session>,
+    sessions: Vec<(Graph, Session)>,
     /// Seconds spent creating sessions.
     pub session_seconds: f64,
 }
@@ -110,20 +118,21 @@ impl Engine {
         };
         let active_ep = resolve_ep(options.ep)?;
         let tables = bundle.manifest.degradation.prepare()?;
+        let sizes = PreparedSizes::new(&bundle.manifest.degradation, 2);
         Ok(Engine {
             bundle,
             options,
             active_ep,
             weights,
             tables,
+            sizes,
             env,
-            step: None,
-            degrade: None,
+            sessions: Vec::new(),
             session_seconds: 0.0,
         })
     }
 
-    fn builder(&self) -> Result<SessionBuilder> {
+    fn builder(&self, fixed_size: bool) -> Result<SessionBuilder> {
         let threads = if self.options.threads == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -141,7 +150,7 @@ impl Engine {
         // Graphs of format version 2 take any size: fixing the sizes of this session's images lets
         // ONNX Runtime optimise them as graphs built for that size (the same kernels, values and
         // speed as version 1); only the batch stays free.
-        if self.bundle.manifest.format_version >= 2 {
+        if fixed_size && self.takes_any_size() {
             let d = &self.bundle.manifest.degradation;
             let (h, w) = (d.height as i64, d.width as i64);
             for (name, size) in [
@@ -159,9 +168,9 @@ impl Engine {
         register_ep(b, self.active_ep, &self.options)
     }
 
-    fn create_session(&self, graph: &str) -> Result<Session> {
+    fn create_session(&self, graph: &str, fixed_size: bool) -> Result<Session> {
         let t0 = Instant::now();
-        let mut b = self.builder()?;
+        let mut b = self.builder(fixed_size)?;
         let gpath = self.bundle.path(graph);
         let session = match self.weights.bytes() {
             None => b.commit_from_file(&gpath)?,
@@ -179,36 +188,43 @@ impl Engine {
         Ok(session)
     }
 
-    fn slot(&mut self, graph: Graph) -> &mut Option<Session> {
-        match graph {
-            Graph::Step => &mut self.step,
-            Graph::Degradation => &mut self.degrade,
-        }
-    }
-
     /// The session of one of the bundle's graphs, created on first use.
     fn session(&mut self, graph: Graph) -> Result<&mut Session> {
-        if self.slot(graph).is_none() {
+        if !self.sessions.iter().any(|(g, _)| *g == graph) {
             let files = &self.bundle.manifest.files;
             let file = match graph {
-                Graph::Step => files.step.clone(),
-                Graph::Degradation => files.degradation.clone(),
+                Graph::Step | Graph::AnyStep => files.step.clone(),
+                Graph::Degradation | Graph::AnyDegradation => files.degradation.clone(),
+                Graph::AnyRestorer => files.restorer.clone(),
             };
+            let fixed = matches!(graph, Graph::Step | Graph::Degradation);
             let t0 = Instant::now();
-            let session = self.create_session(&file)?;
+            let session = self.create_session(&file, fixed)?;
             self.session_seconds += t0.elapsed().as_secs_f64();
-            *self.slot(graph) = Some(session);
+            self.sessions.push((graph, session));
         }
-        Ok(self.slot(graph).as_mut().expect("created above"))
+        Ok(self
+            .sessions
+            .iter_mut()
+            .find(|(g, _)| *g == graph)
+            .map(|(_, s)| s)
+            .expect("created above"))
     }
 
-    fn step_session(&mut self) -> Result<&mut Session> {
-        self.session(Graph::Step)
+    /// Whether the bundle's graphs take images of any size (format version 2).
+    pub fn takes_any_size(&self) -> bool {
+        self.bundle.manifest.format_version >= 2
+    }
+
+    /// Whether `(h, w)` is the bundle's own size.
+    fn is_native(&self, h: usize, w: usize) -> bool {
+        let im = &self.bundle.manifest.image;
+        (h, w) == (im.height, im.width)
     }
 
     /// Creates the sampling session now (start-up cost outside of timed work).
     pub(crate) fn warm_up(&mut self) -> Result<()> {
-        self.step_session().map(|_| ())
+        self.session(Graph::Step).map(|_| ())
     }
 
     fn check_input(
@@ -219,10 +235,18 @@ impl Engine {
     ) -> Result<()> {
         let im = &self.bundle.manifest.image;
         let (b, c, h, w) = x.dim();
-        if (c, h, w) != (im.channels, im.height, im.width) {
+        if c != im.channels || (!self.is_native(h, w) && !self.takes_any_size()) {
             return Err(Error::invalid(format!(
-                "input is {c}x{h}x{w} but the model takes {}x{}x{}",
-                im.channels, im.height, im.width
+                "input is {c}x{h}x{w} but the model takes {}x{}x{}{}",
+                im.channels,
+                im.height,
+                im.width,
+                if c == im.channels {
+                    " (its graphs are fixed at that size: bundle format version 1; `cold-train \
+                     reexport` writes it again with graphs of any size)"
+                } else {
+                    ""
+                }
             )));
         }
         let d = &self.bundle.manifest.degradation;
@@ -238,13 +262,15 @@ impl Engine {
                 d.steps
             )));
         }
-        let p = d.param_count();
+        let at = d.at_size(h, w)?;
+        let p = at.param_count();
         if params.dim() != (b, p) {
             return Err(Error::invalid(format!(
-                "{} parameters per image for {} images, but this model's degradation takes {p} ({})",
+                "{} parameters per image for {} images, but this model's degradation takes {p} at \
+                 {w}x{h} ({})",
                 params.ncols(),
                 params.nrows(),
-                d.param_names().join(", ")
+                at.param_names().join(", ")
             )));
         }
         Ok(())
@@ -270,7 +296,8 @@ impl Engine {
     }
 
     /// D(x, t) through the bundle's degradation graph, with the per-image parameters `params`
-    /// (`[B, P]`; `[B, 0]` for kinds without any).
+    /// (`[B, P]`; `[B, 0]` for kinds without any), on images of the bundle's size or, for
+    /// bundles of format version 2, of any size.
     pub fn degrade(
         &mut self,
         x: ArrayView4<f32>,
@@ -278,12 +305,23 @@ impl Engine {
         params: ArrayView2<f32>,
     ) -> Result<Array4<f32>> {
         self.check_input(&x, t, &params)?;
+        let (_, _, h, w) = x.dim();
+        if !self.is_native(h, w) {
+            let at = self.bundle.manifest.degradation.at_size(h, w)?;
+            if at.needs_direct_within(self.options.max_table_bytes) {
+                return direct_d(&at, x, t, params);
+            }
+        }
         let x = x.as_standard_layout();
         let levels: Vec<i64> = t.iter().map(|&v| v as i64).collect();
         let with_params = self.takes_params();
         let params = params.as_standard_layout().into_owned();
-        self.session(Graph::Degradation)?;
-        let session = self.degrade.as_mut().expect("created above");
+        let (graph, tables) = if self.is_native(h, w) {
+            (Graph::Degradation, self.tables.clone())
+        } else {
+            (Graph::AnyDegradation, self.sizes.at(h, w)?.clone())
+        };
+        let session = self.session(graph)?;
         let mut inputs = ort::inputs! {
             io::X => TensorRef::from_array_view(x.view())?,
             io::T => Tensor::from_array(([levels.len()], levels))?,
@@ -291,7 +329,7 @@ impl Engine {
         if with_params {
             inputs.push((io::PARAMS.into(), Tensor::from_array(params)?.into()));
         }
-        inputs.extend(table_inputs(session, &self.tables)?);
+        inputs.extend(table_inputs(session, &tables)?);
         let out = session.run(inputs)?;
         let y = out[io::Y].try_extract_array::<f32>()?;
         Ok(y.into_dimensionality::<ndarray::Ix4>()
@@ -310,27 +348,64 @@ impl Engine {
         steps: Option<usize>,
         progression: bool,
     ) -> Result<Restored> {
-        self.check_input(&x, t, &params)?;
+        let x = x.as_standard_layout().into_owned();
+        self.restore_owned(x, t, params, algorithm, steps, progression)
+    }
+
+    /// [`Engine::restore`] of a batch it may keep (large images: one copy fewer).
+    pub fn restore_owned(
+        &mut self,
+        x: Array4<f32>,
+        t: &[usize],
+        params: ArrayView2<f32>,
+        algorithm: Algorithm,
+        steps: Option<usize>,
+        progression: bool,
+    ) -> Result<Restored> {
+        self.check_input(&x.view(), t, &params)?;
         self.check_algorithm(algorithm)?;
         let params = self
             .takes_params()
             .then(|| params.as_standard_layout().into_owned());
         let levels = sampler::plan(t, algorithm, steps);
-        let b = x.len_of(Axis(0));
+        let (b, _, h, w) = x.dim();
+        let native = self.is_native(h, w);
+        if !native {
+            // The fused step graph runs an image whole at its own size, which R can take when the
+            // sides are multiples of its stride (`--tile auto` on an image small enough);
+            // otherwise R runs on padded tiles (or the whole padded image) and D on the whole
+            // image, step by step, with the same update.
+            let stride = self.bundle.manifest.network.config.stride();
+            let plan = tiles::Plan::new(&self.options.tiling, stride, h, w);
+            let whole = plan.corners.len() == 1 && plan.padded == (h, w);
+            let direct = self
+                .bundle
+                .manifest
+                .degradation
+                .at_size(h, w)?
+                .needs_direct_within(self.options.max_table_bytes);
+            if !(whole && self.options.tiling.tile == TileSize::Auto) || direct {
+                return self.restore_tiled(x, params, levels, algorithm, progression, &plan);
+            }
+        }
+        let (graph, tables) = if native {
+            (Graph::Step, self.tables.clone())
+        } else {
+            (Graph::AnyStep, self.sizes.at(h, w)?.clone())
+        };
         #[cfg(feature = "cuda")]
         if matches!(self.active_ep, Ep::Cuda | Ep::TensorRt)
             && !progression
             && algorithm != Algorithm::Direct
         {
             let device_id = self.options.device_id;
-            self.step_session()?;
-            let session = self.step.as_mut().expect("created above");
+            let session = self.session(graph)?;
             let out = crate::device_loop::run(
                 session,
                 device_id,
-                x,
+                x.view(),
                 params.as_ref().map(|p| p.view()),
-                &self.tables.table_values(),
+                &tables.table_values(),
                 &levels,
                 algorithm,
             )?;
@@ -339,7 +414,7 @@ impl Engine {
                 progression: Vec::new(),
             });
         }
-        let mut state = x.as_standard_layout().into_owned();
+        let mut state = x;
         let mut prog = Vec::new();
         if progression {
             prog.push(state.clone());
@@ -348,8 +423,7 @@ impl Engine {
         // Fetch only the output the algorithm needs.
         let run_options =
             RunOptions::new()?.with_outputs(OutputSelector::no_default().with(out_name));
-        self.step_session()?;
-        let session = self.step.as_mut().expect("created above");
+        let session = self.session(graph)?;
         for StepLevels { s, s_prev } in levels {
             let mut inputs = ort::inputs! {
                 io::X_S => TensorRef::from_array_view(state.view())?,
@@ -362,7 +436,7 @@ impl Engine {
                     TensorRef::from_array_view(p.view())?.into(),
                 ));
             }
-            inputs.extend(table_inputs(session, &self.tables)?);
+            inputs.extend(table_inputs(session, &tables)?);
             let outputs = session.run_with_options(inputs, &run_options)?;
             let y = outputs[out_name].try_extract_array::<f32>()?;
             let y = y
@@ -389,6 +463,23 @@ impl Engine {
             progression: prog,
         })
     }
+}
+
+/// D on the host without tables (images too large for them), one channel at a time.
+fn direct_d(
+    at: &cold_core::degradation::Degradation,
+    x: ArrayView4<f32>,
+    t: &[usize],
+    params: ArrayView2<f32>,
+) -> Result<Array4<f32>> {
+    let mut y = Array4::<f32>::zeros(x.dim());
+    for (i, &ti) in t.iter().enumerate() {
+        for k in 0..x.dim().1 {
+            let d = at.apply_direct(x.slice(ndarray::s![i, k, .., ..]), &[ti], params.row(i))?;
+            y.slice_mut(ndarray::s![i, k, .., ..]).assign(&d[0]);
+        }
+    }
+    Ok(y)
 }
 
 /// The degradation's tables that `session`'s graph takes as inputs (none for bundles of format

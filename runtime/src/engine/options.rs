@@ -73,6 +73,11 @@ pub struct EngineOptions {
     pub conv_search: ConvSearch,
     /// CUDA: prefer the NHWC layout for convolutions (tensor-core friendly).
     pub prefer_nhwc: bool,
+    /// How R sees images of another size than the bundle's.
+    pub tiling: super::tiles::Tiling,
+    /// Images whose degradation tables would take more memory than this have D computed on the
+    /// host without tables, one channel at a time (kinds that can; the others are refused).
+    pub max_table_bytes: u64,
 }
 
 impl Default for EngineOptions {
@@ -87,6 +92,8 @@ impl Default for EngineOptions {
             verify: true,
             conv_search: ConvSearch::Heuristic,
             prefer_nhwc: false,
+            tiling: super::tiles::Tiling::default(),
+            max_table_bytes: cold_core::degradation::MAX_TABLE_BYTES,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! is the outer product of a normalised 1-D kernel with itself and circular / reflect padding act
 //! per axis, so one step is `M_h X M_w^T` ([`super::operators`]).
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView1, ArrayView2};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::Degradation;
@@ -94,6 +95,31 @@ impl Kind for Blur {
     fn lower(&self, _d: &Degradation, g: &mut GraphBuilder, io: Lowering) -> String {
         operators::lower(g, io, false)
     }
+
+    fn apply_direct(
+        &self,
+        _d: &Degradation,
+        x: ArrayView2<f32>,
+        levels: &[usize],
+        _params: ArrayView1<f32>,
+    ) -> Option<Result<Vec<Array2<f32>>>> {
+        // The steps in turn, each level's result kept as the loop passes it.
+        let top = levels.iter().copied().max().unwrap_or(0);
+        let mut out: Vec<Option<Array2<f32>>> = vec![None; levels.len()];
+        let mut cur = x.to_owned();
+        for i in 0..=top {
+            for (slot, _) in out.iter_mut().zip(levels).filter(|(_, l)| **l == i) {
+                *slot = Some(cur.clone());
+            }
+            if i < top {
+                cur = self.step(cur.view(), i);
+            }
+        }
+        Some(Ok(out
+            .into_iter()
+            .map(|o| o.expect("every level visited"))
+            .collect()))
+    }
 }
 
 impl Blur {
@@ -130,6 +156,50 @@ impl Blur {
             })
         };
         Operators::new(axis(height), axis(width))
+    }
+}
+
+impl Blur {
+    /// Blur step `i` of one channel: the 1-D kernel along rows, then along columns, padded per
+    /// axis (a convolution and a correlation are the same for the symmetric Gaussian).
+    fn step(&self, x: ArrayView2<f32>, i: usize) -> Array2<f32> {
+        let k: Vec<f32> = gaussian_kernel_1d(self.kernel_size, self.schedule.sigma(i))
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let r = k.len() / 2;
+        let (h, w) = x.dim();
+        let x = x.as_standard_layout();
+        let src = x.as_slice().expect("standard layout");
+        // Along each row.
+        let mut y = vec![0f32; h * w];
+        y.par_chunks_mut(w).enumerate().for_each(|(row, out)| {
+            let line = &src[row * w..(row + 1) * w];
+            for (c, o) in out.iter_mut().enumerate() {
+                *o = if c >= r && c + r < w {
+                    k.iter().zip(&line[c - r..=c + r]).map(|(a, b)| a * b).sum()
+                } else {
+                    k.iter()
+                        .enumerate()
+                        .map(|(j, a)| {
+                            a * line
+                                [pad_index(c as isize + j as isize - r as isize, w, self.padding)]
+                        })
+                        .sum()
+                };
+            }
+        });
+        // Along each column: output row `row` sums the kernel-weighted rows around it.
+        let mut z = vec![0f32; h * w];
+        z.par_chunks_mut(w).enumerate().for_each(|(row, out)| {
+            for (j, a) in k.iter().enumerate() {
+                let from = pad_index(row as isize + j as isize - r as isize, h, self.padding);
+                for (o, v) in out.iter_mut().zip(&y[from * w..(from + 1) * w]) {
+                    *o += a * v;
+                }
+            }
+        });
+        Array2::from_shape_vec((h, w), z).expect("h x w values")
     }
 }
 

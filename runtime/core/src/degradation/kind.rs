@@ -7,7 +7,7 @@
 use std::any::Any;
 use std::fmt::Debug;
 
-use ndarray::{Array2, Array4, ArrayView2, ArrayView4, ArrayViewD};
+use ndarray::{Array2, Array4, ArrayView1, ArrayView2, ArrayView4, ArrayViewD};
 use rand::RngCore;
 
 use super::Degradation;
@@ -79,6 +79,19 @@ pub trait Kind: Debug + Sync {
     /// D(x, t) as ONNX nodes on images of any size; returns the output's name. The graph has
     /// already declared [`Kind::table_inputs`] under their names.
     fn lower(&self, d: &Degradation, g: &mut GraphBuilder, io: Lowering) -> String;
+
+    /// D of one image channel `[H, W]` at each of `levels`, computed without [`Kind::tables`]:
+    /// for images too large for them, in the memory of a few copies of the channel. `None` where
+    /// the kind has no such path (its tables then bound the image size).
+    fn apply_direct(
+        &self,
+        _d: &Degradation,
+        _x: ArrayView2<f32>,
+        _levels: &[usize],
+        _params: ArrayView1<f32>,
+    ) -> Option<Result<Vec<Array2<f32>>>> {
+        None
+    }
 
     /// Whether D mixes the image with a per-image `z` (`a_t x + b_t z`), which gives the
     /// estimated-noise sampler.

@@ -41,6 +41,7 @@ pub use snow::{Snow, SnowTables};
 pub use superres::SuperRes;
 
 use crate::error::{Error, Result};
+use crate::onnx::Dim;
 
 /// The registry: each kind once, as `Variant(Type) = "name"` (the name is the manifest's
 /// `degradation.transform.kind`). It makes the [`Transform`] enum, [`KINDS`] and the one
@@ -249,9 +250,91 @@ impl Degradation {
         Ok(d)
     }
 
-    /// Precomputes what applying D needs (per-level operators or masks) at this size.
+    /// Bytes of the size-dependent tables D needs at this size (the graph inputs; the host keeps
+    /// float64 copies beside them, twice as much again).
+    pub fn table_bytes(&self) -> u64 {
+        let (h, w) = (self.height as u64, self.width as u64);
+        self.table_inputs()
+            .iter()
+            .map(|ti| {
+                ti.dims
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => *n as u64,
+                        Dim::Named("height") => h,
+                        Dim::Named("width") => w,
+                        Dim::Named("canvas_height") => 2 * h,
+                        Dim::Named("canvas_width") => 2 * w,
+                        Dim::Named(_) => 1,
+                    })
+                    .product::<u64>()
+                    * 4
+            })
+            .sum()
+    }
+
+    /// Whether D at this size is computed without tables ([`Degradation::apply_direct`]): the
+    /// tables would pass [`MAX_TABLE_BYTES`] and the kind has a direct path.
+    pub fn needs_direct(&self) -> bool {
+        self.needs_direct_within(MAX_TABLE_BYTES)
+    }
+
+    /// [`Degradation::needs_direct`] with another limit on the tables' memory.
+    pub fn needs_direct_within(&self, max_table_bytes: u64) -> bool {
+        3 * self.table_bytes() > max_table_bytes && self.has_direct()
+    }
+
+    /// Whether the kind computes D without tables.
+    pub fn has_direct(&self) -> bool {
+        let x = Array2::<f32>::zeros((1, 1));
+        let p = ndarray::Array1::<f32>::zeros(0);
+        self.transform
+            .as_kind()
+            .apply_direct(self, x.view(), &[0], p.view())
+            .is_some()
+    }
+
+    /// D of one image channel `[H, W]` at each of `levels` with the image's parameters, without
+    /// tables (the memory of a few copies of the channel): for images too large for them.
+    pub fn apply_direct(
+        &self,
+        x: ArrayView2<f32>,
+        levels: &[usize],
+        params: ndarray::ArrayView1<f32>,
+    ) -> Result<Vec<Array2<f32>>> {
+        if let Some(&bad) = levels.iter().find(|&&t| t > self.steps) {
+            return Err(Error::InvalidArgument(format!(
+                "level {bad} is beyond T = {}",
+                self.steps
+            )));
+        }
+        self.transform
+            .as_kind()
+            .apply_direct(self, x, levels, params)
+            .unwrap_or_else(|| {
+                Err(Error::InvalidArgument(format!(
+                    "{} has no D without precomputed tables",
+                    self.describe()
+                )))
+            })
+    }
+
+    /// Precomputes what applying D needs (per-level operators or masks) at this size; refused
+    /// when the tables would pass [`MAX_TABLE_BYTES`].
     pub fn prepare(&self) -> Result<Prepared> {
         self.validate()?;
+        let bytes = 3 * self.table_bytes();
+        if bytes > MAX_TABLE_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "D of {} at {}x{} needs {:.1} GB of precomputed tables, more than the {:.1} GB this \
+                 build allows: restore smaller images, or pass --resize scale",
+                self.describe(),
+                self.width,
+                self.height,
+                bytes as f64 / 1e9,
+                MAX_TABLE_BYTES as f64 / 1e9
+            )));
+        }
         Ok(Prepared {
             degradation: self.clone(),
             tables: Arc::from(self.transform.as_kind().tables(self)?),
@@ -312,6 +395,55 @@ pub(crate) fn check_kind_of_file(file: &serde_json::Value) -> std::result::Resul
     match file.get("degradation") {
         Some(d) => check_kind(d).map_err(|e| e.to_string()),
         None => Ok(()),
+    }
+}
+
+/// The most memory a degradation's precomputed tables may take at one size (float32 and float64
+/// copies together): blur with T = 50 fits images up to about 1,300 x 1,300, random-centre
+/// inpainting up to about 1,000 x 1,000.
+pub const MAX_TABLE_BYTES: u64 = 1 << 30;
+
+/// A degradation prepared at the sizes of the images it meets: the most recent few kept
+/// ([`Prepared`] at each), the rest computed again when they come back.
+#[derive(Debug)]
+pub struct PreparedSizes {
+    degradation: Degradation,
+    recent: Vec<((usize, usize), Prepared)>,
+    keep: usize,
+}
+
+impl PreparedSizes {
+    /// Over `degradation` (whose own size is prepared first when asked for), keeping `keep`
+    /// sizes.
+    pub fn new(degradation: &Degradation, keep: usize) -> Self {
+        PreparedSizes {
+            degradation: degradation.clone(),
+            recent: Vec::new(),
+            keep: keep.max(1),
+        }
+    }
+
+    /// D prepared for images of `height x width`.
+    pub fn at(&mut self, height: usize, width: usize) -> Result<&Prepared> {
+        let pos = match self
+            .recent
+            .iter()
+            .position(|(hw, _)| *hw == (height, width))
+        {
+            Some(i) => i,
+            None => {
+                if self.recent.len() >= self.keep {
+                    self.recent.remove(0);
+                }
+                let p = self.degradation.at_size(height, width)?.prepare()?;
+                self.recent.push(((height, width), p));
+                self.recent.len() - 1
+            }
+        };
+        // The most recently used last.
+        let e = self.recent.remove(pos);
+        self.recent.push(e);
+        Ok(&self.recent.last().expect("just pushed").1)
     }
 }
 

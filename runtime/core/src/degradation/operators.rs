@@ -36,11 +36,19 @@ pub struct Operators {
 /// `out[t] = m(t-1) ... m(0)`, `out[0] = I`.
 pub fn compose(steps: usize, n: usize, mut m: impl FnMut(usize) -> Array2<f64>) -> Array3<f64> {
     let mut out = Array3::<f64>::zeros((steps + 1, n, n));
-    let mut acc = Array2::<f64>::eye(n);
-    out.slice_mut(s![0, .., ..]).assign(&acc);
+    out.slice_mut(s![0, .., ..]).assign(&Array2::<f64>::eye(n));
     for i in 0..steps {
-        acc = m(i).dot(&acc);
-        out.slice_mut(s![i + 1, .., ..]).assign(&acc);
+        // Step matrices are banded (a kernel's taps, a resampler's): out[i+1] = m(i) out[i],
+        // summed over each row's non-zero entries, costs their count times n^2 instead of n^3.
+        let step = m(i);
+        let (prev, mut next) = out.multi_slice_mut((s![i, .., ..], s![i + 1, .., ..]));
+        for (r, mut row) in next.outer_iter_mut().enumerate() {
+            for (j, &v) in step.row(r).iter().enumerate() {
+                if v != 0.0 {
+                    row.scaled_add(v, &prev.row(j));
+                }
+            }
+        }
     }
     out
 }

@@ -85,6 +85,53 @@ fn blur_operators_equal_iterated_convolutions() {
 }
 
 #[test]
+fn blur_without_tables_equals_iterated_convolutions_at_any_size() {
+    // The path of images too large for operators: odd, non-square and larger than any preset.
+    let mut rng = StdRng::seed_from_u64(17);
+    for padding in [Padding::Circular, Padding::Reflect] {
+        for (h, w) in [(13, 13), (12, 16), (37, 90), (71, 45)] {
+            let blur = Blur {
+                kernel_size: 11,
+                schedule: BlurSchedule::Cifar,
+                padding,
+            };
+            let d = Degradation {
+                transform: Transform::Blur(blur),
+                steps: 50,
+                channels: 1,
+                height: h,
+                width: w,
+            };
+            assert!(d.has_direct());
+            let x = random_batch(&mut rng, 1, 1, h, w);
+            let levels = [0usize, 1, 25, 50, 24];
+            let got = d
+                .apply_direct(
+                    x.slice(s![0, 0, .., ..]),
+                    &levels,
+                    ndarray::Array1::zeros(0).view(),
+                )
+                .expect("direct");
+            let xc = x.slice(s![0, 0, .., ..]).mapv(f64::from);
+            for (l, y) in levels.iter().zip(&got) {
+                let want = iterated_blur(&xc, &blur, *l);
+                let err = y
+                    .iter()
+                    .zip(want.iter())
+                    .map(|(a, b)| (f64::from(*a) - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(err <= 1e-5, "{padding:?} {h}x{w} t {l}: {err}");
+            }
+        }
+    }
+    // Tables grow with the size; the direct path takes over past the limit.
+    let d = Degradation::preset("cifar10").expect("preset");
+    assert!(!d.needs_direct());
+    assert!(d.at_size(4000, 6000).expect("size").needs_direct());
+    assert!(d.at_size(4000, 6000).expect("size").prepare().is_err());
+}
+
+#[test]
 fn superres_operators_equal_iterated_resampling() {
     let mut rng = StdRng::seed_from_u64(8);
     for (h, w, steps, clip) in [

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use cold_core::folder::Report;
+use cold_core::folder::{DEFAULT_MAX_PIXELS, Report, Resize};
 use cold_runtime::engine::{ConvSearch, EngineOptions, Ep, WeightLoading};
 
 #[derive(Args, Debug, Clone)]
@@ -60,8 +60,23 @@ impl ModelArgs {
             verify: true,
             conv_search: self.cudnn_search,
             prefer_nhwc: self.prefer_nhwc,
+            ..EngineOptions::default()
         }
     }
+}
+
+/// How a folder job treats images of other sizes than the model's.
+#[derive(Args, Debug)]
+pub struct SizeArgs {
+    /// Images of another size than the model's: `keep` works on each at its own size (bundles of
+    /// format version 2; a bundle fixed at its size refuses them), `scale` scales it to the
+    /// model's size and the output back, `refuse` skips it.
+    #[arg(long, value_enum, default_value = "keep")]
+    pub resize: Resize,
+    /// Refuse images of more pixels than this (before decoding them), rather than run out of
+    /// memory.
+    #[arg(long, default_value_t = DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
 }
 
 /// Logs a folder job's report; exit code 2 when some files failed.

@@ -7,12 +7,11 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use cold_core::degrade::DegradeOptions;
-use cold_core::folder::Resize;
 use cold_core::imageio::BitDepth;
 use cold_runtime::engine::Engine;
 use cold_runtime::jobs;
 
-use crate::args::{ModelArgs, finish};
+use crate::args::{ModelArgs, SizeArgs, finish};
 
 #[derive(Args, Debug)]
 pub struct DegradeArgs {
@@ -25,8 +24,8 @@ pub struct DegradeArgs {
     out_dir: PathBuf,
     #[arg(long, default_value_t = 256)]
     batch: usize,
-    #[arg(long, value_enum, default_value = "refuse")]
-    resize: Resize,
+    #[command(flatten)]
+    size: SizeArgs,
     #[arg(long)]
     overwrite: bool,
     /// Bits per channel of the output PNGs. Use 16 for deep levels: at t = T of the mnist preset a
@@ -44,7 +43,8 @@ pub fn run(a: DegradeArgs) -> Result<ExitCode> {
     let o = DegradeOptions {
         t: a.t,
         batch: a.batch,
-        resize: a.resize,
+        resize: a.size.resize,
+        max_pixels: a.size.max_pixels,
         overwrite: a.overwrite,
         depth: a.depth,
         seed: a.seed,

@@ -5,11 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use cold_core::folder::Resize;
-use cold_runtime::engine::{Algorithm, Engine};
+use cold_runtime::engine::{Algorithm, Engine, TileSize, Tiling, tiles};
 use cold_runtime::jobs::{self, RestoreOptions};
 
-use crate::args::{ModelArgs, finish};
+use crate::args::{ModelArgs, SizeArgs, finish};
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
@@ -34,16 +33,42 @@ pub struct RestoreArgs {
     /// Also write <name>_progression.png: the states x_t ... x_0 side by side.
     #[arg(long)]
     save_progression: bool,
-    /// Inputs of another size: refuse (default) or scale to the model's size and back.
-    #[arg(long, value_enum, default_value = "refuse")]
-    resize: Resize,
+    #[command(flatten)]
+    size: SizeArgs,
+    /// Images of another size than the model's: the side of the square tiles the restorer sees
+    /// (rounded up to a multiple of the network's stride), `whole` for the whole image in one
+    /// piece, or `auto`: whole up to 512x512 pixels, tiles of 256 above.
+    #[arg(long, default_value = "auto", value_parser = parse_tile)]
+    tile: TileSize,
+    /// Pixels neighbouring tiles share, blended linearly.
+    #[arg(long, default_value_t = tiles::DEFAULT_OVERLAP)]
+    tile_overlap: usize,
     /// Redo outputs that already exist.
     #[arg(long)]
     overwrite: bool,
 }
 
+fn parse_tile(s: &str) -> std::result::Result<TileSize, String> {
+    match s {
+        "auto" => Ok(TileSize::Auto),
+        "whole" => Ok(TileSize::Whole),
+        n => match n.parse::<usize>() {
+            Ok(v) if v >= 8 => Ok(TileSize::Side(v)),
+            _ => Err(format!(
+                "--tile takes auto, whole or a side of at least 8 pixels, not '{n}'"
+            )),
+        },
+    }
+}
+
 pub fn run(a: RestoreArgs) -> Result<ExitCode> {
-    let mut engine = Engine::open(&a.model.model, a.model.options()?)?;
+    let mut options = a.model.options()?;
+    options.tiling = Tiling {
+        tile: a.tile,
+        overlap: a.tile_overlap,
+        ..Tiling::default()
+    };
+    let mut engine = Engine::open(&a.model.model, options)?;
     tracing::info!(
         "model {} on {}",
         engine.bundle.manifest.name,
@@ -58,7 +83,8 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
         steps: a.steps,
         batch: a.batch,
         progression: a.save_progression,
-        resize: a.resize,
+        resize: a.size.resize,
+        max_pixels: a.size.max_pixels,
         overwrite: a.overwrite,
     };
     let report = jobs::restore_folder(&mut engine, &a.in_dir, &a.out_dir, &o)?;

@@ -28,6 +28,9 @@ pub struct DegradeArgs {
     /// Bits per channel of the output PNGs (16 keeps the faint contrast of deep levels).
     #[arg(long, value_enum, default_value = "8")]
     depth: cold_core::imageio::BitDepth,
+    /// Refuse images of more pixels than this (each image is degraded at its own size).
+    #[arg(long, default_value_t = cold_core::folder::DEFAULT_MAX_PIXELS)]
+    max_pixels: u64,
     in_dir: PathBuf,
     out_dir: PathBuf,
 }
@@ -36,7 +39,8 @@ pub fn run(a: DegradeArgs) -> Result<ExitCode> {
     let o = DegradeOptions {
         t: a.t,
         batch: 256,
-        resize: Resize::Refuse,
+        resize: Resize::Keep,
+        max_pixels: a.max_pixels,
         overwrite: a.overwrite,
         depth: a.depth,
         seed: a.seed,

@@ -1,0 +1,262 @@
+//! Bundles of format version 2 restore and degrade images of any size: D runs on the whole image
+//! at its own size (equal to the host's exact D there), R on the image padded to the network's
+//! stride or on tiles; the fused step graph and the tiled loop agree where both can run; folder
+//! jobs work each image at its own size, record it in the sidecar, and refuse what they cannot
+//! do one image at a time.
+
+use std::fs;
+use std::path::Path;
+
+use cold_core::degrade::DegradeOptions;
+use cold_core::folder::{DEFAULT_MAX_PIXELS, Resize};
+use cold_core::imageio::{self, BitDepth};
+use cold_core::sidecar::Sidecar;
+use cold_core::training::TrainingSummary;
+use cold_runtime::engine::{Algorithm, Engine, EngineOptions, TileSize, Tiling};
+use cold_runtime::jobs::{self, RestoreOptions};
+use cold_testkit::{max_abs_diff, random_images, tiny_model_for};
+use cold_trainer::export;
+use ndarray::Array2;
+
+fn bundle(tmp: &Path, preset: &str) -> std::path::PathBuf {
+    let (cfg, net) = tiny_model_for(preset, 5);
+    let dir = tmp.join(preset);
+    export::export_model(&net, &cfg, TrainingSummary::default(), None, &dir, false)
+        .expect("export");
+    dir
+}
+
+fn engine(dir: &Path, tile: TileSize, overlap: usize) -> Engine {
+    let options = EngineOptions {
+        tiling: Tiling {
+            tile,
+            overlap,
+            batch: 3,
+        },
+        ..EngineOptions::default()
+    };
+    Engine::open(dir, options).expect("engine")
+}
+
+#[test]
+fn d_at_other_sizes_is_the_exact_d_at_that_size() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for preset in ["mnist", "mnist-inpaint", "mnist-superres"] {
+        let dir = bundle(tmp.path(), preset);
+        let mut e = engine(&dir, TileSize::Auto, 8);
+        let d = e.bundle.manifest.degradation.clone();
+        for (h, w) in [(17, 23), (40, 64), (28, 28)] {
+            let at = d.at_size(h, w).expect("size");
+            let prepared = at.prepare().expect("prepare");
+            let x = random_images((3, 1, h, w), 11);
+            let t = [0, d.steps / 2, d.steps];
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(2);
+            let p = at.sample_params(&mut rng, 3).expect("params");
+            let got = e.degrade(x.view(), &t, p.view()).expect("engine D");
+            let want = prepared.apply(x.view(), &t, p.view()).expect("host D");
+            let err = max_abs_diff(got.iter(), want.iter());
+            assert!(err < 1e-5, "{preset} at {h}x{w}: {err}");
+        }
+    }
+}
+
+#[test]
+fn the_tiled_loop_equals_the_fused_step_graph_on_a_whole_image() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for preset in ["mnist", "mnist-inpaint"] {
+        let dir = bundle(tmp.path(), preset);
+        let mut fused = engine(&dir, TileSize::Auto, 8);
+        let mut whole = engine(&dir, TileSize::Whole, 8);
+        let d = fused.bundle.manifest.degradation.clone();
+        // 20 x 36: a multiple of the tiny network's stride, so the fused graph takes it whole.
+        let (h, w) = (20, 36);
+        let at = d.at_size(h, w).expect("size");
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(4);
+        let p = at.sample_params(&mut rng, 2).expect("params");
+        let x = random_images((2, 1, h, w), 3);
+        let t = [d.steps, d.steps / 3];
+        for algorithm in [Algorithm::Two, Algorithm::One, Algorithm::Direct] {
+            let a = fused
+                .restore(x.view(), &t, p.view(), algorithm, Some(6), true)
+                .expect("fused");
+            let b = whole
+                .restore(x.view(), &t, p.view(), algorithm, Some(6), true)
+                .expect("tiled loop");
+            assert_eq!(a.progression.len(), b.progression.len());
+            let err = max_abs_diff(a.output.iter(), b.output.iter());
+            assert!(err < 1e-4, "{preset} {algorithm:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn odd_sizes_restore_whole_and_in_tiles() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = bundle(tmp.path(), "mnist");
+    let (h, w) = (29, 45);
+    let x = random_images((2, 1, h, w), 8);
+    let none = Array2::<f32>::zeros((2, 0));
+    let mut outs = Vec::new();
+    for (tile, overlap) in [
+        (TileSize::Auto, 8),
+        (TileSize::Whole, 0),
+        (TileSize::Side(16), 4),
+        (TileSize::Side(64), 4),
+    ] {
+        let mut e = engine(&dir, tile, overlap);
+        let r = e
+            .restore(
+                x.view(),
+                &[20, 10],
+                none.view(),
+                Algorithm::Two,
+                Some(4),
+                false,
+            )
+            .expect("restore");
+        assert_eq!(r.output.dim(), (2, 1, h, w));
+        assert!(r.output.iter().all(|v| v.is_finite()));
+        outs.push(r.output);
+    }
+    // Auto on a small odd image is the whole padded image; a tile larger than the image too.
+    assert!(max_abs_diff(outs[0].iter(), outs[1].iter()) < 1e-6);
+    assert!(max_abs_diff(outs[1].iter(), outs[3].iter()) < 1e-6);
+    // Tiles change what R sees (GroupNorm, attention over the tile), so the output moves.
+    assert!(max_abs_diff(outs[1].iter(), outs[2].iter()) > 1e-6);
+}
+
+#[test]
+fn images_too_large_for_tables_restore_with_d_computed_directly() {
+    // A limit of 0 bytes sends every size but the bundle's own to D without tables: the same
+    // restorations as with the kind's tables (blur), to float32 rounding.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = bundle(tmp.path(), "mnist");
+    let mut tables = engine(&dir, TileSize::Side(16), 4);
+    let mut direct = Engine::open(
+        &dir,
+        EngineOptions {
+            max_table_bytes: 0,
+            ..tables.options.clone()
+        },
+    )
+    .expect("engine");
+    let (h, w) = (30, 41);
+    let x = random_images((2, 1, h, w), 12);
+    let none = Array2::<f32>::zeros((2, 0));
+    let t = [20, 7];
+    let a = tables.degrade(x.view(), &t, none.view()).expect("tables");
+    let b = direct.degrade(x.view(), &t, none.view()).expect("direct");
+    assert!(max_abs_diff(a.iter(), b.iter()) < 1e-5);
+    for algorithm in [Algorithm::Two, Algorithm::One] {
+        let a = tables
+            .restore(x.view(), &t, none.view(), algorithm, Some(5), false)
+            .expect("tables");
+        let b = direct
+            .restore(x.view(), &t, none.view(), algorithm, Some(5), false)
+            .expect("direct");
+        let err = max_abs_diff(a.output.iter(), b.output.iter());
+        assert!(err < 1e-4, "{algorithm:?}: {err}");
+    }
+    // Kinds without a direct path are refused at sizes their tables cannot take, with a message.
+    let dir = bundle(tmp.path(), "mnist-inpaint");
+    let mut e = engine(&dir, TileSize::Auto, 8);
+    let at = e
+        .bundle
+        .manifest
+        .degradation
+        .at_size(1200, 1100)
+        .expect("size");
+    assert!(!at.has_direct());
+    let x = ndarray::Array4::<f32>::zeros((1, 1, 1200, 1100));
+    let p = Array2::<f32>::zeros((1, 2));
+    let err = e.degrade(x.view(), &[10], p.view()).expect_err("too large");
+    assert!(
+        err.to_string().contains("GB of precomputed tables"),
+        "{err}"
+    );
+}
+
+fn write_png(path: &Path, h: usize, w: usize, seed: u64) {
+    let x = random_images((1, 1, h, w), seed);
+    imageio::save_unit_png(path, x.index_axis(ndarray::Axis(0), 0)).expect("png");
+}
+
+#[test]
+fn folders_of_mixed_sizes_degrade_and_restore_at_their_own_size() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = bundle(tmp.path(), "mnist-inpaint");
+    let mut e = engine(&dir, TileSize::Auto, 8);
+    let (inp, deg, out) = (
+        tmp.path().join("in"),
+        tmp.path().join("deg"),
+        tmp.path().join("out"),
+    );
+    fs::create_dir_all(&inp).expect("mkdir");
+    let sizes = [(28, 28), (17, 23), (40, 31), (9, 64)];
+    for (i, &(h, w)) in sizes.iter().enumerate() {
+        write_png(&inp.join(format!("{i}.png")), h, w, i as u64);
+    }
+    // Too many pixels for --max-pixels: refused before decoding, the others go on.
+    write_png(&inp.join("big.png"), 50, 60, 9);
+    let o = DegradeOptions {
+        t: 30,
+        batch: 3,
+        resize: Resize::Keep,
+        overwrite: false,
+        depth: BitDepth::Sixteen,
+        seed: 1,
+        max_pixels: 2_000,
+    };
+    let rep = jobs::degrade_folder(&mut e, &inp, &deg, &o).expect("degrade");
+    assert_eq!((rep.written, rep.failed.len()), (4, 1), "{:?}", rep.failed);
+    assert!(rep.failed[0].1.contains("--max-pixels"), "{:?}", rep.failed);
+    let side = Sidecar::read(&deg).expect("read").expect("sidecar");
+    for (i, &(h, w)) in sizes.iter().enumerate() {
+        let e = &side.images[&format!("{i}.png")];
+        assert_eq!((e.height, e.width), (h, w));
+        let (fw, fh) = image::image_dimensions(deg.join(format!("{i}.png"))).expect("dims");
+        assert_eq!(
+            (fh as usize, fw as usize),
+            (h, w),
+            "degraded at its own size"
+        );
+    }
+    // An entry for another size than its image is refused for that image alone.
+    let mut bad = side.clone();
+    bad.images.get_mut("1.png").expect("entry").height = 18;
+    bad.write(&deg).expect("write");
+    let ro = RestoreOptions {
+        t: None,
+        algorithm: Algorithm::Two,
+        steps: Some(3),
+        batch: 4,
+        progression: false,
+        resize: Resize::Keep,
+        max_pixels: DEFAULT_MAX_PIXELS,
+        overwrite: false,
+    };
+    let rep = jobs::restore_folder(&mut e, &deg, &out, &ro).expect("restore");
+    assert_eq!((rep.written, rep.failed.len()), (3, 1), "{:?}", rep.failed);
+    assert!(
+        rep.failed[0].1.contains("degraded at 23x18"),
+        "{:?}",
+        rep.failed
+    );
+    for (i, &(h, w)) in sizes.iter().enumerate().filter(|(i, _)| *i != 1) {
+        let (fw, fh) = image::image_dimensions(out.join(format!("{i}.png"))).expect("dims");
+        assert_eq!((fh as usize, fw as usize), (h, w));
+    }
+    // --resize refuse keeps the model's size only.
+    let refuse = RestoreOptions {
+        resize: Resize::Refuse,
+        overwrite: true,
+        ..ro
+    };
+    let rep = jobs::restore_folder(&mut e, &deg, &out, &refuse).expect("restore");
+    assert_eq!(rep.written, 1, "{:?}", rep.failed);
+    assert!(
+        rep.failed
+            .iter()
+            .any(|(_, why)| why.contains("works on 28x28"))
+    );
+}
