@@ -32,11 +32,35 @@ pub struct Report {
     pub skipped_existing: usize,
     /// Inputs that could not be processed, with the reason.
     pub failed: Vec<(PathBuf, String)>,
+    /// Inputs converted on reading (grey to RGB, alpha dropped, EXIF orientation applied, ...),
+    /// with what was done.
+    pub converted: Vec<(PathBuf, String)>,
 }
 
 impl Report {
-    /// Logs failures and a summary line.
+    /// Logs failures, the conversions (counted, the first few named) and a summary line.
     pub fn log(&self, what: &str) {
+        if !self.converted.is_empty() {
+            let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+            for (_, how) in &self.converted {
+                for part in how.split(", ") {
+                    *counts.entry(part).or_default() += 1;
+                }
+            }
+            let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            let first: Vec<String> = self
+                .converted
+                .iter()
+                .take(3)
+                .map(|(p, how)| format!("{} ({how})", p.display()))
+                .collect();
+            tracing::info!(
+                "{} input(s) converted on reading ({}), e.g. {}",
+                self.converted.len(),
+                summary.join(", "),
+                first.join(", ")
+            );
+        }
         for (p, why) in &self.failed {
             if why.contains(&p.display().to_string()) {
                 tracing::error!("skipped {why}");
@@ -158,18 +182,24 @@ fn working_size(run: &FolderRun, path: &Path, w: u32, h: u32) -> Result<(usize, 
     }
 }
 
-/// Loads one image at its working size ([`working_size`]) with the model's channels; returns it
-/// and the image's own size `(w, h)`.
-fn load_one(run: &FolderRun, item: &Item) -> Result<(Array3<f32>, (u32, u32))> {
+/// An image loaded at its working size, its own size `(w, h)` and what reading it converted.
+type Loaded = (Array3<f32>, (u32, u32), Vec<&'static str>);
+
+/// Loads one image at its working size ([`working_size`]) with the model's channels.
+fn load_one(run: &FolderRun, item: &Item) -> Result<Loaded> {
     let (w, h) = imageio::read_dimensions(&item.input)?;
     let (wh, ww) = working_size(run, &item.input, w, h)?;
-    let im = imageio::read_image(&item.input)?;
+    let (im, oriented) = imageio::read_oriented(&item.input)?;
+    let mut notes = imageio::conversions(&im, run.shape.channels);
+    if oriented {
+        notes.push("EXIF orientation applied");
+    }
     let im = if (ww, wh) == (w as usize, h as usize) {
         im
     } else {
         im.resize_exact(ww as u32, wh as u32, image::imageops::FilterType::Lanczos3)
     };
-    Ok((imageio::to_chw_unit(&im, run.shape.channels), (w, h)))
+    Ok((imageio::to_chw_unit(&im, run.shape.channels), (w, h), notes))
 }
 
 /// Outputs for one image: `(suffix, image)`; the suffix "" is the main output.
@@ -260,7 +290,12 @@ where
         let mut groups: Vec<((usize, usize), Group)> = Vec::new();
         for (it, r) in chunk.iter().zip(loaded) {
             let (a, size) = match r {
-                Ok(v) => v,
+                Ok((a, size, notes)) => {
+                    if !notes.is_empty() {
+                        report.converted.push((it.input.clone(), notes.join(", ")));
+                    }
+                    (a, size)
+                }
                 Err(e) => {
                     report.failed.push((it.input.clone(), e.to_string()));
                     continue;
@@ -379,5 +414,86 @@ mod tests {
         assert_eq!(items.len(), 1);
         let (items, rep) = plan(&inp, &out, true).expect("plan");
         assert_eq!((items.len(), rep.skipped_existing), (2, 0));
+    }
+
+    /// A `w x h` RGB PNG whose EXIF orientation says "rotate 90 degrees clockwise", bright at
+    /// its top-left pixel.
+    fn rotated_png(path: &Path, w: u32, h: u32) {
+        use image::ImageEncoder;
+        let mut im = image::RgbImage::new(w, h);
+        im.put_pixel(0, 0, image::Rgb([255, 255, 255]));
+        let file = fs::File::create(path).expect("create");
+        let mut enc = image::codecs::png::PngEncoder::new(file);
+        // A little-endian TIFF header and one IFD entry: Orientation (0x0112), SHORT, 6.
+        let exif = vec![
+            0x49, 0x49, 0x2A, 0x00, 0x08, 0, 0, 0, 1, 0, 0x12, 0x01, 0x03, 0x00, 1, 0, 0, 0, 6, 0,
+            0, 0, 0, 0, 0, 0,
+        ];
+        enc.set_exif_metadata(exif).expect("exif");
+        enc.write_image(im.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+            .expect("png");
+    }
+
+    #[test]
+    fn conversions_are_reported_and_exif_orientation_is_applied() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (inp, out) = (dir.path().join("in"), dir.path().join("out"));
+        fs::create_dir_all(&inp).expect("mkdir");
+        image::GrayImage::new(8, 8)
+            .save(inp.join("grey.png"))
+            .expect("w");
+        image::RgbaImage::new(8, 8)
+            .save(inp.join("alpha.png"))
+            .expect("w");
+        image::RgbImage::new(8, 8)
+            .save(inp.join("plain.png"))
+            .expect("w");
+        rotated_png(&inp.join("turned.png"), 10, 6);
+        let (items, report) = plan(&inp, &out, false).expect("plan");
+        let run = FolderRun {
+            items: &items,
+            out_dir: &out,
+            shape: Shape {
+                channels: 3,
+                height: 8,
+                width: 8,
+            },
+            resize: Resize::Keep,
+            any_size: true,
+            max_pixels: DEFAULT_MAX_PIXELS,
+            batch: 4,
+            what: "test",
+        };
+        let report = run_batched(&run, report, |x: Array4<f32>, _: &[&Item]| {
+            x.outer_iter()
+                .map(|im| Ok::<_, Error>(vec![(String::new(), imageio::unit_to_image(im)?)]))
+                .collect()
+        })
+        .expect("run");
+        assert_eq!(
+            (report.written, report.failed.len()),
+            (4, 0),
+            "{:?}",
+            report.failed
+        );
+        let notes: HashMap<String, String> = report
+            .converted
+            .iter()
+            .map(|(p, how)| {
+                (
+                    p.file_name().expect("name").to_string_lossy().into(),
+                    how.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert_eq!(notes["grey.png"], "grey to RGB");
+        assert_eq!(notes["alpha.png"], "alpha dropped");
+        assert_eq!(notes["turned.png"], "EXIF orientation applied");
+        // Rotated a quarter turn clockwise: 6 wide, 10 high, the bright pixel at the top right.
+        let turned = image::open(out.join("turned.png")).expect("out").to_rgb8();
+        assert_eq!(turned.dimensions(), (6, 10));
+        assert_eq!(turned.get_pixel(5, 0).0, [255, 255, 255]);
+        assert_eq!(turned.get_pixel(0, 0).0, [0, 0, 0]);
     }
 }

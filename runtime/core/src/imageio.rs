@@ -6,7 +6,8 @@ use std::fs;
 use std::io::Cursor;
 use std::path::{Component, Path, PathBuf};
 
-use image::{DynamicImage, ImageFormat, ImageReader};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use ndarray::{Array3, ArrayView3};
 
 use crate::atomic;
@@ -44,8 +45,8 @@ fn image_err(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Reads an image's dimensions from its header without decoding the pixels.
-pub(crate) fn read_dimensions(path: &Path) -> Result<(u32, u32)> {
+/// A decoder over an image file, refusing empty files and unknown formats.
+fn decoder(path: &Path) -> Result<impl ImageDecoder> {
     let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.len() == 0 {
         return Err(image_err(path, "empty file (0 bytes)"));
@@ -57,31 +58,78 @@ pub(crate) fn read_dimensions(path: &Path) -> Result<(u32, u32)> {
     if reader.format().is_none() {
         return Err(image_err(path, "not an image (unrecognised format)"));
     }
+    // The sides are checked against MAX_SIDE by the callers, with a message that names them;
+    // the reader's default limits still cap the decoder's allocations.
     reader
-        .into_dimensions()
+        .into_decoder()
         .map_err(|e| image_err(path, format!("unreadable header: {e}")))
 }
 
-/// Decodes an image file, refusing empty files, unknown formats and sides over [`MAX_SIDE`].
+/// The EXIF orientation a decoder reports (none where the format has no such tag or it is
+/// unreadable).
+fn orientation_of(d: &mut impl ImageDecoder) -> Orientation {
+    d.orientation().unwrap_or(Orientation::NoTransforms)
+}
+
+fn swaps_sides(o: Orientation) -> bool {
+    matches!(
+        o,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
+}
+
+/// Reads an image's dimensions `(w, h)` from its header without decoding the pixels, as the image
+/// appears once its EXIF orientation is applied.
+pub(crate) fn read_dimensions(path: &Path) -> Result<(u32, u32)> {
+    let mut d = decoder(path)?;
+    let (w, h) = d.dimensions();
+    Ok(if swaps_sides(orientation_of(&mut d)) {
+        (h, w)
+    } else {
+        (w, h)
+    })
+}
+
+/// Decodes an image file with its EXIF orientation applied, refusing empty files, unknown formats
+/// and sides over [`MAX_SIDE`].
 pub fn read_image(path: &Path) -> Result<DynamicImage> {
-    let (w, h) = read_dimensions(path)?;
+    read_oriented(path).map(|(im, _)| im)
+}
+
+/// [`read_image`], and whether an EXIF orientation other than the identity was applied.
+pub(crate) fn read_oriented(path: &Path) -> Result<(DynamicImage, bool)> {
+    let mut d = decoder(path)?;
+    let (w, h) = d.dimensions();
     if w > MAX_SIDE || h > MAX_SIDE {
         return Err(image_err(
             path,
             format!("{w}x{h} is larger than the {MAX_SIDE}-pixel limit"),
         ));
     }
-    let mut reader = ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    reader.limits(limits);
-    reader
-        .decode()
-        .map_err(|e| image_err(path, format!("cannot decode: {e}")))
+    let o = orientation_of(&mut d);
+    let mut im = DynamicImage::from_decoder(d)
+        .map_err(|e| image_err(path, format!("cannot decode: {e}")))?;
+    im.apply_orientation(o);
+    Ok((im, o != Orientation::NoTransforms))
+}
+
+/// What reading an image as `channels` channels changes, for the report: colour to grey, grey to
+/// colour, alpha dropped.
+pub(crate) fn conversions(im: &DynamicImage, channels: usize) -> Vec<&'static str> {
+    let c = im.color();
+    let mut v = Vec::new();
+    match (c.has_color(), channels) {
+        (true, 1) => v.push("colour to grey"),
+        (false, 3) => v.push("grey to RGB"),
+        _ => {}
+    }
+    if c.has_alpha() {
+        v.push("alpha dropped");
+    }
+    v
 }
 
 /// 8-bit `[C, H, W]` pixels of an image as 1 (luma) or 3 (RGB) channels; alpha is dropped.
