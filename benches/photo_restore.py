@@ -17,6 +17,18 @@ Subcommands
       pixel, torch 'reflect'), per channel. Written clipped to [-1, 1] as PNGs of 8 (default) or
       16 bits. --sigma-start 1 shifts the index (sigma_i = (i+1)/100 + 0.35), a variant only.
 
+  patches --photos DIR --out DIR [--side 71] [--per-photo 60] [--scales 1,0.7,0.5] [--seed 0]
+      Training material for a photograph model (not the benchmark's photographs): each photo of
+      DIR (any format Pillow reads) at each scale (bicubic, of the photo as it is), cut into
+      --per-photo random crops of side x side (flat, OUT/<photo>-<scale>-<k>.png, 8-bit RGB).
+      With side = int(1.12 S) (71 for S = 64), `cold-train train --dataset folder:OUT --size S`
+      takes them at their own scale and crops S x S at random from each.
+
+  strips --out FILE --side N ROW_LABEL=DIR ...
+      One PNG for a model card: for each photograph (the file stems of the first DIR), a row of
+      its centred N x N crop from each DIR in turn (e.g. degraded=D cold=C wiener=W original=O),
+      2-pixel white gaps; the labels are printed in order.
+
   classical --originals DIR --t T --out DIR [--from DIR] [--balance 0.003] [--rl-iter 300]
       Blurs the originals as `blur` does (float64, unquantised) or reads blurred PNGs from
       --from, then deconvolves each channel with the true composed kernel (the T 1-D kernels
@@ -32,9 +44,11 @@ Subcommands
   score --originals DIR --restored DIR [--json FILE] [--label L]
       SSIM of each restored image (PNG of 8 or 16 bits, RGB or grey; matched to the original by
       file stem) against its original, with skimage.metrics.structural_similarity(a, b,
-      channel_axis=-1, data_range=1.0) on float images in [0, 1] (grey: no channel_axis). Prints
+      channel_axis=-1, data_range=1.0, gaussian_weights=True, sigma=1.5,
+      use_sample_covariance=False) on float images in [0, 1] (grey: no channel_axis): Wang et
+      al.'s convention, the one that gives the issue's 0.684 for the blurred photographs. Prints
       a table and the mean; --json appends {label, images: {name: ssim}, mean} to a JSON list.
-      --gaussian-weights and --data-range exist to try other SSIM conventions.
+      --uniform-window (skimage's default 7x7 window) and --data-range try other conventions.
 
 PNG: 8-bit files are read and written with Pillow; 16-bit files with the small codec below
 (Pillow truncates 16-bit RGB to 8 bits).
@@ -238,7 +252,7 @@ def composed_kernel_1d(t, start=0):
 # SSIM
 # ------------------------------------------------------------------------------------------------
 
-def ssim(a, b, gaussian_weights=False, data_range=1.0):
+def ssim(a, b, gaussian_weights=True, data_range=1.0):
     from skimage.metrics import structural_similarity
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
@@ -279,6 +293,56 @@ def cmd_prepare(a):
         path = os.path.join(a.out, f"{name}.png")
         Image.fromarray(img).save(path)
         print(f"{path}  {img.shape[1]}x{img.shape[0]}  {'grey' if img.ndim == 2 else 'RGB'}")
+
+
+def cmd_patches(a):
+    from PIL import Image
+    rng = np.random.default_rng(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+    scales = [float(v) for v in a.scales.split(",")]
+    n = 0
+    for name in sorted(os.listdir(a.photos)):
+        try:
+            im = Image.open(os.path.join(a.photos, name)).convert("RGB")
+        except Exception:
+            continue
+        stem = os.path.splitext(name)[0]
+        for sc in scales:
+            w, h = round(im.width * sc), round(im.height * sc)
+            if min(w, h) < a.side:
+                continue
+            scaled = im.resize((w, h), Image.BICUBIC) if sc != 1.0 else im
+            for k in range(a.per_photo):
+                x = int(rng.integers(0, w - a.side + 1))
+                y = int(rng.integers(0, h - a.side + 1))
+                scaled.crop((x, y, x + a.side, y + a.side)).save(
+                    os.path.join(a.out, f"{stem}-{sc:g}-{k:03d}.png"))
+                n += 1
+    print(f"{n} patches of {a.side}x{a.side} in {a.out}")
+
+
+def cmd_strips(a):
+    cols = [c.split("=", 1) for c in a.dirs]
+    names = list(list_images(cols[0][1]).keys())
+    n, gap = a.side, 2
+    rows = []
+    for name in names:
+        tiles = []
+        for _, d in cols:
+            x = read_image(list_images(d)[name])
+            x = x if x.ndim == 3 else np.stack([x] * 3, axis=-1)
+            h, w = x.shape[:2]
+            y0, x0 = max(0, (h - n) // 2), max(0, (w - n) // 2)
+            tiles.append(x[y0:y0 + n, x0:x0 + n, :3])
+        row = np.ones((n, len(cols) * (n + gap) - gap, 3))
+        for i, t in enumerate(tiles):
+            row[:t.shape[0], i * (n + gap):i * (n + gap) + t.shape[1]] = t
+        rows.append(row)
+    out = np.ones((len(rows) * (n + gap) - gap, rows[0].shape[1], 3))
+    for i, r_ in enumerate(rows):
+        out[i * (n + gap):i * (n + gap) + n] = r_
+    write_image(a.out, np.clip(out, 0, 1), 8)
+    print(f"{a.out}: rows {', '.join(names)}; columns {', '.join(c for c, _ in cols)}")
 
 
 def _blurred_01(x01, t, start):
@@ -334,7 +398,8 @@ def cmd_classical(a):
         t1 = time.perf_counter()
         w = _deconvolve(b, psf, r, "wiener", a.balance, a.rl_iter)
         t2 = time.perf_counter()
-        rl = _deconvolve(b, psf, r, "rl", a.balance, a.rl_iter)
+        # --rl-iter 0 skips Richardson-Lucy (its score is then the blurred image's).
+        rl = _deconvolve(b, psf, r, "rl", a.balance, a.rl_iter) if a.rl_iter > 0 else b
         t3 = time.perf_counter()
         if a.save_float:
             os.makedirs(os.path.join(a.out, "float"), exist_ok=True)
@@ -414,6 +479,21 @@ def main():
     p.add_argument("--grey", action="store_true", help="also write camera (grey)")
     p.set_defaults(fn=cmd_prepare)
 
+    p = sub.add_parser("patches", help="random crops of photographs, for training")
+    p.add_argument("--photos", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--side", type=int, default=71)
+    p.add_argument("--per-photo", type=int, default=60)
+    p.add_argument("--scales", default="1,0.7,0.5")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=cmd_patches)
+
+    p = sub.add_parser("strips", help="side-by-side crops for a model card")
+    p.add_argument("--out", required=True)
+    p.add_argument("--side", type=int, default=160)
+    p.add_argument("dirs", nargs="+", metavar="LABEL=DIR")
+    p.set_defaults(fn=cmd_strips)
+
     p = sub.add_parser("blur", help="blur the originals at level t")
     p.add_argument("--originals", required=True)
     p.add_argument("--t", type=int, required=True)
@@ -431,7 +511,8 @@ def main():
     p.add_argument("--rl-iter", type=int, default=300)
     p.add_argument("--depth", type=int, choices=(8, 16), default=8, help="bits of the written results")
     p.add_argument("--sigma-start", type=int, default=0, help="variant: sigma_i = (i+START)/100+0.35")
-    p.add_argument("--gaussian-weights", action="store_true", help="variant SSIM convention")
+    p.add_argument("--uniform-window", dest="gaussian_weights", action="store_false",
+                   help="variant SSIM convention: the 7x7 uniform window (skimage's default)")
     p.add_argument("--save-float", action="store_true",
                    help="also keep the unclipped float64 blurred/wiener/rl arrays in OUT/float/NAME.npz")
     p.set_defaults(fn=cmd_classical)
@@ -441,7 +522,8 @@ def main():
     p.add_argument("--restored", required=True)
     p.add_argument("--json", default=None, help="append a row to this JSON list")
     p.add_argument("--label", default=None)
-    p.add_argument("--gaussian-weights", action="store_true", help="variant SSIM convention")
+    p.add_argument("--uniform-window", dest="gaussian_weights", action="store_false",
+                   help="variant SSIM convention: the 7x7 uniform window (skimage's default)")
     p.add_argument("--data-range", type=float, default=1.0, help="variant SSIM convention")
     p.set_defaults(fn=cmd_score)
 

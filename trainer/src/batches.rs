@@ -1,4 +1,5 @@
-//! Training batches: images drawn with replacement, optional flips and shifts, levels t ~ U{1..T} and the
+//! Training batches: images drawn with replacement, random crops (with `image_size`), optional
+//! flips and shifts, levels t ~ U{1..T} and the
 //! degradation's per-image parameters, all from a generator seeded by (seed, step) so that a
 //! resumed run replays them; `x_t = D(x0, t)` by the shared implementation of D.
 
@@ -45,7 +46,21 @@ pub fn make_batch<B: Backend>(
     let mut rng = step_rng(cfg.seed, step);
     let n = cfg.batch_size;
     let idx: Vec<usize> = (0..n).map(|_| rng.random_range(0..data.len())).collect();
-    let mut x = data.batch(&idx);
+    let side = cfg.degradation.height;
+    let mut x = if cfg.image_size.is_some() && (data.height, data.width) != (side, side) {
+        // Random crops of the scaled squares (TrainConfig::load_training_data).
+        let offsets: Vec<(usize, usize)> = (0..n)
+            .map(|_| {
+                (
+                    rng.random_range(0..=data.height - side),
+                    rng.random_range(0..=data.width - side),
+                )
+            })
+            .collect();
+        data.batch_cropped(&idx, &offsets, side)
+    } else {
+        data.batch(&idx)
+    };
     if cfg.flip {
         for mut im in x.axis_iter_mut(Axis(0)) {
             if rng.random_bool(0.5) {

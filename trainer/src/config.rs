@@ -5,6 +5,8 @@
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig};
 use burn::tensor::backend::AutodiffBackend;
+use cold_core::data::Source;
+use cold_core::degradation::Spec;
 pub use cold_core::training::{LrSchedule, TrainConfig};
 
 use crate::model::UNet;
@@ -33,6 +35,13 @@ pub struct Overrides {
     pub resume: bool,
     pub dataset: Option<String>,
     pub preset: Option<String>,
+    /// A degradation spec (`cold_core::degradation::Spec::parse`): a schedule's name,
+    /// `kind:key=value,...` or a TOML / JSON file.
+    pub degradation: Option<String>,
+    /// Train at `S x S`: images scaled to `int(1.12 S)` and cropped (`TrainConfig::image_size`).
+    pub size: Option<usize>,
+    /// Grey (1) or colour (3) whatever the data set holds.
+    pub channels: Option<usize>,
     pub model: Option<String>,
     /// A bundle to start from (fine-tuning).
     pub init: Option<std::path::PathBuf>,
@@ -54,6 +63,13 @@ pub struct Overrides {
 }
 
 impl Overrides {
+    fn is_folder(&self) -> bool {
+        matches!(
+            self.dataset.as_deref().map(str::parse::<Source>),
+            Some(Ok(Source::Folder(_)))
+        )
+    }
+
     /// The run's config: from `config`, else the resumed run's (`run`), else the presets (MNIST
     /// blur and the compact network by default); `init` takes the bundle's data set, degradation
     /// and network unless they are named; then every set field.
@@ -65,10 +81,56 @@ impl Overrides {
                 "--init starts a new run; --resume continues one: choose one".into(),
             ));
         }
+        let fixed = self.config.is_some() || self.resume;
+        if fixed
+            && (self.preset.is_some()
+                || self.model.is_some()
+                || self.degradation.is_some()
+                || self.size.is_some()
+                || self.channels.is_some())
+        {
+            return Err(TrainError::Config(
+                "--preset, --degradation, --size, --channels and --model are fixed by the config \
+                 / the resumed run"
+                    .into(),
+            ));
+        }
+        if self.preset.is_some() && self.degradation.is_some() {
+            return Err(TrainError::Config(
+                "--preset names a degradation and a data set's size; --degradation names the \
+                 degradation alone: choose one"
+                    .into(),
+            ));
+        }
+        let by_parameters =
+            self.degradation.is_some() || self.size.is_some() || self.channels.is_some();
         let mut cfg = if let Some(p) = &self.config {
             cold_core::files::read(p)?
         } else if self.resume {
             cold_core::files::read(run_config)?
+        } else if self.init.is_some() {
+            // The bundle's degradation, data set and network, replaced below where named.
+            TrainConfig::new(
+                self.dataset.as_deref().unwrap_or("mnist"),
+                self.preset.as_deref().unwrap_or("mnist"),
+                self.model.as_deref().unwrap_or("compact"),
+            )?
+        } else if by_parameters || (self.preset.is_none() && self.is_folder()) {
+            let dataset = self.dataset.as_deref().unwrap_or("mnist");
+            let (channels, (h, w)) = native_shape(dataset, self.size.is_none())?;
+            let channels = self.channels.unwrap_or(channels);
+            let (h, w) = self.size.map_or((h, w), |s| (s, s));
+            let spec = match &self.degradation {
+                Some(s) => Spec::parse(s)?,
+                None => Spec::default_for(channels),
+            };
+            let mut cfg = TrainConfig::with_degradation(
+                dataset,
+                spec.at(channels, h, w)?,
+                self.model.as_deref().unwrap_or("compact"),
+            )?;
+            cfg.image_size = self.size;
+            cfg
         } else {
             TrainConfig::new(
                 self.dataset.as_deref().unwrap_or("mnist"),
@@ -83,7 +145,15 @@ impl Overrides {
             }
             if self.preset.is_none() && self.config.is_none() {
                 cfg.flip = b.manifest.degradation.channels == 3;
-                cfg.degradation = b.manifest.degradation.clone();
+                let d = &b.manifest.degradation;
+                let spec = match &self.degradation {
+                    Some(s) => Spec::parse(s)?,
+                    None => Spec::of(d),
+                };
+                let channels = self.channels.unwrap_or(d.channels);
+                let (h, w) = self.size.map_or((d.height, d.width), |s| (s, s));
+                cfg.degradation = spec.at(channels, h, w)?;
+                cfg.image_size = self.size;
             }
             if self.model.is_none() && self.config.is_none() {
                 cfg.model = b.manifest.network.config.clone();
@@ -91,15 +161,8 @@ impl Overrides {
             // Absolute, so that the run's config still names it when resumed from elsewhere.
             cfg.init = Some(dir.canonicalize().unwrap_or_else(|_| dir.clone()));
         }
-        if self.config.is_some() || self.resume {
-            if let Some(d) = &self.dataset {
-                cfg.dataset = d.clone();
-            }
-            if self.preset.is_some() || self.model.is_some() {
-                return Err(TrainError::Config(
-                    "--preset and --model are fixed by the config / the resumed run".into(),
-                ));
-            }
+        if fixed && let Some(d) = &self.dataset {
+            cfg.dataset = d.clone();
         }
         macro_rules! set {
             ($($field:ident),*) => { $(if let Some(v) = self.$field { cfg.$field = v; })* };
@@ -125,6 +188,29 @@ impl Overrides {
         }
         Ok(cfg)
     }
+}
+
+/// The channels and `(height, width)` a data set's images have as they are: MNIST and
+/// Fashion-MNIST 1 x 28 x 28, CIFAR-10 3 x 32 x 32, a folder its first image's (grey when every
+/// image is; refused when `need_size` and its images have several sizes).
+fn native_shape(dataset: &str, need_size: bool) -> crate::error::Result<(usize, (usize, usize))> {
+    Ok(match dataset.parse::<Source>()? {
+        Source::Mnist(_) | Source::FashionMnist(_) => (1, (28, 28)),
+        Source::Cifar10(_) => (3, (32, 32)),
+        Source::Folder(root) => {
+            let f = cold_core::data::probe_folder(&root)?;
+            let (w, h) = f.size;
+            if let (true, Some((w2, h2))) = (need_size, f.other_size) {
+                return Err(crate::error::TrainError::Config(format!(
+                    "the images of {} have several sizes ({w}x{h}, {w2}x{h2}, ...): pass --size S \
+                     to train at S x S (each image scaled so that its shorter side is \
+                     int(1.12 S), then cropped)",
+                    root.display()
+                )));
+            }
+            (f.channels, (h as usize, w as usize))
+        }
+    })
 }
 
 #[cfg(test)]

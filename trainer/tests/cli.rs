@@ -83,3 +83,131 @@ fn train_export_reexport_and_recommend() {
     let o = cold_train(&["steps", "--model", bundle_s, "--recommend", "99"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("beyond the model's T = 20"));
 }
+
+/// Images of mixed sizes and formats, flat in `dir`.
+fn mixed_photos(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let gradient = |w: u32, h: u32| {
+        image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 3) as u8, (y * 2) as u8, ((x + y) % 256) as u8])
+        })
+    };
+    gradient(80, 50).save(dir.join("a.png")).expect("png");
+    gradient(70, 90).save(dir.join("b.jpg")).expect("jpg");
+    image::GrayImage::from_fn(64, 64, |x, _| image::Luma([(x * 4) as u8]))
+        .save(dir.join("c.webp"))
+        .expect("webp");
+    image::DynamicImage::ImageRgb8(gradient(120, 71))
+        .to_rgba8()
+        .save(dir.join("d.bmp"))
+        .expect("bmp");
+}
+
+#[test]
+fn trains_on_a_folder_of_any_size_and_format() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let photos = tmp.path().join("photos");
+    mixed_photos(&photos);
+    let run = tmp.path().join("run");
+    let dataset = format!("folder:{}", photos.display());
+    let run_s = run.to_str().expect("path");
+    let out = ok(&cold_train(&[
+        "train",
+        "--dataset",
+        &dataset,
+        "--size",
+        "64",
+        "--model",
+        "tiny",
+        "--steps",
+        "3",
+        "--batch",
+        "2",
+        "--out",
+        run_s,
+    ]));
+    let summary: serde_json::Value = serde_json::from_str(&out).expect("summary JSON");
+    assert_eq!(summary["steps"], 3);
+    // Colour data, no degradation named: the CIFAR-10 blur schedule at 64 x 64.
+    let cfg: cold_trainer::config::TrainConfig =
+        cold_core::files::read(&run.join("config.json")).expect("config");
+    assert_eq!(cfg.image_size, Some(64));
+    let d = &cfg.degradation;
+    assert_eq!((d.channels, d.height, d.width, d.steps), (3, 64, 64, 50));
+    assert_eq!(
+        cold_core::degradation::Spec::of(d),
+        cold_core::degradation::Spec::parse("cifar10-blur").expect("spec")
+    );
+    let grid = image::open(run.join("samples/latest.png")).expect("grid");
+    assert!(
+        grid.width() >= 4 * 64 && grid.height() >= 5 * 64,
+        "{}x{}",
+        grid.width(),
+        grid.height()
+    );
+
+    // The degradation by its parameters, grey whatever the data holds.
+    let run2 = tmp.path().join("run2");
+    ok(&cold_train(&[
+        "train",
+        "--dataset",
+        &dataset,
+        "--size",
+        "32",
+        "--channels",
+        "1",
+        "--degradation",
+        "inpaint-centred:T=5",
+        "--model",
+        "tiny",
+        "--steps",
+        "1",
+        "--batch",
+        "2",
+        "--sample-every",
+        "0",
+        "--out",
+        run2.to_str().expect("path"),
+    ]));
+    let cfg: cold_trainer::config::TrainConfig =
+        cold_core::files::read(&run2.join("config.json")).expect("config");
+    let d = &cfg.degradation;
+    assert_eq!(
+        (d.channels, d.height, d.steps, d.transform.kind()),
+        (1, 32, 5, "inpaint")
+    );
+
+    // Without --size, images of several sizes are refused, saying what to do.
+    let o = cold_train(&[
+        "train",
+        "--dataset",
+        &dataset,
+        "--model",
+        "tiny",
+        "--steps",
+        "1",
+        "--out",
+        tmp.path().join("run3").to_str().expect("path"),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--size"), "{err}");
+    // A spec that makes no sense says so.
+    let o = cold_train(&[
+        "train",
+        "--dataset",
+        &dataset,
+        "--size",
+        "32",
+        "--degradation",
+        "blur:kernel_size=4,T=3",
+        "--out",
+        tmp.path().join("run4").to_str().expect("path"),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("degradation 'blur:kernel_size=4,T=3'"),
+        "{err}"
+    );
+}

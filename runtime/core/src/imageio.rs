@@ -65,6 +65,11 @@ fn decoder(path: &Path) -> Result<impl ImageDecoder> {
         .map_err(|e| image_err(path, format!("unreadable header: {e}")))
 }
 
+/// Whether an image file holds grey pixels (from its header).
+pub(crate) fn is_grey(path: &Path) -> Result<bool> {
+    Ok(!decoder(path)?.color_type().has_color())
+}
+
 /// The EXIF orientation a decoder reports (none where the format has no such tag or it is
 /// unreadable).
 fn orientation_of(d: &mut impl ImageDecoder) -> Orientation {

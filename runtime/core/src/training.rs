@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, Source, Split};
+use crate::data::{Dataset, Fit, Source, Split};
 use crate::degradation::Degradation;
 use crate::error::{Error, Result};
 use crate::files::Versioned;
@@ -37,6 +37,12 @@ pub struct TrainConfig {
     #[serde(default)]
     pub max_images: usize,
     pub degradation: Degradation,
+    /// Images scaled so that their shorter side is [`loaded_side`] (`int(1.12 S)`, the
+    /// aspect ratio kept, the centred square), then cropped to `S x S`: random crops in training,
+    /// the centre in evaluation, as the paper's loaders do. `None`: the data set's images as they
+    /// are (the degradation's size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<usize>,
     pub model: UNetConfig,
     pub batch_size: usize,
     /// The learning rate (the peak one under a decaying schedule).
@@ -112,7 +118,11 @@ fn default_eps() -> f32 {
 impl TrainConfig {
     /// Defaults for a data set preset and model size.
     pub fn new(dataset: &str, preset: &str, model: &str) -> Result<Self> {
-        let degradation = Degradation::preset(preset)?;
+        Self::with_degradation(dataset, Degradation::preset(preset)?, model)
+    }
+
+    /// Defaults for a degradation (of its size) and model size.
+    pub fn with_degradation(dataset: &str, degradation: Degradation, model: &str) -> Result<Self> {
         let model_cfg = UNetConfig::preset(model, degradation.channels).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "unknown model '{model}': choose one of {}",
@@ -127,6 +137,7 @@ impl TrainConfig {
             flip: degradation.channels == 3,
             shift: 0,
             init: None,
+            image_size: None,
             degradation,
             model: model_cfg,
             batch_size: 32,
@@ -204,26 +215,71 @@ impl TrainConfig {
         }
     }
 
-    /// Loads the data set and checks it matches the degradation's image size.
+    /// Loads the data set as evaluation sees it (with `image_size`: scaled, the centre square
+    /// cropped) and checks it matches the degradation's image size.
     pub fn load_data(&self, split: Split) -> Result<Dataset> {
+        let d = self.load_training_data(split)?;
+        match self.image_size {
+            Some(s) => d.centre_crop(s),
+            None => Ok(d),
+        }
+    }
+
+    /// Loads the data set as training draws from it: with `image_size`, the scaled squares of
+    /// side [`loaded_side`] that the batches crop at random; else as [`TrainConfig::load_data`].
+    pub fn load_training_data(&self, split: Split) -> Result<Dataset> {
         let source: Source = self.dataset.parse()?;
         if let Source::Mnist(None) = source {
             crate::data::fetch_mnist(None)?;
         }
-        let mut d = Dataset::load(&source, split)?;
+        let g = &self.degradation;
+        let fit = match self.image_size {
+            Some(s) => {
+                if (g.height, g.width) != (s, s) {
+                    return Err(Error::InvalidArgument(format!(
+                        "image_size {s} but the degradation is built for {}x{}",
+                        g.width, g.height
+                    )));
+                }
+                Fit::Square {
+                    side: loaded_side(s),
+                    channels: Some(g.channels),
+                }
+            }
+            None => Fit::AsTheyAre,
+        };
+        let mut d = Dataset::load_fitted(&source, split, fit)?;
         if self.max_images > 0 {
             d = d.truncate(self.max_images);
         }
-        let g = &self.degradation;
+        if self.image_size.is_some() {
+            return Ok(d);
+        }
         let d = d.fit_to(g.channels, g.height, g.width)?;
         if (d.channels, d.height, d.width) != (g.channels, g.height, g.width) {
             return Err(Error::InvalidArgument(format!(
-                "data set {} is {}x{}x{} but the degradation expects {}x{}x{}",
-                self.dataset, d.channels, d.height, d.width, g.channels, g.height, g.width
+                "data set {} is {}x{}x{} but the degradation expects {}x{}x{}{}",
+                self.dataset,
+                d.channels,
+                d.height,
+                d.width,
+                g.channels,
+                g.height,
+                g.width,
+                if matches!(source, Source::Folder(_)) {
+                    " (train with --size S to scale and crop every image to S x S)"
+                } else {
+                    ""
+                }
             )));
         }
         Ok(d)
     }
+}
+
+/// The side images are scaled to before an `S x S` crop: `int(1.12 S)`, as the paper's loaders.
+pub fn loaded_side(s: usize) -> usize {
+    (1.12 * s as f64) as usize
 }
 
 /// How the model was trained.

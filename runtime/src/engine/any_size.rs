@@ -46,15 +46,27 @@ impl Engine {
         // Images too large for the kind's tables: D computed directly on the host.
         let at = self.bundle.manifest.degradation.at_size(h, w)?;
         let direct = at.needs_direct_within(self.options.max_table_bytes);
-        let batch = self.options.tiling.batch;
+        let batch = self.options.tiling.batch_for(plan.tile);
         let mut state = x;
         let mut prog = Vec::new();
         if progression {
             prog.push(state.clone());
         }
+        // Big images take a while: a bar that counts their tiles (drawn on a terminal only).
+        let bar = (plan.corners.len() >= BAR_TILES).then(|| {
+            cold_core::progress::progress_bar(
+                (levels.len() * plan.corners.len() * b) as u64,
+                &format!("tiles of {w}x{h}"),
+            )
+        });
         for StepLevels { s, s_prev } in levels {
-            let x0 =
-                tiles::restore_tiled(state.view(), &s, plan, batch, |t, lv| self.restorer(t, lv))?;
+            let x0 = tiles::restore_tiled(state.view(), &s, plan, batch, |t, lv| {
+                let out = self.restorer(t, lv);
+                if let Some(bar) = &bar {
+                    bar.inc(t.dim().0 as u64);
+                }
+                out
+            })?;
             let active: Vec<bool> = s.iter().map(|&v| v > 0).collect();
             let us = |v: &[i64]| v.iter().map(|&l| l as usize).collect::<Vec<_>>();
             if direct && matches!(algorithm, Algorithm::One | Algorithm::Two) {
@@ -117,9 +129,15 @@ impl Engine {
                 prog.push(state.clone());
             }
         }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
         Ok(Restored {
             output: state,
             progression: prog,
         })
     }
 }
+
+/// Images of at least this many tiles get a progress bar of their own.
+const BAR_TILES: usize = 16;

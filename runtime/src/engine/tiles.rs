@@ -24,8 +24,19 @@ pub struct Tiling {
     pub tile: TileSize,
     /// Pixels shared by neighbouring tiles (less than the tile's side).
     pub overlap: usize,
-    /// Tiles per call of R.
+    /// Tiles per call of R; 0: as many as make [`AUTO_WHOLE_PIXELS`] pixels (at least one), so
+    /// that a batch of tiles takes about the memory of the largest image R sees whole.
     pub batch: usize,
+}
+
+impl Tiling {
+    /// The tiles per call of R for tiles of `th x tw`.
+    pub fn batch_for(&self, (th, tw): (usize, usize)) -> usize {
+        match self.batch {
+            0 => (AUTO_WHOLE_PIXELS / (th * tw).max(1)).max(1),
+            n => n,
+        }
+    }
 }
 
 /// Images of at most this many pixels go through R whole with `--tile auto`.
@@ -40,7 +51,7 @@ impl Default for Tiling {
         Tiling {
             tile: TileSize::Auto,
             overlap: DEFAULT_OVERLAP,
-            batch: 8,
+            batch: 0,
         }
     }
 }

@@ -98,14 +98,18 @@ where
 {
     cfg.validate()?;
     fs::create_dir_all(&run.root).map_err(|e| TrainError::io(&run.root, e))?;
-    let data = cfg.load_data(cfg.split.parse()?)?;
+    let data = cfg.load_training_data(cfg.split.parse()?)?;
     tracing::info!(
-        "data: {} ({} images of {}x{}x{}); degradation: {}",
+        "data: {} ({} images of {}x{}x{}{}); degradation: {}",
         cfg.dataset,
         data.len(),
         data.channels,
         data.height,
         data.width,
+        match cfg.image_size {
+            Some(s) => format!(", random {s}x{s} crops"),
+            None => String::new(),
+        },
         cfg.degradation.describe()
     );
     let deg = cfg.degradation.prepare()?;

@@ -26,7 +26,14 @@ fn grid_images(cfg: &TrainConfig, train: &Dataset, n: usize) -> Array4<f32> {
     let test = cfg.load_data(Split::Test).ok().filter(|d| d.len() >= n);
     let d = test.as_ref().unwrap_or(train);
     let idx: Vec<usize> = (0..n.min(d.len())).collect();
-    d.batch(&idx)
+    let side = cfg.degradation.height;
+    if (d.height, d.width) == (side, cfg.degradation.width) {
+        d.batch(&idx)
+    } else {
+        // The training data's scaled squares: their centres.
+        let at = ((d.height - side) / 2, (d.width - side) / 2);
+        d.batch_cropped(&idx, &vec![at; idx.len()], side)
+    }
 }
 
 /// Per-image degradation parameters of the sample grid's images (fixed by the run's seed). The

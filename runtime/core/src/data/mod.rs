@@ -17,7 +17,7 @@ mod folder;
 mod mnist;
 
 pub use cifar::{CIFAR10_CLASSES, load_cifar_bins};
-pub use folder::load_folder;
+pub use folder::{Fit, FolderShape, load_folder, load_folder_as, probe_folder};
 use mnist::load_idx_pair;
 #[cfg(test)]
 use mnist::read_maybe_gz;
@@ -249,6 +249,112 @@ impl Dataset {
         Ok(self)
     }
 
+    /// Every image scaled so that its shorter side is `side` and cropped to its centred square
+    /// (see [`Fit::Square`]), as `channels` channels (grey to RGB repeats the grey, RGB to grey
+    /// takes the luma).
+    pub fn to_square(self, side: usize, channels: usize) -> Result<Self> {
+        if (self.height, self.width, self.channels) == (side, side, channels) {
+            return Ok(self);
+        }
+        let (c, h, w) = (self.channels, self.height, self.width);
+        let mut pixels = Vec::with_capacity(self.len() * channels * side * side);
+        for i in 0..self.len() {
+            let px = self.image_u8(i);
+            let im = if c == 1 {
+                image::DynamicImage::ImageLuma8(
+                    image::GrayImage::from_raw(w as u32, h as u32, px.to_vec())
+                        .expect("sizes agree"),
+                )
+            } else {
+                let plane = h * w;
+                let hwc: Vec<u8> = (0..plane)
+                    .flat_map(|p| (0..c).map(move |k| px[k * plane + p]))
+                    .collect();
+                image::DynamicImage::ImageRgb8(
+                    image::RgbImage::from_raw(w as u32, h as u32, hwc).expect("sizes agree"),
+                )
+            };
+            pixels.extend(imageio::to_chw_u8(&folder::square(&im, side), channels));
+        }
+        Dataset::from_parts(
+            self.name,
+            (channels, side, side),
+            pixels,
+            self.labels,
+            self.class_names,
+        )
+    }
+
+    /// The centred `side x side` square of every image.
+    pub fn centre_crop(self, side: usize) -> Result<Self> {
+        let (h, w) = (self.height, self.width);
+        if side > h || side > w {
+            return Err(Error::InvalidArgument(format!(
+                "cannot crop {w}x{h} images to {side}x{side}"
+            )));
+        }
+        if (h, w) == (side, side) {
+            return Ok(self);
+        }
+        let (top, left) = ((h - side) / 2, (w - side) / 2);
+        let mut pixels = Vec::with_capacity(self.len() * self.channels * side * side);
+        for plane in self.pixels.chunks_exact(h * w) {
+            for r in top..top + side {
+                pixels.extend_from_slice(&plane[r * w + left..r * w + left + side]);
+            }
+        }
+        Ok(Dataset {
+            height: side,
+            width: side,
+            pixels,
+            ..self
+        })
+    }
+
+    /// Crops `side x side` of images `indices` at `(top, left)` offsets, as a `[B, C, side,
+    /// side]` batch in [-1, 1].
+    pub fn batch_cropped(
+        &self,
+        indices: &[usize],
+        offsets: &[(usize, usize)],
+        side: usize,
+    ) -> Array4<f32> {
+        let (c, h, w) = (self.channels, self.height, self.width);
+        Array4::from_shape_fn((indices.len(), c, side, side), |(b, k, y, x)| {
+            let (top, left) = offsets[b];
+            let px = self.image_u8(indices[b]);
+            imageio::u8_to_unit(px[k * h * w + (top + y) * w + left + x])
+        })
+    }
+
+    /// Loads a split of a data set as `fit` says: images as they are, or scaled and cropped to
+    /// squares (any data set; folders of images of any size).
+    pub fn load_fitted(source: &Source, split: Split, fit: Fit) -> Result<Self> {
+        match (source, fit) {
+            (Source::Folder(root), fit) => {
+                let sub = match split {
+                    Split::Train => root.join("train"),
+                    Split::Test => root.join("test"),
+                };
+                if sub.is_dir() {
+                    let mut d = load_folder_as(&sub, fit)?;
+                    if let Some(n) = root.file_name() {
+                        d.name = n.to_string_lossy().into_owned();
+                    }
+                    Ok(d)
+                } else {
+                    load_folder_as(root, fit)
+                }
+            }
+            (_, Fit::AsTheyAre) => Self::load(source, split),
+            (_, Fit::Square { side, channels }) => {
+                let d = Self::load(source, split)?;
+                let c = channels.unwrap_or(d.channels);
+                d.to_square(side, c)
+            }
+        }
+    }
+
     /// Loads a split of a data set.
     pub fn load(source: &Source, split: Split) -> Result<Self> {
         match source {
@@ -296,22 +402,7 @@ impl Dataset {
                 }
                 load_cifar_bins(&files)
             }
-            Source::Folder(root) => {
-                let sub = match split {
-                    Split::Train => root.join("train"),
-                    Split::Test => root.join("test"),
-                };
-                if sub.is_dir() {
-                    // Named after the data set, not its split folder.
-                    let mut d = load_folder(&sub)?;
-                    if let Some(n) = root.file_name() {
-                        d.name = n.to_string_lossy().into_owned();
-                    }
-                    Ok(d)
-                } else {
-                    load_folder(root)
-                }
-            }
+            Source::Folder(_) => Self::load_fitted(source, split, Fit::AsTheyAre),
         }
     }
 }
@@ -503,6 +594,71 @@ mod tests {
         let err =
             Dataset::load(&Source::Folder(dir.path().into()), Split::Train).expect_err("size");
         assert!(err.to_string().contains("odd.png"), "{err}");
+    }
+
+    /// A folder of mixed sizes and formats, flat or in classes.
+    fn mixed_folder(root: &Path) {
+        fs::create_dir_all(root).expect("mkdir");
+        // A 60x30 RGB PNG: left half dark, right half bright.
+        let im = image::RgbImage::from_fn(60, 30, |x, _| {
+            let v = if x < 30 { 20 } else { 220 };
+            image::Rgb([v, v, v])
+        });
+        im.save(root.join("wide.png")).expect("png");
+        image::RgbImage::from_pixel(17, 41, image::Rgb([200, 10, 10]))
+            .save(root.join("tall.jpg"))
+            .expect("jpg");
+        image::GrayImage::from_pixel(9, 9, image::Luma([128]))
+            .save(root.join("small-grey.webp"))
+            .expect("webp");
+        image::RgbaImage::from_pixel(40, 40, image::Rgba([0, 0, 255, 128]))
+            .save(root.join("alpha.bmp"))
+            .expect("bmp");
+        fs::write(root.join("broken.png"), b"not a png").expect("w");
+    }
+
+    #[test]
+    fn folders_of_any_size_scale_to_centred_squares() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path().join("photos");
+        mixed_folder(&root);
+        let fit = Fit::Square {
+            side: 12,
+            channels: None,
+        };
+        // The broken file is skipped; the rest are 12x12 RGB (not every image is grey).
+        let d =
+            Dataset::load_fitted(&Source::Folder(root.clone()), Split::Train, fit).expect("load");
+        assert_eq!((d.len(), d.channels, d.height, d.width), (4, 3, 12, 12));
+        assert_eq!(d.class_names, vec!["photos"]);
+        // Sorted names: alpha.bmp, small-grey.webp, tall.jpg, wide.png. The wide image is scaled
+        // to 24x12, its centre square keeps 6 dark and 6 bright columns.
+        let wide = d.image_u8(3);
+        assert!(wide[12] < 40 && wide[12 + 11] > 200, "{:?}", &wide[12..24]);
+        // The tall red one keeps its colour; the grey one becomes grey RGB.
+        assert!(d.image_u8(2)[6 * 12 + 6] > 180 && d.image_u8(2)[144 + 78] < 40);
+        let grey = d.image_u8(1);
+        assert!((grey[0] as i32 - 128).abs() <= 2 && grey[0] == grey[144]);
+        // Forced grey.
+        let g = Dataset::load_fitted(
+            &Source::Folder(root),
+            Split::Test,
+            Fit::Square {
+                side: 8,
+                channels: Some(1),
+            },
+        )
+        .expect("grey");
+        assert_eq!((g.channels, g.height), (1, 8));
+        // Centre crops and crops at offsets agree.
+        let c = d.clone().centre_crop(6).expect("crop");
+        let b = d.batch_cropped(&[3], &[(3, 3)], 6);
+        assert_eq!(c.batch(&[3]), b);
+        assert!(d.clone().centre_crop(13).is_err());
+        // A built-in data set scales the same way (MNIST 28 -> int(1.12 * 32) = 35 in the paper).
+        let m = Dataset::from_parts("m", (1, 4, 4), vec![7; 16], vec![0], vec![]).expect("m");
+        let m = m.to_square(6, 3).expect("square");
+        assert_eq!((m.channels, m.height, m.image_u8(0)[35]), (3, 6, 7));
     }
 
     #[test]

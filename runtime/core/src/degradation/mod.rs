@@ -23,6 +23,7 @@ pub mod kind;
 pub mod mix;
 pub mod operators;
 pub mod snow;
+pub mod spec;
 pub mod superres;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub use kind::{Kind, Lowering, TableInput, Tables};
 pub use mix::{Animorph, AnimorphSource, MixTables, Noise};
 pub use operators::Operators;
 pub use snow::{Snow, SnowTables};
+pub use spec::{SCHEDULES, Schedule, Spec};
 pub use superres::SuperRes;
 
 use crate::error::{Error, Result};
@@ -151,51 +153,18 @@ impl Degradation {
             "cifar10" => (3, 32),
             _ => return Err(unknown_preset(name)),
         };
-        let inpaint = |centre| {
-            (
-                Transform::Inpaint(Inpaint {
-                    kernel_std: 0.1,
-                    initial_mask: 11.0,
-                    centre,
-                }),
-                50,
-            )
+        let schedule = match (base, kind) {
+            ("mnist" | "mnist32", "blur") => "mnist-blur",
+            ("cifar10", "blur") => "cifar10-blur",
+            ("mnist", "animorph") => "animorph",
+            ("cifar10", "decolor") => "decolor",
+            (_, "animorph" | "decolor") => return Err(unknown_preset(name)),
+            (_, k) => k,
         };
-        let (transform, steps) = match (base, kind) {
-            ("mnist" | "mnist32", "blur") => (
-                Transform::Blur(Blur {
-                    kernel_size: 11,
-                    schedule: BlurSchedule::Constant { sigma: 7.0 },
-                    padding: Padding::Circular,
-                }),
-                20,
-            ),
-            ("cifar10", "blur") => (
-                Transform::Blur(Blur {
-                    kernel_size: 11,
-                    schedule: BlurSchedule::Cifar,
-                    padding: Padding::Reflect,
-                }),
-                50,
-            ),
-            (_, "inpaint") => inpaint(Centre::Random),
-            (_, "inpaint-centred") => inpaint(Centre::Centred),
-            (_, "superres" | "superres-clipped") => (
-                Transform::SuperRes(SuperRes {
-                    factor: 2,
-                    clip: kind.ends_with("-clipped"),
-                }),
-                3,
-            ),
-            (_, "snow") => (Transform::Snow(Snow::paper()), 200),
-            (_, "noise") => (Transform::Noise(Noise::paper()), 200),
-            ("mnist", "animorph") => (
-                Transform::Animorph(Animorph::paper(AnimorphSource::FashionMnist)),
-                200,
-            ),
-            ("cifar10", "decolor") => (Transform::Decolor(Decolor::paper()), 20),
-            _ => return Err(unknown_preset(name)),
-        };
+        let spec = spec::schedule(schedule)
+            .ok_or_else(|| unknown_preset(name))?
+            .spec();
+        let (transform, steps) = (spec.transform, spec.steps);
         Ok(Degradation {
             transform,
             steps,

@@ -44,6 +44,8 @@ enum Command {
     /// Write a bundle again from its own weights with this build's graphs (any image size; the
     /// training record, mixture, sampling defaults and the files beside it are kept).
     Reexport(export::ReexportArgs),
+    /// List the paper's degradation schedules that --degradation names, with their fields.
+    Schedules,
     /// Set the number of sampling steps a bundle restores with by default, and plot the
     /// quality/speed curve it was chosen from (`cold eval --steps-curve ... --out DIR`).
     Steps(steps::StepsArgs),
@@ -68,6 +70,18 @@ fn main() -> ExitCode {
         Command::Reexport(a) => export::reexport(a),
         Command::Mixture(a) => export::mixture(a),
         Command::Steps(a) => steps::run(a),
+        Command::Schedules => {
+            for s in cold_core::degradation::SCHEDULES {
+                println!(
+                    "{:<18} {}\n{:<18} {}",
+                    s.name,
+                    s.about,
+                    "",
+                    s.spec().to_line()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

@@ -20,10 +20,26 @@ pub struct TrainArgs {
     /// Continue the run in --out from its latest checkpoint.
     #[arg(long)]
     resume: bool,
-    /// Data set: mnist, mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, folder:DIR.
+    /// Data set: mnist, mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, folder:DIR (DIR/<class>/*
+    /// or flat; PNG, JPEG, WebP, BMP, TIFF, GIF; with --size, of any size).
     #[arg(long)]
     dataset: Option<String>,
-    /// Degradation preset: mnist, cifar10 (blur), mnist-inpaint, mnist-inpaint-centred,
+    /// Train at S x S: every image scaled so that its shorter side is int(1.12 S) (the aspect
+    /// ratio kept, the centred square), then a random S x S crop in training (the centre in
+    /// evaluation), as the paper's loaders. Without it, images are used at their own size.
+    #[arg(long, value_name = "S")]
+    size: Option<usize>,
+    /// 1 (grey) or 3 (RGB), whatever the data set holds (default: grey when every image is).
+    #[arg(long, value_name = "1|3")]
+    channels: Option<usize>,
+    /// The degradation by its parameters, for any data set and size: a schedule's name
+    /// (`cold-train schedules` lists them: mnist-blur, cifar10-blur, celeba-blur, inpaint, ...),
+    /// NAME:key=value,... to change some of its fields (cifar10-blur:T=25), KIND:key=value,...
+    /// (blur:kernel_size=15,schedule.routine=exponential,schedule.rate=0.01,padding=reflect,T=200)
+    /// or a .toml / .json file. Default: cifar10-blur for colour, mnist-blur for grey.
+    #[arg(long, value_name = "SPEC", conflicts_with = "preset")]
+    degradation: Option<String>,
+    /// A data set's preset (its degradation at its size): mnist, cifar10 (blur), mnist-inpaint, mnist-inpaint-centred,
     /// mnist-superres, mnist32-superres (MNIST padded to 32x32), cifar10-inpaint,
     /// cifar10-inpaint-centred, cifar10-superres, the three super-resolutions with `-clipped` (D
     /// clipped to [-1, 1], as image files hold it), mnist-snow, cifar10-snow, mnist-noise,
@@ -95,6 +111,9 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
         resume: a.resume,
         dataset: a.dataset,
         preset: a.preset,
+        degradation: a.degradation,
+        size: a.size,
+        channels: a.channels,
         model: a.model,
         init: a.init,
         steps: a.steps,
