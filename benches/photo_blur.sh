@@ -48,6 +48,10 @@ cold = json.load(open(os.path.join(d, "score.json")))[-1]
 mean = dict(classical["mean"])
 mean["cold"] = cold["mean"]
 per = {n: dict(v, cold=cold["images"][n]) for n, v in classical["images"].items()}
+if int(rl_iter) == 0:  # Richardson-Lucy skipped: its column would be the blurred image's
+    mean.pop("rl")
+    for v in per.values():
+        v.pop("rl")
 rows = json.load(open(out)) if os.path.exists(out) else []
 rows.append({
     "machine": "cpu-box",

@@ -12,6 +12,25 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use crate::config::TrainConfig;
 use crate::tensor_io;
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quantized_inputs_sit_on_the_levels_of_image_files() {
+        let mut x = ndarray::Array4::from_shape_fn((1, 1, 4, 5), |(_, _, y, x)| {
+            (y * 5 + x) as f32 / 9.7 - 1.03
+        });
+        super::quantize(&mut x, 8);
+        for &v in &x {
+            let level = (v + 1.0) / 2.0 * 255.0;
+            assert!(
+                (level - level.round()).abs() < 1e-3 && (0.0..=255.0).contains(&level),
+                "{v}"
+            );
+        }
+        assert_eq!(x[[0, 0, 0, 0]], -1.0); // clipped
+    }
+}
+
 /// One training batch: clean images, degraded images and their levels.
 pub struct Batch<B: Backend> {
     pub x0: Tensor<B, 4>,
@@ -32,6 +51,12 @@ pub(crate) fn shifted(im: ndarray::ArrayView3<f32>, dy: i64, dx: i64) -> ndarray
     ndarray::Array3::from_shape_fn((c, h, w), |(k, y, x)| {
         im[(k, clamp(y as i64 - dy, h), clamp(x as i64 - dx, w))]
     })
+}
+
+/// Rounds `x` (in [-1, 1] after clipping) to the levels of `bits`-bit image files.
+pub(crate) fn quantize(x: &mut ndarray::Array4<f32>, bits: u32) {
+    let top = ((1u32 << bits) - 1) as f32;
+    x.mapv_inplace(|v| ((v.clamp(-1.0, 1.0) + 1.0) * 0.5 * top).round() / top * 2.0 - 1.0);
 }
 
 /// Draws the batch of step `step`: images with replacement, optional flips and shifts, t ~ U{1..T}, the
@@ -86,9 +111,12 @@ pub fn make_batch<B: Backend>(
         .sample_params(&mut rng, n)
         .expect("drawn once before training (the grid's), so the source images load");
     let t: Vec<usize> = levels.iter().map(|&v| v as usize).collect();
-    let xt = deg
+    let mut xt = deg
         .apply(x.view(), &t, params.view())
         .expect("a batch of the data set the degradation was checked against");
+    if let Some(bits) = cfg.input_bits {
+        quantize(&mut xt, bits);
+    }
     let x0 = tensor_io::to_tensor::<B>(&x, device);
     let xt = tensor_io::to_tensor::<B>(&xt, device);
     let t = Tensor::<B, 1>::from_data(

@@ -56,6 +56,8 @@ pub struct Overrides {
     pub grad_clip: Option<f32>,
     pub flip: Option<bool>,
     pub shift: Option<usize>,
+    /// Round the degraded inputs to this many bits (`TrainConfig::input_bits`).
+    pub input_bits: Option<u32>,
     pub seed: Option<u64>,
     pub sample_every: Option<usize>,
     pub checkpoint_every: Option<usize>,
@@ -185,6 +187,9 @@ impl Overrides {
         );
         if self.grad_clip.is_some() {
             cfg.grad_clip = self.grad_clip;
+        }
+        if self.input_bits.is_some() {
+            cfg.input_bits = self.input_bits;
         }
         Ok(cfg)
     }

@@ -231,8 +231,14 @@ impl Sidecar {
         Ok(e)
     }
 
+    /// Checks the images were degraded by the model's D: the same kind, parameters, T and channels.
+    /// The size is each image's own (its entry's), so a bundle trained at 64x64 restores a folder
+    /// degraded by one trained at 32x32 with the same schedule.
     pub fn check_matches(&self, dir: &Path, model: &Degradation) -> Result<()> {
-        if &self.degradation != model {
+        use crate::degradation::Spec;
+        let same = Spec::of(&self.degradation) == Spec::of(model)
+            && self.degradation.channels == model.channels;
+        if !same {
             return Err(err(
                 &Self::path(dir),
                 format!(

@@ -43,6 +43,12 @@ pub struct TrainConfig {
     /// are (the degradation's size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_size: Option<usize>,
+    /// Round the degraded inputs x_t to this many bits per channel (clipped to [-1, 1] first), as
+    /// the image files a deployed model reads hold them: a restorer trained on exact float D
+    /// never sees the quantisation error of an 8-bit file, which inverting a strong blur
+    /// amplifies. `None`: float inputs (the reference's training).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_bits: Option<u32>,
     pub model: UNetConfig,
     pub batch_size: usize,
     /// The learning rate (the peak one under a decaying schedule).
@@ -138,6 +144,7 @@ impl TrainConfig {
             shift: 0,
             init: None,
             image_size: None,
+            input_bits: None,
             degradation,
             model: model_cfg,
             batch_size: 32,
@@ -176,6 +183,13 @@ impl TrainConfig {
             return Err(Error::InvalidArgument(
                 "batch_size, steps, ema_every and checkpoint_every must be positive".into(),
             ));
+        }
+        if let Some(b) = self.input_bits
+            && !(1..=16).contains(&b)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "input_bits {b} must be between 1 and 16 (8 for 8-bit image files)"
+            )));
         }
         let side = self.degradation.height.min(self.degradation.width);
         if self.shift >= side {

@@ -165,6 +165,19 @@ impl Engine {
                     .map_err(ort::Error::<()>::from)?;
             }
         }
+        if !fixed_size && self.active_ep == Ep::Cpu {
+            // Sessions of images of any size see a new shape at every size and tile batch: ONNX
+            // Runtime's CPU arena keeps the largest blocks it ever took, and memory patterns are
+            // planned per shape. Without them (and one tile per call) a 6000x4000 photograph
+            // restores in 1.1 GB of RSS (BENCHMARKS.md, "Real images at any size").
+            b = b
+                .with_memory_pattern(false)
+                .map_err(ort::Error::<()>::from)?
+                .with_execution_providers([ort::ep::CPU::default()
+                    .with_arena_allocator(false)
+                    .build()])
+                .map_err(ort::Error::<()>::from)?;
+        }
         register_ep(b, self.active_ep, &self.options)
     }
 

@@ -37,7 +37,7 @@ pub struct RestoreArgs {
     size: SizeArgs,
     /// Images of another size than the model's: the side of the square tiles the restorer sees
     /// (rounded up to a multiple of the network's stride), `whole` for the whole image in one
-    /// piece, or `auto`: whole up to 512x512 pixels, tiles of 256 above.
+    /// piece, or `auto`: whole up to 512x512 pixels, tiles of 512 above.
     #[arg(long, default_value = "auto", value_parser = parse_tile)]
     tile: TileSize,
     /// Pixels neighbouring tiles share, blended linearly.

@@ -79,6 +79,10 @@ pub struct TrainArgs {
     /// Random shifts of up to N pixels each way (edge pixels repeated), for more varied data.
     #[arg(long, value_name = "N")]
     shift: Option<usize>,
+    /// Round the degraded inputs to the levels of N-bit image files (8 for PNG/JPEG), so the
+    /// restorer learns from what it will read; default: float inputs, as the reference.
+    #[arg(long, value_name = "N")]
+    input_bits: Option<u32>,
     /// Start a new run from this bundle's network (fine-tuning) instead of a fresh one; its
     /// network, degradation and data set are the run's unless --model / --preset / --dataset say
     /// otherwise.
@@ -127,6 +131,7 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
         grad_clip: a.grad_clip,
         flip: a.flip,
         shift: a.shift,
+        input_bits: a.input_bits,
         seed: a.seed,
         sample_every: a.sample_every,
         checkpoint_every: a.checkpoint_every,
