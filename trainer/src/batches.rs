@@ -12,25 +12,6 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use crate::config::TrainConfig;
 use crate::tensor_io;
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn quantized_inputs_sit_on_the_levels_of_image_files() {
-        let mut x = ndarray::Array4::from_shape_fn((1, 1, 4, 5), |(_, _, y, x)| {
-            (y * 5 + x) as f32 / 9.7 - 1.03
-        });
-        super::quantize(&mut x, 8);
-        for &v in &x {
-            let level = (v + 1.0) / 2.0 * 255.0;
-            assert!(
-                (level - level.round()).abs() < 1e-3 && (0.0..=255.0).contains(&level),
-                "{v}"
-            );
-        }
-        assert_eq!(x[[0, 0, 0, 0]], -1.0); // clipped
-    }
-}
-
 /// One training batch: clean images, degraded images and their levels.
 pub struct Batch<B: Backend> {
     pub x0: Tensor<B, 4>,
@@ -124,4 +105,23 @@ pub fn make_batch<B: Backend>(
         device,
     );
     Batch { x0, xt, t }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quantized_inputs_sit_on_the_levels_of_image_files() {
+        let mut x = ndarray::Array4::from_shape_fn((1, 1, 4, 5), |(_, _, y, x)| {
+            (y * 5 + x) as f32 / 9.7 - 1.03
+        });
+        super::quantize(&mut x, 8);
+        for &v in &x {
+            let level = (v + 1.0) / 2.0 * 255.0;
+            assert!(
+                (level - level.round()).abs() < 1e-3 && (0.0..=255.0).contains(&level),
+                "{v}"
+            );
+        }
+        assert_eq!(x[[0, 0, 0, 0]], -1.0); // clipped
+    }
 }

@@ -283,6 +283,25 @@ mod tests {
     }
 
     #[test]
+    fn a_model_with_the_same_d_at_another_training_size_matches() {
+        let d = Degradation::preset("cifar10").expect("preset");
+        let s = Sidecar::new(&d, 50, 7);
+        let dir = Path::new("in");
+        s.check_matches(dir, &d.at_size(64, 64).expect("64"))
+            .expect("the same D trained at 64x64");
+        let e = s
+            .check_matches(dir, &Degradation::preset("cifar10-inpaint").expect("p"))
+            .expect_err("another kind");
+        assert!(e.to_string().contains("but the model inverts"), "{e}");
+        let mut other_t = d.clone();
+        other_t.steps = 40;
+        assert!(s.check_matches(dir, &other_t).is_err());
+        let mut grey = d.clone();
+        grey.channels = 1;
+        assert!(s.check_matches(dir, &grey).is_err());
+    }
+
+    #[test]
     fn version_1_entries_read_at_the_degradation_size_and_sizes_are_checked() {
         let d = Degradation::preset("mnist-inpaint").expect("preset");
         let s = Sidecar::new(&d, 25, 7);

@@ -21,11 +21,14 @@ pub enum Fit {
     },
 }
 
+/// A folder's files with their class indices, and the class names.
+type FolderFiles = (Vec<(PathBuf, u32)>, Vec<String>);
+
 /// The files of a folder with their class: `root/<class>/*` (classes are the sorted subfolder
 /// names) or, when no subfolder holds images, every image under `root` as one class. The classes
 /// are interleaved (the first image of every class, then the second, ...), so the first N images,
 /// which `eval --limit N` and sample grids use, cover every class.
-fn folder_files(root: &Path) -> Result<(Vec<(PathBuf, u32)>, Vec<String>)> {
+fn folder_files(root: &Path) -> Result<FolderFiles> {
     let mut classes: Vec<String> = Vec::new();
     let rd = fs::read_dir(root).map_err(|e| Error::io(root, e))?;
     for e in rd {
