@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use ndarray::{Array4, ArrayView2, ArrayView4, Axis};
 use ort::AsPointer;
-use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::builder::SessionBuilder;
 use ort::session::{OutputSelector, RunOptions, Session};
 use ort::value::{Tensor, TensorRef};
 
@@ -21,6 +21,7 @@ use crate::ortlib;
 mod any_size;
 pub mod options;
 mod providers;
+mod sessions;
 pub mod tiles;
 use cold_core::bundle::{Bundle, io};
 use cold_core::degradation::{Prepared, PreparedSizes};
@@ -28,7 +29,7 @@ use cold_core::sampler::{self, StepLevels};
 pub use cold_core::sampler::{Algorithm, schedule};
 
 pub use options::{ConvSearch, EngineOptions, Ep, WeightLoading};
-use providers::{register_ep, resolve_ep};
+use providers::resolve_ep;
 pub use tiles::{TileSize, Tiling};
 
 /// The bundle graphs the engine runs: at the bundle's own size (sizes fixed in the session) or
@@ -130,75 +131,6 @@ impl Engine {
             sessions: Vec::new(),
             session_seconds: 0.0,
         })
-    }
-
-    fn builder(&self, fixed_size: bool) -> Result<SessionBuilder> {
-        let threads = if self.options.threads == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        } else {
-            self.options.threads
-        };
-        let mut b = Session::builder(&self.env)?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(ort::Error::<()>::from)?
-            .with_intra_threads(threads)
-            .map_err(ort::Error::<()>::from)?
-            .with_inter_threads(1)
-            .map_err(ort::Error::<()>::from)?;
-        // Graphs of format version 2 take any size: fixing the sizes of this session's images lets
-        // ONNX Runtime optimise them as graphs built for that size (the same kernels, values and
-        // speed as version 1); only the batch stays free.
-        if fixed_size && self.takes_any_size() {
-            let d = &self.bundle.manifest.degradation;
-            let (h, w) = (d.height as i64, d.width as i64);
-            for (name, size) in [
-                ("height", h),
-                ("width", w),
-                ("canvas_height", 2 * h),
-                ("canvas_width", 2 * w),
-                ("params", d.param_count() as i64),
-            ] {
-                b = b
-                    .with_dimension_override(name, size)
-                    .map_err(ort::Error::<()>::from)?;
-            }
-        }
-        if !fixed_size && self.active_ep == Ep::Cpu {
-            // Sessions of images of any size see a new shape at every size and tile batch: ONNX
-            // Runtime's CPU arena keeps the largest blocks it ever took, and memory patterns are
-            // planned per shape. Without them (and one tile per call) a 6000x4000 photograph
-            // restores in 1.1 GB of RSS (BENCHMARKS.md, "Real images at any size").
-            b = b
-                .with_memory_pattern(false)
-                .map_err(ort::Error::<()>::from)?
-                .with_execution_providers([ort::ep::CPU::default()
-                    .with_arena_allocator(false)
-                    .build()])
-                .map_err(ort::Error::<()>::from)?;
-        }
-        register_ep(b, self.active_ep, &self.options)
-    }
-
-    fn create_session(&self, graph: &str, fixed_size: bool) -> Result<Session> {
-        let t0 = Instant::now();
-        let mut b = self.builder(fixed_size)?;
-        let gpath = self.bundle.path(graph);
-        let session = match self.weights.bytes() {
-            None => b.commit_from_file(&gpath)?,
-            Some(bytes) => {
-                add_external_file_in_memory(&mut b, &self.bundle.manifest.files.weights, bytes)?;
-                let graph_bytes = std::fs::read(&gpath).map_err(|e| Error::io(&gpath, e))?;
-                b.commit_from_memory(&graph_bytes)?
-            }
-        };
-        tracing::debug!(
-            "session {graph} on {} in {:.3} s",
-            self.active_ep.name(),
-            t0.elapsed().as_secs_f64()
-        );
-        Ok(session)
     }
 
     /// The session of one of the bundle's graphs, created on first use.

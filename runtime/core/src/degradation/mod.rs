@@ -22,6 +22,7 @@ pub mod inpaint;
 pub mod kind;
 pub mod mix;
 pub mod operators;
+pub mod sizes;
 pub mod snow;
 pub mod spec;
 pub mod superres;
@@ -38,6 +39,7 @@ pub use inpaint::{Centre, Inpaint, Masks};
 pub use kind::{Kind, Lowering, TableInput, Tables};
 pub use mix::{Animorph, AnimorphSource, MixTables, Noise};
 pub use operators::Operators;
+pub use sizes::PreparedSizes;
 pub use snow::{Snow, SnowTables};
 pub use spec::{SCHEDULES, Schedule, Spec};
 pub use superres::SuperRes;
@@ -371,50 +373,6 @@ pub(crate) fn check_kind_of_file(file: &serde_json::Value) -> std::result::Resul
 /// copies together): blur with T = 50 fits images up to about 1,300 x 1,300, random-centre
 /// inpainting up to about 1,000 x 1,000.
 pub const MAX_TABLE_BYTES: u64 = 1 << 30;
-
-/// A degradation prepared at the sizes of the images it meets: the most recent few kept
-/// ([`Prepared`] at each), the rest computed again when they come back.
-#[derive(Debug)]
-pub struct PreparedSizes {
-    degradation: Degradation,
-    recent: Vec<((usize, usize), Prepared)>,
-    keep: usize,
-}
-
-impl PreparedSizes {
-    /// Over `degradation` (whose own size is prepared first when asked for), keeping `keep`
-    /// sizes.
-    pub fn new(degradation: &Degradation, keep: usize) -> Self {
-        PreparedSizes {
-            degradation: degradation.clone(),
-            recent: Vec::new(),
-            keep: keep.max(1),
-        }
-    }
-
-    /// D prepared for images of `height x width`.
-    pub fn at(&mut self, height: usize, width: usize) -> Result<&Prepared> {
-        let pos = match self
-            .recent
-            .iter()
-            .position(|(hw, _)| *hw == (height, width))
-        {
-            Some(i) => i,
-            None => {
-                if self.recent.len() >= self.keep {
-                    self.recent.remove(0);
-                }
-                let p = self.degradation.at_size(height, width)?.prepare()?;
-                self.recent.push(((height, width), p));
-                self.recent.len() - 1
-            }
-        };
-        // The most recently used last.
-        let e = self.recent.remove(pos);
-        self.recent.push(e);
-        Ok(&self.recent.last().expect("just pushed").1)
-    }
-}
 
 /// A degradation ready to apply: the description and its precomputed tables (at the
 /// description's size).
