@@ -1,5 +1,6 @@
 //! Training throughput: optimiser steps per second for a model size and batch size.
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
@@ -9,6 +10,10 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::ops::TrainBackend;
 use crate::train::{TrainConfig, TrainState, make_batch, train_step};
+
+/// When the process started (as near as `main` can tell): `cold-train`'s `main` sets it first thing,
+/// so a bench's first step can be timed from process start, device and model set-up included.
+pub static PROCESS_START: OnceLock<Instant> = OnceLock::new();
 
 /// One throughput measurement.
 #[derive(Clone, Debug, Serialize)]
@@ -20,6 +25,9 @@ pub struct TrainBench {
     pub image: [usize; 3],
     /// Seconds from the start of the first step to its end (kernel compilation on GPUs).
     pub first_step_seconds: f64,
+    /// Seconds from process start to the end of the first step (device set-up, model build and
+    /// kernel compilation included); absent when [`PROCESS_START`] was not set.
+    pub first_step_from_start_seconds: Option<f64>,
     pub warmup_steps: usize,
     pub measured_steps: usize,
     pub steps_per_second: f64,
@@ -42,6 +50,7 @@ pub(crate) fn bench_training<B: AutodiffBackend + TrainBackend>(
     let parameters = burn::module::Module::num_params(&state.model);
     let t0 = Instant::now();
     let mut first = 0.0;
+    let mut first_from_start = None;
     for i in 0..warmup.max(1) {
         let batch = make_batch(cfg, data, &deg, state.step, device);
         let (s, loss) = train_step(cfg, state, &batch);
@@ -50,6 +59,7 @@ pub(crate) fn bench_training<B: AutodiffBackend + TrainBackend>(
             let _ = loss;
             B::sync(device).ok();
             first = t0.elapsed().as_secs_f64();
+            first_from_start = PROCESS_START.get().map(|s| s.elapsed().as_secs_f64());
         }
     }
     B::sync(device).ok();
@@ -73,6 +83,7 @@ pub(crate) fn bench_training<B: AutodiffBackend + TrainBackend>(
             cfg.degradation.width,
         ],
         first_step_seconds: first,
+        first_step_from_start_seconds: first_from_start,
         warmup_steps: warmup.max(1),
         measured_steps: steps,
         steps_per_second: sps,

@@ -52,6 +52,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    cold_trainer::bench::PROCESS_START.get_or_init(std::time::Instant::now);
     cold_trainer::setup_cpu();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
