@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurements of issue 31, one script per lease, run from the repository root on the
-# device machine after benches/gpu/pack.sh PHASE filled .devicework/ here (the call's `carry`).
+# device machine after benches/gpu/pack.sh PHASE filled .devicework/PHASE/ here (the call's `carry`:
+# one folder per phase, so the second call of a lease needs no packing between the two).
 #
 # Usage: benches/gpu/device.sh PHASE OUT [--dry-run]        PHASE: restore | train
 #
@@ -21,7 +22,7 @@
 # Missing files, no GPU, or a CUDA provider / backend that does not start fail the run loudly.
 # --dry-run: the same steps on the CPU (ONNX Runtime's CPU provider, Burn's flex backend), tiny
 #   sizes, binaries from COLD_BIN_DIR (target/release); under a minute, for CI. The peer runs only
-#   where torch and the authors' file (.devicework/orig) are present; otherwise it says skipped.
+#   where torch and the authors' file (.devicework/PHASE/orig) are present; otherwise it says skipped.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 phase=${1:?usage: benches/gpu/device.sh restore|train OUT [--dry-run]}
@@ -32,7 +33,7 @@ case "$phase" in restore | train) ;; *) echo "device.sh: PHASE is restore or tra
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 exec > >(tee -a "$out/log.txt") 2>&1
-work=$PWD/.devicework
+work=$PWD/.devicework/$phase
 scratch=$(mktemp -d)
 results=$out/results.jsonl
 started=$(date +%s)
@@ -80,7 +81,7 @@ peer_ok() {
   if [ -f "$work/orig/deblurring_diffusion_pytorch.py" ] && python3 -c "import torch, einops" 2> /dev/null; then
     return 0
   fi
-  echo "device.sh: peer skipped: needs torch, einops and .devicework/orig/deblurring_diffusion_pytorch.py"
+  echo "device.sh: peer skipped: needs torch, einops and .devicework/$phase/orig/deblurring_diffusion_pytorch.py"
   return 1
 }
 

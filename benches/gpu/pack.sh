@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fills .devicework/ (ignored by git) with what benches/gpu/device.sh PHASE needs on the GPU
+# Fills .devicework/PHASE/ (ignored by git) with what benches/gpu/device.sh PHASE needs on the GPU
 # machine, and measures what the device call will carry against its 64 MiB limit.
 #
 # Usage: benches/gpu/pack.sh restore|train ORIG_DIR
@@ -12,13 +12,14 @@
 #   train: `cold-train` built with cuda (stripped, xz) and MNIST gzipped (`cold-train fetch mnist`).
 # The working tree travels too: move models/ (42 MB) out of it for the call, e.g.
 #   mv models ../models.away && <run device.sh> ; mv ../models.away models
-# This script fails when tree (less models/) + .devicework/ exceeds 64 MiB.
+# This script fails when tree (less models/) + .devicework/PHASE exceeds 64 MiB; carry only
+# .devicework/PHASE (the other phase's folder is ignored by git and does not travel unless named).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 phase=${1:?usage: benches/gpu/pack.sh restore|train ORIG_DIR}
 orig=${2:?usage: benches/gpu/pack.sh restore|train ORIG_DIR}
 shared=${SHARED:-../shared}
-work=.devicework
+work=.devicework/$phase
 [ -f "$orig/deblurring_diffusion_pytorch.py" ] || { echo "pack.sh: no deblurring_diffusion_pytorch.py in $orig" >&2; exit 1; }
 rm -rf "$work" && mkdir -p "$work/orig"
 cp "$orig/deblurring_diffusion_pytorch.py" "$work/orig/"
