@@ -206,6 +206,7 @@ fn folders_of_mixed_sizes_degrade_and_restore_at_their_own_size() {
         depth: BitDepth::Sixteen,
         seed: 1,
         max_pixels: 2_000,
+        shard: None,
     };
     let rep = jobs::degrade_folder(&mut e, &inp, &deg, &o).expect("degrade");
     assert_eq!((rep.written, rep.failed.len()), (4, 1), "{:?}", rep.failed);
@@ -233,6 +234,7 @@ fn folders_of_mixed_sizes_degrade_and_restore_at_their_own_size() {
         progression: false,
         resize: Resize::Keep,
         max_pixels: DEFAULT_MAX_PIXELS,
+        shard: None,
         overwrite: false,
     };
     let rep = jobs::restore_folder(&mut e, &deg, &out, &ro).expect("restore");

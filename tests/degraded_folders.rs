@@ -40,6 +40,7 @@ fn degrade_opts(t: usize, seed: u64) -> DegradeOptions {
         depth: BitDepth::Sixteen,
         seed,
         max_pixels: DEFAULT_MAX_PIXELS,
+        shard: None,
     }
 }
 
@@ -52,6 +53,7 @@ fn restore_opts() -> RestoreOptions {
         progression: false,
         resize: Resize::Refuse,
         max_pixels: DEFAULT_MAX_PIXELS,
+        shard: None,
         overwrite: false,
     }
 }

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use cold_core::imageio;
 use ndarray::{Array2, Array4, Axis};
+use cold_core::shard::Shard;
+use cold_core::task::TaskReport;
 use rand::{SeedableRng, rngs::StdRng};
 
 use crate::engine::{Algorithm, Engine};
@@ -20,12 +22,39 @@ pub struct GenerateOptions {
     pub noise: f64,
     pub batch: usize,
     pub overwrite: bool,
+    /// This task's share of the samples (`i mod N == K`).
+    pub shard: Option<Shard>,
+}
+
+/// What a generate task did.
+#[derive(Debug)]
+pub struct Generated {
+    pub written: usize,
+    /// Samples of this share already there (a rerun of the same job).
+    pub skipped: usize,
+    /// Whether `grid.png` was written (it needs the first 64 samples, which a shard alone may
+    /// not hold: the task that completes them writes it, or `cold report`).
+    pub grid: bool,
+}
+
+/// The generator of sample `i`: its start and parameters depend on the seed and `i` alone, so
+/// the tasks of a sharded job draw the same images as one process.
+fn sample_rng(seed: u64, i: usize) -> StdRng {
+    let h = cold_core::atomic::sha256_bytes(format!("{seed}/{i}").as_bytes());
+    StdRng::seed_from_u64(u64::from_str_radix(&h[..16], 16).unwrap_or(seed))
+}
+
+/// What must match for a rerun to resume a generate job in the same folder.
+fn settings(model: &str, o: &GenerateOptions) -> serde_json::Value {
+    serde_json::json!({"model": model, "count": o.count, "seed": o.seed, "noise": o.noise})
 }
 
 /// Generates `count` images into `out_dir/samples/` (`00000.png`, ...) and a grid of the first 64
 /// as `out_dir/grid.png` (apart, so that `cold fid OUT/samples` sees only the samples); the same
-/// seed gives the same images. Existing outputs are only replaced with `overwrite`.
-pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Result<usize> {
+/// seed gives the same images, sample by sample. A rerun of the same job (model, count, seed,
+/// noise: the task reports in `out_dir/.cold/` say) skips the samples already there; other
+/// existing samples are only replaced with `overwrite`.
+pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Result<Generated> {
     let m = engine.bundle.manifest.clone();
     // Mixes start from their own z (pure noise, or an image of the other data set) at T, where
     // the image's share sqrt(abar_T) is nearly 0, and sample with the estimated noise (the
@@ -42,55 +71,126 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
         )));
     }
     let samples = out_dir.join(SAMPLES_DIR);
-    let name = |i: usize| samples.join(format!("{i:05}.png"));
-    if !o.overwrite && (0..o.count).any(|i| name(i).exists()) {
+    let name = |i: usize| samples.join(sample_name(i));
+    let share: Vec<usize> = (0..o.count)
+        .filter(|&i| o.shard.as_ref().is_none_or(|s| s.takes_index(i)))
+        .collect();
+    let wanted = settings(&m.name, o);
+    let same_job = TaskReport::read_all(out_dir)?
+        .into_iter()
+        .any(|(_, r)| r.is_ok_and(|r| r.job == "generate" && r.settings == wanted));
+    let existing = share.iter().filter(|&&i| name(i).exists()).count();
+    if !o.overwrite && existing > 0 && !same_job {
         return Err(Error::invalid(format!(
-            "{} already holds generated images: choose another folder or pass --overwrite",
+            "{} already holds generated images of another job (model, count, seed or noise): \
+             choose another folder or pass --overwrite",
             out_dir.display()
         )));
     }
+    let todo: Vec<usize> = share
+        .iter()
+        .copied()
+        .filter(|&i| o.overwrite || !name(i).exists())
+        .collect();
+    if let Some(s) = &o.shard {
+        tracing::info!("{s}: {} of {} samples are this share's", share.len(), o.count);
+    }
     std::fs::create_dir_all(&samples).map_err(|e| Error::io(&samples, e))?;
+    let mut task = TaskReport::start("generate", None, &m.name, o.shard.as_ref());
+    task.settings = wanted;
+    task.planned = share.iter().map(|&i| sample_name(i)).collect();
+    task.skipped = share
+        .iter()
+        .filter(|i| !todo.contains(i))
+        .map(|&i| sample_name(i))
+        .collect();
+    task.write(out_dir)?;
     let shape = (m.image.channels, m.image.height, m.image.width);
     let t = m.degradation.steps;
-    let mut rng = StdRng::seed_from_u64(o.seed);
-    let (starts, params, algorithm) = match &g {
-        Some(g) => {
-            let starts = g.starts(&mut rng, o.count, shape, o.noise)?;
-            let params: Array2<f32> = m.degradation.sample_params(&mut rng, o.count)?;
-            (starts, params, Algorithm::Two)
-        }
-        None => {
-            let params: Array2<f32> = m.degradation.sample_params(&mut rng, o.count)?;
-            let zeros = Array4::<f32>::zeros((o.count, shape.0, shape.1, shape.2));
-            let starts = m
-                .degradation
-                .prepare()?
-                .apply_uniform(zeros.view(), t, params.view())?;
-            (starts, params, Algorithm::Estimated)
-        }
+    let algorithm = if g.is_some() {
+        Algorithm::Two
+    } else {
+        Algorithm::Estimated
     };
-    let pb = cold_core::progress::progress_bar(o.count as u64, "generating");
-    let mut grid_rows: Vec<Array4<f32>> = Vec::new();
-    for start in (0..o.count).step_by(o.batch.max(1)) {
-        let end = (start + o.batch.max(1)).min(o.count);
-        let x = starts.slice(ndarray::s![start..end, .., .., ..]);
-        let p = params.slice(ndarray::s![start..end, ..]);
+    let pb = cold_core::progress::progress_bar(todo.len() as u64, "generating");
+    for chunk in todo.chunks(o.batch.max(1)) {
+        let mut starts = Vec::with_capacity(chunk.len());
+        let mut params = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            let mut rng = sample_rng(o.seed, i);
+            let (x, p) = match &g {
+                Some(g) => {
+                    let x = g.starts(&mut rng, 1, shape, o.noise)?;
+                    (x, m.degradation.sample_params(&mut rng, 1)?)
+                }
+                None => {
+                    let p: Array2<f32> = m.degradation.sample_params(&mut rng, 1)?;
+                    let zeros = Array4::<f32>::zeros((1, shape.0, shape.1, shape.2));
+                    let x = m
+                        .degradation
+                        .prepare()?
+                        .apply_uniform(zeros.view(), t, p.view())?;
+                    (x, p)
+                }
+            };
+            starts.push(x);
+            params.push(p);
+        }
+        let cat4: Vec<_> = starts.iter().map(|a| a.view()).collect();
+        let cat2: Vec<_> = params.iter().map(|a| a.view()).collect();
+        let x = ndarray::concatenate(Axis(0), &cat4).map_err(|e| Error::invalid(e.to_string()))?;
+        let p = ndarray::concatenate(Axis(0), &cat2).map_err(|e| Error::invalid(e.to_string()))?;
         let out = engine
-            .restore(x, &vec![t; end - start], p, algorithm, None, false)?
+            .restore(x.view(), &vec![t; chunk.len()], p.view(), algorithm, None, false)?
             .output;
-        for (i, im) in out.outer_iter().enumerate() {
-            imageio::save_unit_png(&name(start + i), im)?;
+        for (&i, im) in chunk.iter().zip(out.outer_iter()) {
+            imageio::save_unit_png(&name(i), im)?;
+            task.written.push(sample_name(i));
         }
-        if grid_rows.iter().map(|a| a.len_of(Axis(0))).sum::<usize>() < 64 {
-            grid_rows.push(out);
-        }
-        pb.inc((end - start) as u64);
+        pb.inc(chunk.len() as u64);
     }
     pb.finish_and_clear();
-    let views: Vec<_> = grid_rows.iter().map(|a| a.view()).collect();
-    let all = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::invalid(e.to_string()))?;
+    let grid = write_grid_if_complete(out_dir, o.count.min(64), shape.0)?;
+    task.state = cold_core::task::State::Finished;
+    task.finished = Some(now());
+    task.write(out_dir)?;
+    Ok(Generated {
+        written: todo.len(),
+        skipped: share.len() - todo.len(),
+        grid,
+    })
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The file name of sample `i`.
+pub fn sample_name(i: usize) -> String {
+    format!("{i:05}.png")
+}
+
+/// Writes `out_dir/grid.png` from the first `n` samples when they are all there; `false` when
+/// some are missing (another task's, not done yet).
+pub fn write_grid_if_complete(out_dir: &Path, n: usize, channels: usize) -> Result<bool> {
+    let samples = out_dir.join(SAMPLES_DIR);
+    let paths: Vec<_> = (0..n).map(|i| samples.join(sample_name(i))).collect();
+    if paths.iter().any(|p| !p.is_file()) {
+        return Ok(false);
+    }
+    let images = paths
+        .iter()
+        .map(|p| {
+            let im = imageio::read_image(p)?;
+            Ok(imageio::to_chw_unit(&im, channels))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let views: Vec<_> = images.iter().map(|a| a.view()).collect();
+    let all = ndarray::stack(Axis(0), &views).map_err(|e| Error::invalid(e.to_string()))?;
     write_grid(&out_dir.join("grid.png"), &all)?;
-    Ok(o.count)
+    Ok(true)
 }
 
 /// The folder under `cold generate`'s output that holds the samples.

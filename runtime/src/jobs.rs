@@ -5,7 +5,9 @@ use std::path::Path;
 use cold_core::degrade::{self, DegradeOptions};
 use cold_core::folder::{self, FolderRun, Item, Report, Resize, Shape};
 use cold_core::imageio;
+use cold_core::shard::Shard;
 use cold_core::sidecar::Sidecar;
+use cold_core::task::TaskReport;
 use ndarray::{Array3, Axis, concatenate};
 
 use crate::engine::{Algorithm, Engine};
@@ -26,6 +28,8 @@ pub struct RestoreOptions {
     /// Images of more pixels are refused.
     pub max_pixels: u64,
     pub overwrite: bool,
+    /// This task's share of the folder (`--shard K/N` or the scheduler's environment).
+    pub shard: Option<Shard>,
 }
 
 fn shape(engine: &Engine) -> Shape {
@@ -117,7 +121,14 @@ pub fn restore_folder(
             .as_ref()
             .map(|s| s.recommended_steps),
     };
-    let (items, report) = folder::plan(in_dir, out_dir, o.overwrite)?;
+    let shard = o.shard.as_ref();
+    let (items, report) = folder::plan_share(in_dir, out_dir, o.overwrite, shard)?;
+    if let Some(s) = shard {
+        tracing::info!("{s}: {} image(s) of this share to restore", items.len());
+    }
+    let task = TaskReport::start("restore", Some(in_dir), &engine.bundle.manifest.name, shard)
+        .planned_folder(&items, &report);
+    task.write(out_dir)?;
     let needs_params = engine.bundle.manifest.degradation.param_count() > 0;
     let run = FolderRun {
         items: &items,
@@ -170,6 +181,7 @@ pub fn restore_folder(
             })
             .collect::<Result<Vec<_>>>()
     })?;
+    task.finish_folder(&report).write(out_dir)?;
     Ok(report)
 }
 

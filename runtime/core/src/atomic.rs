@@ -47,10 +47,17 @@ pub fn write_atomic_with(
     let name = path
         .file_name()
         .ok_or_else(|| Error::InvalidArgument(format!("{}: not a file path", path.display())))?;
+    // Unique across processes and hosts sharing the folder (tasks of one job on a network file
+    // system can have the same pid): the pid, the time and a per-process count.
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}.{nanos}.{}.tmp",
         name.to_string_lossy(),
-        std::process::id()
+        std::process::id(),
+        COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let res = (|| -> io::Result<()> {
         let f = File::create(&tmp)?;

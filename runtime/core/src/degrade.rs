@@ -11,7 +11,9 @@ use crate::degradation::{Degradation, PreparedSizes};
 use crate::error::{Error, Result};
 use crate::folder::{self, FolderRun, Item, Report, Resize, Shape};
 use crate::imageio;
+use crate::shard::Shard;
 use crate::sidecar::{self, Entry, Sidecar};
+use crate::task::TaskReport;
 
 /// Options of `cold degrade`.
 #[derive(Clone, Debug)]
@@ -27,6 +29,9 @@ pub struct DegradeOptions {
     pub seed: u64,
     /// Images of more pixels are refused.
     pub max_pixels: u64,
+    /// This task's share of the folder (`--shard K/N` or the scheduler's environment); its
+    /// parameters go to `degradation.shard-K-of-N.json`, which `restore` merges.
+    pub shard: Option<Shard>,
 }
 
 /// The sidecar a degrade run writes into `out_dir`: the existing one when it describes the same
@@ -93,7 +98,14 @@ where
     E: From<Error> + std::fmt::Display,
 {
     let mut side = open_sidecar(out_dir, degradation, t, o.seed, o.overwrite)?;
-    let (items, report) = folder::plan(in_dir, out_dir, o.overwrite)?;
+    let shard = o.shard.as_ref();
+    let (items, report) = folder::plan_share(in_dir, out_dir, o.overwrite, shard)?;
+    if let Some(s) = shard {
+        tracing::info!("{s}: {} image(s) of this share to degrade", items.len());
+    }
+    let task = TaskReport::start("degrade", Some(in_dir), &degradation.describe(), shard)
+        .planned_folder(&items, &report);
+    task.write(out_dir)?;
     let run = FolderRun {
         items: &items,
         out_dir,
@@ -126,9 +138,13 @@ where
         for (it, e) in batch.iter().zip(entries) {
             side.images.insert(sidecar::key(&it.rel), e);
         }
-        side.write(out_dir)?;
+        match shard {
+            Some(s) => side.write_shard(out_dir, s)?,
+            None => side.write(out_dir)?,
+        }
         Ok::<_, E>(outs)
     })?;
+    task.finish_folder(&report).write(out_dir)?;
     Ok(report)
 }
 

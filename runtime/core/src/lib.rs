@@ -14,6 +14,8 @@
 //!   degrade job of both binaries.
 //! - [`metrics`]: RMSE and SSIM, the paper's protocol.
 //! - [`onnx`]: a small ONNX graph writer (the trainer's exporter, the FID network).
+//! - [`shard`], [`task`]: one task's share of a folder job (Slurm arrays, Kubernetes Indexed
+//!   Jobs) and its report under `OUT_DIR/.cold/`.
 //! - [`fetch`], [`progress`]: the pinned, hash-checked downloads and progress bars.
 
 pub mod atomic;
@@ -33,7 +35,9 @@ pub mod onnx;
 pub mod progress;
 pub mod report;
 pub mod sampler;
+pub mod shard;
 pub mod sidecar;
+pub mod task;
 pub mod training;
 pub mod update;
 

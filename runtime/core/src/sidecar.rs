@@ -14,6 +14,7 @@ use crate::atomic;
 use crate::degradation::Degradation;
 use crate::error::{Error, Result};
 use crate::files::{self, Versioned};
+use crate::shard::Shard;
 
 /// The sidecar's file name, at the top of a degraded folder.
 pub const FILE: &str = "degradation.json";
@@ -126,34 +127,141 @@ impl Sidecar {
         dir.join(FILE)
     }
 
-    /// Reads `dir/degradation.json`, if there is one.
-    pub fn read(dir: &Path) -> Result<Option<Self>> {
-        let p = Self::path(dir);
-        let text = match fs::read_to_string(&p) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&p, e)),
+    /// The sidecar a task of a sharded degrade writes: `degradation.shard-K-of-N.json`, beside
+    /// `degradation.json`, so that no file is written by two processes.
+    pub fn shard_path(dir: &Path, shard: &Shard) -> PathBuf {
+        dir.join(format!("degradation.{}.json", shard.tag()))
+    }
+
+    /// Every sidecar file of `dir`: `degradation.json` first, then the shards' files.
+    fn files(dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        let main = Self::path(dir);
+        if main.is_file() {
+            out.push(main);
+        }
+        let rd = match fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io(dir, e)),
         };
-        let mut s: Sidecar = files::parse(&text).map_err(|reason| err(&p, reason))?;
+        let mut shards = Vec::new();
+        for e in rd {
+            let e = e.map_err(|e| Error::io(dir, e))?;
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("degradation.shard-") && name.ends_with(".json") {
+                shards.push(e.path());
+            }
+        }
+        shards.sort();
+        out.extend(shards);
+        Ok(out)
+    }
+
+    /// Reads one sidecar file.
+    fn read_file(p: &Path) -> Result<Self> {
+        let text = fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+        let mut s: Sidecar = files::parse(&text).map_err(|reason| err(p, reason))?;
         // Version 1: every image had the degradation's size.
         let (h, w) = (s.degradation.height, s.degradation.width);
         for e in s.images.values_mut().filter(|e| e.height == 0) {
             (e.height, e.width) = (h, w);
         }
         s.version = VERSION;
-        Ok(Some(s))
+        Ok(s)
+    }
+
+    /// Reads `dir/degradation.json` and the sidecars of a sharded degrade
+    /// (`degradation.shard-K-of-N.json`), merged; `None` when there is none. Files that describe
+    /// another degradation, level or seed, or give one image two different entries, are refused
+    /// naming both.
+    pub fn read(dir: &Path) -> Result<Option<Self>> {
+        let mut merged: Option<(PathBuf, Sidecar)> = None;
+        let mut owner: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for p in Self::files(dir)? {
+            let s = Self::read_file(&p)?;
+            let Some((first, m)) = merged.as_mut() else {
+                for k in s.images.keys() {
+                    owner.insert(k.clone(), p.clone());
+                }
+                merged = Some((p, s));
+                continue;
+            };
+            if (&s.degradation, s.t, s.seed) != (&m.degradation, m.t, m.seed) {
+                return Err(err(
+                    &p,
+                    format!(
+                        "describes \"{}\" at t = {} (seed {}), but {} describes \"{}\" at t = {} \
+                         (seed {}): the folder mixes two degrade jobs; degrade again into a fresh \
+                         folder",
+                        s.degradation.describe(),
+                        s.t,
+                        s.seed,
+                        first.display(),
+                        m.degradation.describe(),
+                        m.t,
+                        m.seed
+                    ),
+                ));
+            }
+            for (k, e) in s.images {
+                match m.images.get(&k) {
+                    Some(old) if *old != e => {
+                        return Err(err(
+                            &p,
+                            format!(
+                                "its entry for {k} differs from the one in {}: degrade that image \
+                                 again into a fresh folder",
+                                owner.get(&k).unwrap_or(first).display()
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        owner.insert(k.clone(), p.clone());
+                        m.images.insert(k, e);
+                    }
+                }
+            }
+        }
+        Ok(merged.map(|(_, s)| s))
     }
 
     /// Writes `dir/degradation.json` atomically.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        // Kinds whose parameters are whole images (snow, noise) write compact JSON.
-        let js = if self.images.values().any(|e| e.params.len() > 16) {
-            serde_json::to_vec(self)
-        } else {
-            serde_json::to_vec_pretty(self)
+        self.write_file(&Self::path(dir))
+    }
+
+    /// Writes the sidecar of one task of a sharded degrade ([`Sidecar::shard_path`]): the
+    /// entries of that task's images only.
+    pub fn write_shard(&self, dir: &Path, shard: &Shard) -> Result<()> {
+        let mut s = Sidecar {
+            format: self.format.clone(),
+            version: self.version,
+            degradation: self.degradation.clone(),
+            t: self.t,
+            seed: self.seed,
+            param_names: self.param_names.clone(),
+            images: BTreeMap::new(),
+        };
+        for (k, e) in &self.images {
+            if shard.takes_path(Path::new(k)) {
+                s.images.insert(k.clone(), e.clone());
+            }
         }
-        .map_err(|e| err(dir, e))?;
-        atomic::write_atomic(&Self::path(dir), &js)
+        s.write_file(&Self::shard_path(dir, shard))
+    }
+
+    fn write_file(&self, path: &Path) -> Result<()> {
+        let s = self;
+        // Kinds whose parameters are whole images (snow, noise) write compact JSON.
+        let js = if s.images.values().any(|e| e.params.len() > 16) {
+            serde_json::to_vec(s)
+        } else {
+            serde_json::to_vec_pretty(s)
+        }
+        .map_err(|e| err(path, e))?;
+        atomic::write_atomic(path, &js)
     }
 
     /// The entry of one image degraded at `height x width`: its parameters at that size, drawn
@@ -326,6 +434,53 @@ mod tests {
             .lookup(dir.path(), &[Path::new("b.png")], 28, 28)
             .expect_err("missing");
         assert!(why.contains("not listed"), "{why}");
+    }
+
+    #[test]
+    fn shard_sidecars_are_merged_and_conflicts_refused() {
+        let d = Degradation::preset("mnist-inpaint").expect("preset");
+        let s = Sidecar::new(&d, 25, 7);
+        let dir = tempfile::tempdir().expect("tmp");
+        let shards: Vec<Shard> = (0..2)
+            .map(|index| Shard {
+                index,
+                count: 2,
+                from: "test".into(),
+            })
+            .collect();
+        let mut all = s.clone();
+        for i in 0..20 {
+            let rel = format!("d/{i}.png");
+            all.images
+                .insert(rel.clone(), all.draw(Path::new(&rel), 28, 28).expect("draw"));
+        }
+        // Each task writes its own file, with its own images only.
+        for sh in &shards {
+            all.write_shard(dir.path(), sh).expect("write");
+            let one = Sidecar::read_file(&Sidecar::shard_path(dir.path(), sh)).expect("read");
+            assert!(!one.images.is_empty() && one.images.len() < 20);
+            assert!(one.images.keys().all(|k| sh.takes_path(Path::new(k))));
+        }
+        assert!(!Sidecar::path(dir.path()).exists());
+        assert_eq!(Sidecar::read(dir.path()).expect("read"), Some(all.clone()));
+        // A main file with the same entries merges too; a differing entry is refused by name.
+        all.write(dir.path()).expect("write");
+        assert_eq!(Sidecar::read(dir.path()).expect("read"), Some(all.clone()));
+        let mut other = all.clone();
+        let k = other.images.keys().next().expect("k").clone();
+        other.images.get_mut(&k).expect("e").params[0] += 1.0;
+        other.write(dir.path()).expect("write");
+        let e = Sidecar::read(dir.path()).expect_err("conflict");
+        assert!(e.to_string().contains(&k) && e.to_string().contains("differs"), "{e}");
+        // Another seed in one shard's file: two jobs mixed.
+        let reseeded = Sidecar {
+            seed: 8,
+            ..all.clone()
+        };
+        all.write(dir.path()).expect("write");
+        reseeded.write_shard(dir.path(), &shards[1]).expect("write");
+        let e = Sidecar::read(dir.path()).expect_err("mixed");
+        assert!(e.to_string().contains("mixes two degrade jobs"), "{e}");
     }
 
     #[test]

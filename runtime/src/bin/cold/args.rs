@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::Args;
 use cold_core::folder::{DEFAULT_MAX_PIXELS, Report, Resize};
+use cold_core::shard::{self, Shard};
 use cold_runtime::engine::{ConvSearch, EngineOptions, Ep, WeightLoading};
 
 #[derive(Args, Debug, Clone)]
@@ -86,5 +87,35 @@ pub fn finish(report: Report, what: &str) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
+    }
+}
+
+/// A task's share of a job split by a scheduler.
+#[derive(Args, Debug)]
+pub struct ShardArgs {
+    /// Do this task's share only, K of N (0-based): the images whose relative path hashes to K
+    /// (generate: the samples i with i mod N = K). Without it, the share comes from a Slurm array
+    /// task (SLURM_ARRAY_TASK_ID, _MIN, _COUNT) or a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX with --shard-count); `--shard 0/1` takes everything.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+    /// The number of tasks, where the scheduler gives an index but no count (a Kubernetes
+    /// Indexed Job: its `completions`).
+    #[arg(long, value_name = "N")]
+    shard_count: Option<usize>,
+}
+
+fn parse_shard(s: &str) -> std::result::Result<(usize, usize), String> {
+    shard::parse(s).map_err(|e| e.to_string())
+}
+
+impl ShardArgs {
+    /// This task's share (logged), or `None` for the whole job.
+    pub fn resolve(&self) -> Result<Option<Shard>> {
+        let s = shard::from_env(self.shard, self.shard_count)?;
+        if let Some(s) = &s {
+            tracing::info!("this task does {s}");
+        }
+        Ok(s)
     }
 }

@@ -11,7 +11,7 @@ use cold_core::imageio::BitDepth;
 use cold_runtime::engine::Engine;
 use cold_runtime::jobs;
 
-use crate::args::{ModelArgs, SizeArgs, finish};
+use crate::args::{ModelArgs, ShardArgs, SizeArgs, finish};
 
 #[derive(Args, Debug)]
 pub struct DegradeArgs {
@@ -36,9 +36,12 @@ pub struct DegradeArgs {
     /// degradation.json.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 pub fn run(a: DegradeArgs) -> Result<ExitCode> {
+    let shard = a.shard.resolve()?;
     let mut engine = Engine::open(&a.model.model, a.model.options()?)?;
     let o = DegradeOptions {
         t: a.t,
@@ -48,6 +51,7 @@ pub fn run(a: DegradeArgs) -> Result<ExitCode> {
         overwrite: a.overwrite,
         depth: a.depth,
         seed: a.seed,
+        shard,
     };
     let report = jobs::degrade_folder(&mut engine, &a.in_dir, &a.out_dir, &o)?;
     Ok(finish(report, "degrade"))

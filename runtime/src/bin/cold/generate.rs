@@ -8,7 +8,7 @@ use clap::Args;
 use cold_runtime::engine::Engine;
 use cold_runtime::generation::{self, GenerateOptions};
 
-use crate::args::ModelArgs;
+use crate::args::{ModelArgs, ShardArgs};
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
@@ -27,13 +27,17 @@ pub struct GenerateArgs {
     /// Images per model call.
     #[arg(long, default_value_t = 64)]
     batch: usize,
-    /// Replace images already in OUT_DIR.
+    /// Replace images already in OUT_DIR (a rerun of the same job skips the samples already
+    /// there without it).
     #[arg(long)]
     overwrite: bool,
+    #[command(flatten)]
+    shard: ShardArgs,
     out_dir: PathBuf,
 }
 
 pub fn run(a: GenerateArgs) -> Result<ExitCode> {
+    let shard = a.shard.resolve()?;
     let mut engine = Engine::open(&a.model.model, a.model.options()?)?;
     let o = GenerateOptions {
         count: a.count,
@@ -41,12 +45,23 @@ pub fn run(a: GenerateArgs) -> Result<ExitCode> {
         noise: a.noise,
         batch: a.batch,
         overwrite: a.overwrite,
+        shard,
     };
-    let n = generation::generate(&mut engine, &a.out_dir, &o)?;
+    let g = generation::generate(&mut engine, &a.out_dir, &o)?;
+    let share = o
+        .shard
+        .as_ref()
+        .map_or(String::new(), |s| format!(" (shard {}/{})", s.index, s.count));
+    let grid = if g.grid {
+        format!("the first 64 in {}", a.out_dir.join("grid.png").display())
+    } else {
+        "grid.png waits for the first 64 samples (`cold report` writes it)".into()
+    };
     println!(
-        "{n} images written to {} (the first 64 in {})",
+        "generate: {} written, {} already done to {}{share}; {grid}",
+        g.written,
+        g.skipped,
         a.out_dir.join(generation::SAMPLES_DIR).display(),
-        a.out_dir.join("grid.png").display()
     );
     Ok(ExitCode::SUCCESS)
 }

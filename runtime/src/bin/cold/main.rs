@@ -11,6 +11,7 @@ mod eval;
 mod fid;
 mod generate;
 mod info;
+mod report;
 mod restore;
 
 use std::process::ExitCode;
@@ -45,6 +46,9 @@ enum Command {
     /// Generate images from nothing: Algorithm 2 from constant images drawn from the bundle's
     /// Gaussian mixture over channel means.
     Generate(generate::GenerateArgs),
+    /// What the tasks of the jobs that wrote into OUT_DIR did (one or many: Slurm arrays,
+    /// Kubernetes Indexed Jobs), and what is missing. Exit code 2 when something is.
+    Report(report::ReportArgs),
     /// Fetch ONNX Runtime and the FID network into the cache now (otherwise on first use).
     Setup,
 }
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::Fid(a) => fid::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Report(a) => report::run(a),
         Command::Setup => cold_runtime::setup::fetch_all()
             .map(|paths| {
                 for p in paths {

@@ -8,7 +8,7 @@ use clap::Args;
 use cold_runtime::engine::{Algorithm, Engine, TileSize, Tiling, tiles};
 use cold_runtime::jobs::{self, RestoreOptions};
 
-use crate::args::{ModelArgs, SizeArgs, finish};
+use crate::args::{ModelArgs, ShardArgs, SizeArgs, finish};
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
@@ -46,6 +46,8 @@ pub struct RestoreArgs {
     /// Redo outputs that already exist.
     #[arg(long)]
     overwrite: bool,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 fn parse_tile(s: &str) -> std::result::Result<TileSize, String> {
@@ -62,6 +64,7 @@ fn parse_tile(s: &str) -> std::result::Result<TileSize, String> {
 }
 
 pub fn run(a: RestoreArgs) -> Result<ExitCode> {
+    let shard = a.shard.resolve()?;
     let mut options = a.model.options()?;
     options.tiling = Tiling {
         tile: a.tile,
@@ -86,6 +89,7 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
         resize: a.size.resize,
         max_pixels: a.size.max_pixels,
         overwrite: a.overwrite,
+        shard,
     };
     let report = jobs::restore_folder(&mut engine, &a.in_dir, &a.out_dir, &o)?;
     Ok(finish(report, "restore"))

@@ -41,6 +41,7 @@ pub fn run(a: DegradeArgs) -> Result<ExitCode> {
         batch: 256,
         resize: Resize::Keep,
         max_pixels: a.max_pixels,
+        shard: None,
         overwrite: a.overwrite,
         depth: a.depth,
         seed: a.seed,

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::imageio;
 use crate::progress::progress_bar;
+use crate::shard::Shard;
 
 /// One input image and where its main output goes.
 #[derive(Clone, Debug)]
@@ -35,6 +36,11 @@ pub struct Report {
     /// Inputs converted on reading (grey to RGB, alpha dropped, EXIF orientation applied, ...),
     /// with what was done.
     pub converted: Vec<(PathBuf, String)>,
+    /// The relative paths of the inputs written, and of those already done (for the task report).
+    pub written_items: Vec<PathBuf>,
+    pub skipped_items: Vec<PathBuf>,
+    /// This task's share of the job, when it has one (named in the closing line).
+    pub shard: Option<Shard>,
 }
 
 impl Report {
@@ -68,8 +74,12 @@ impl Report {
                 tracing::error!("skipped {}: {why}", p.display());
             }
         }
+        let share = self
+            .shard
+            .as_ref()
+            .map_or(String::new(), |s| format!(" (shard {}/{})", s.index, s.count));
         tracing::info!(
-            "{what}: {} written, {} already done (use --overwrite to redo), {} failed",
+            "{what}: {} written, {} already done (use --overwrite to redo), {} failed{share}",
             self.written,
             self.skipped_existing,
             self.failed.len()
@@ -93,6 +103,17 @@ pub enum Resize {
 /// Lists the work: every image under `in_dir` with its output path. Refuses an output folder
 /// equal to the input folder, and skips an output folder nested inside it.
 pub fn plan(in_dir: &Path, out_dir: &Path, overwrite: bool) -> Result<(Vec<Item>, Report)> {
+    plan_share(in_dir, out_dir, overwrite, None)
+}
+
+/// [`plan`] of one task's share: the images of `shard` only ([`Shard::takes_path`]), whose
+/// report counts that share alone.
+pub fn plan_share(
+    in_dir: &Path,
+    out_dir: &Path,
+    overwrite: bool,
+    shard: Option<&Shard>,
+) -> Result<(Vec<Item>, Report)> {
     if !in_dir.is_dir() {
         return Err(Error::InvalidArgument(format!(
             "input folder {} does not exist",
@@ -108,8 +129,14 @@ pub fn plan(in_dir: &Path, out_dir: &Path, overwrite: bool) -> Result<(Vec<Item>
             out_dir.display()
         )));
     }
-    let rels = imageio::list_images_excluding(in_dir, Some(out_dir))?;
-    let mut report = Report::default();
+    let mut rels = imageio::list_images_excluding(in_dir, Some(out_dir))?;
+    if let Some(s) = shard {
+        rels.retain(|rel| s.takes_path(rel));
+    }
+    let mut report = Report {
+        shard: shard.cloned(),
+        ..Report::default()
+    };
     let mut items = Vec::with_capacity(rels.len());
     let mut seen: HashMap<PathBuf, PathBuf> = HashMap::new();
     for rel in rels {
@@ -128,6 +155,7 @@ pub fn plan(in_dir: &Path, out_dir: &Path, overwrite: bool) -> Result<(Vec<Item>
         seen.insert(output.clone(), rel.clone());
         if !overwrite && output.is_file() {
             report.skipped_existing += 1;
+            report.skipped_items.push(rel);
             continue;
         }
         items.push(Item {
@@ -352,7 +380,10 @@ where
                 .collect();
             for ((it, _), r) in group.iter().zip(results) {
                 match r {
-                    Ok(()) => report.written += 1,
+                    Ok(()) => {
+                        report.written += 1;
+                        report.written_items.push(it.rel.clone());
+                    }
                     Err(e) => report.failed.push((it.input.clone(), e.to_string())),
                 }
             }
@@ -392,108 +423,4 @@ fn write_outputs(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plan_refuses_in_place_and_skips_done() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let inp = dir.path().join("in");
-        fs::create_dir_all(inp.join("s")).expect("mkdir");
-        for p in ["a.png", "a.jpg", "s/b.png"] {
-            fs::write(inp.join(p), b"x").expect("w");
-        }
-        assert!(plan(&inp, &inp, false).is_err());
-        let out = dir.path().join("out");
-        fs::create_dir_all(out.join("s")).expect("mkdir");
-        fs::write(out.join("s/b.png"), b"done").expect("w");
-        let (items, rep) = plan(&inp, &out, false).expect("plan");
-        assert_eq!(rep.skipped_existing, 1);
-        // a.jpg and a.png both map to a.png: the second is reported, not silently overwritten.
-        assert_eq!(rep.failed.len(), 1);
-        assert_eq!(items.len(), 1);
-        let (items, rep) = plan(&inp, &out, true).expect("plan");
-        assert_eq!((items.len(), rep.skipped_existing), (2, 0));
-    }
-
-    /// A `w x h` RGB PNG whose EXIF orientation says "rotate 90 degrees clockwise", bright at
-    /// its top-left pixel.
-    fn rotated_png(path: &Path, w: u32, h: u32) {
-        use image::ImageEncoder;
-        let mut im = image::RgbImage::new(w, h);
-        im.put_pixel(0, 0, image::Rgb([255, 255, 255]));
-        let file = fs::File::create(path).expect("create");
-        let mut enc = image::codecs::png::PngEncoder::new(file);
-        // A little-endian TIFF header and one IFD entry: Orientation (0x0112), SHORT, 6.
-        let exif = vec![
-            0x49, 0x49, 0x2A, 0x00, 0x08, 0, 0, 0, 1, 0, 0x12, 0x01, 0x03, 0x00, 1, 0, 0, 0, 6, 0,
-            0, 0, 0, 0, 0, 0,
-        ];
-        enc.set_exif_metadata(exif).expect("exif");
-        enc.write_image(im.as_raw(), w, h, image::ExtendedColorType::Rgb8)
-            .expect("png");
-    }
-
-    #[test]
-    fn conversions_are_reported_and_exif_orientation_is_applied() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let (inp, out) = (dir.path().join("in"), dir.path().join("out"));
-        fs::create_dir_all(&inp).expect("mkdir");
-        image::GrayImage::new(8, 8)
-            .save(inp.join("grey.png"))
-            .expect("w");
-        image::RgbaImage::new(8, 8)
-            .save(inp.join("alpha.png"))
-            .expect("w");
-        image::RgbImage::new(8, 8)
-            .save(inp.join("plain.png"))
-            .expect("w");
-        rotated_png(&inp.join("turned.png"), 10, 6);
-        let (items, report) = plan(&inp, &out, false).expect("plan");
-        let run = FolderRun {
-            items: &items,
-            out_dir: &out,
-            shape: Shape {
-                channels: 3,
-                height: 8,
-                width: 8,
-            },
-            resize: Resize::Keep,
-            any_size: true,
-            max_pixels: DEFAULT_MAX_PIXELS,
-            batch: 4,
-            what: "test",
-        };
-        let report = run_batched(&run, report, |x: Array4<f32>, _: &[&Item]| {
-            x.outer_iter()
-                .map(|im| Ok::<_, Error>(vec![(String::new(), imageio::unit_to_image(im)?)]))
-                .collect()
-        })
-        .expect("run");
-        assert_eq!(
-            (report.written, report.failed.len()),
-            (4, 0),
-            "{:?}",
-            report.failed
-        );
-        let notes: HashMap<String, String> = report
-            .converted
-            .iter()
-            .map(|(p, how)| {
-                (
-                    p.file_name().expect("name").to_string_lossy().into(),
-                    how.clone(),
-                )
-            })
-            .collect();
-        assert_eq!(notes.len(), 3, "{notes:?}");
-        assert_eq!(notes["grey.png"], "grey to RGB");
-        assert_eq!(notes["alpha.png"], "alpha dropped");
-        assert_eq!(notes["turned.png"], "EXIF orientation applied");
-        // Rotated a quarter turn clockwise: 6 wide, 10 high, the bright pixel at the top right.
-        let turned = image::open(out.join("turned.png")).expect("out").to_rgb8();
-        assert_eq!(turned.dimensions(), (6, 10));
-        assert_eq!(turned.get_pixel(5, 0).0, [255, 255, 255]);
-        assert_eq!(turned.get_pixel(0, 0).0, [0, 0, 0]);
-    }
-}
+mod tests;

@@ -1,0 +1,103 @@
+use super::*;
+
+#[test]
+fn plan_refuses_in_place_and_skips_done() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let inp = dir.path().join("in");
+    fs::create_dir_all(inp.join("s")).expect("mkdir");
+    for p in ["a.png", "a.jpg", "s/b.png"] {
+        fs::write(inp.join(p), b"x").expect("w");
+    }
+    assert!(plan(&inp, &inp, false).is_err());
+    let out = dir.path().join("out");
+    fs::create_dir_all(out.join("s")).expect("mkdir");
+    fs::write(out.join("s/b.png"), b"done").expect("w");
+    let (items, rep) = plan(&inp, &out, false).expect("plan");
+    assert_eq!(rep.skipped_existing, 1);
+    // a.jpg and a.png both map to a.png: the second is reported, not silently overwritten.
+    assert_eq!(rep.failed.len(), 1);
+    assert_eq!(items.len(), 1);
+    let (items, rep) = plan(&inp, &out, true).expect("plan");
+    assert_eq!((items.len(), rep.skipped_existing), (2, 0));
+}
+
+/// A `w x h` RGB PNG whose EXIF orientation says "rotate 90 degrees clockwise", bright at
+/// its top-left pixel.
+fn rotated_png(path: &Path, w: u32, h: u32) {
+    use image::ImageEncoder;
+    let mut im = image::RgbImage::new(w, h);
+    im.put_pixel(0, 0, image::Rgb([255, 255, 255]));
+    let file = fs::File::create(path).expect("create");
+    let mut enc = image::codecs::png::PngEncoder::new(file);
+    // A little-endian TIFF header and one IFD entry: Orientation (0x0112), SHORT, 6.
+    let exif = vec![
+        0x49, 0x49, 0x2A, 0x00, 0x08, 0, 0, 0, 1, 0, 0x12, 0x01, 0x03, 0x00, 1, 0, 0, 0, 6, 0,
+        0, 0, 0, 0, 0, 0,
+    ];
+    enc.set_exif_metadata(exif).expect("exif");
+    enc.write_image(im.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+        .expect("png");
+}
+
+#[test]
+fn conversions_are_reported_and_exif_orientation_is_applied() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (inp, out) = (dir.path().join("in"), dir.path().join("out"));
+    fs::create_dir_all(&inp).expect("mkdir");
+    image::GrayImage::new(8, 8)
+        .save(inp.join("grey.png"))
+        .expect("w");
+    image::RgbaImage::new(8, 8)
+        .save(inp.join("alpha.png"))
+        .expect("w");
+    image::RgbImage::new(8, 8)
+        .save(inp.join("plain.png"))
+        .expect("w");
+    rotated_png(&inp.join("turned.png"), 10, 6);
+    let (items, report) = plan(&inp, &out, false).expect("plan");
+    let run = FolderRun {
+        items: &items,
+        out_dir: &out,
+        shape: Shape {
+            channels: 3,
+            height: 8,
+            width: 8,
+        },
+        resize: Resize::Keep,
+        any_size: true,
+        max_pixels: DEFAULT_MAX_PIXELS,
+        batch: 4,
+        what: "test",
+    };
+    let report = run_batched(&run, report, |x: Array4<f32>, _: &[&Item]| {
+        x.outer_iter()
+            .map(|im| Ok::<_, Error>(vec![(String::new(), imageio::unit_to_image(im)?)]))
+            .collect()
+    })
+    .expect("run");
+    assert_eq!(
+        (report.written, report.failed.len()),
+        (4, 0),
+        "{:?}",
+        report.failed
+    );
+    let notes: HashMap<String, String> = report
+        .converted
+        .iter()
+        .map(|(p, how)| {
+            (
+                p.file_name().expect("name").to_string_lossy().into(),
+                how.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    assert_eq!(notes["grey.png"], "grey to RGB");
+    assert_eq!(notes["alpha.png"], "alpha dropped");
+    assert_eq!(notes["turned.png"], "EXIF orientation applied");
+    // Rotated a quarter turn clockwise: 6 wide, 10 high, the bright pixel at the top right.
+    let turned = image::open(out.join("turned.png")).expect("out").to_rgb8();
+    assert_eq!(turned.dimensions(), (6, 10));
+    assert_eq!(turned.get_pixel(5, 0).0, [255, 255, 255]);
+    assert_eq!(turned.get_pixel(0, 0).0, [0, 0, 0]);
+}
