@@ -3,48 +3,14 @@
 //! providers and a missing ONNX Runtime library.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use cold_core::data::{Dataset, Source, Split};
 use cold_core::imageio;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn bundle() -> PathBuf {
-    root().join("tests/fixtures/tiny-bundle")
-}
-
-fn cold(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cold"))
-        .args(args)
-        .output()
-        .expect("run cold")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Writes `n` real MNIST test digits as 8-bit PNGs under `dir/<sub>/`.
-fn write_digits(dir: &Path, sub: &str, n: usize) -> Vec<PathBuf> {
-    let d = Dataset::load(
-        &Source::Mnist(Some(root().join("tests/fixtures/mnist"))),
-        Split::Test,
-    )
-    .expect("fixture");
-    (0..n)
-        .map(|i| {
-            let p = dir.join(sub).join(format!("digit{i}.png"));
-            fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-            let im = image::GrayImage::from_raw(28, 28, d.image_u8(i).to_vec()).expect("28x28");
-            im.save(&p).expect("save");
-            p
-        })
-        .collect()
-}
+mod common;
+use common::{bundle, cold, copy_bundle, root, stderr, write_digits};
 
 /// CRC-32 (ISO-HDLC) as PNG chunks use it.
 fn crc32(bytes: &[u8]) -> u32 {
@@ -392,14 +358,6 @@ fn degrade_matches_the_exact_operators() {
         "{}",
         stderr(&o)
     );
-}
-
-fn copy_bundle(to: &Path) {
-    fs::create_dir_all(to).expect("mkdir");
-    for e in fs::read_dir(bundle()).expect("ls") {
-        let e = e.expect("e");
-        fs::copy(e.path(), to.join(e.file_name())).expect("copy");
-    }
 }
 
 #[test]
@@ -793,7 +751,7 @@ fn generate_is_deterministic_and_needs_a_mixture() {
         v
     };
     // The samples apart from the grid, so that `cold fid a/samples` counts only samples.
-    assert_eq!(names(&a), ["grid.png", "samples"]);
+    assert_eq!(names(&a), [".cold", "grid.png", "samples"]);
     assert_eq!(
         names(&a.join("samples")),
         [
@@ -817,10 +775,17 @@ fn generate_is_deterministic_and_needs_a_mixture() {
         fs::read(a.join("grid.png")).expect("a"),
         fs::read(b.join("grid.png")).expect("b")
     );
-    // again into the same folder: refused without --overwrite, nothing changed
+    // Again into the same folder: the same job resumes (nothing to do); another seed is refused
+    // without --overwrite, nothing changed.
+    let before = fs::read(a.join("samples/00000.png")).expect("a");
     let o = run(&a, "3");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(said.contains("0 written, 5 already done"), "{said}");
+    let o = run(&a, "5");
     assert_ne!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("--overwrite"), "{}", stderr(&o));
+    assert_eq!(fs::read(a.join("samples/00000.png")).expect("a"), before);
     let c = tmp.path().join("c");
     assert_eq!(run(&c, "4").status.code(), Some(0));
     assert_ne!(
