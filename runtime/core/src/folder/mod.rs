@@ -164,7 +164,41 @@ pub fn plan_share(
             output,
         });
     }
+    remove_stale_temps(&items);
     Ok((items, report))
+}
+
+/// Removes the temporary files a killed run (kill -9, a cancelled scheduler task) left beside
+/// the outputs this run is about to write: `.NAME.png.<pid>...tmp` of its own items only, never
+/// those of another task's images.
+fn remove_stale_temps(items: &[Item]) {
+    let mut by_dir: HashMap<&Path, Vec<String>> = HashMap::new();
+    for it in items {
+        if let (Some(dir), Some(stem)) = (it.output.parent(), it.output.file_stem()) {
+            let stem = stem.to_string_lossy();
+            by_dir
+                .entry(dir)
+                .or_default()
+                .extend([format!(".{stem}.png."), format!(".{stem}_progression.png.")]);
+        }
+    }
+    for (dir, prefixes) in by_dir {
+        let Ok(rd) = fs::read_dir(dir) else { continue };
+        let prefixes: std::collections::HashSet<&str> =
+            prefixes.iter().map(String::as_str).collect();
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".tmp") {
+                continue;
+            }
+            // The temporary file of output NAME.png is `.NAME.png.<pid>.<nanos>.<n>.tmp`.
+            if let Some(i) = name.find(".png.")
+                && prefixes.contains(&name[..i + 5])
+            {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 /// The shape images are fed to the model in.

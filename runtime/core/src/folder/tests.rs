@@ -21,6 +21,23 @@ fn plan_refuses_in_place_and_skips_done() {
     assert_eq!((items.len(), rep.skipped_existing), (2, 0));
 }
 
+#[test]
+fn a_killed_run_s_temporary_files_of_this_share_are_removed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (inp, out) = (dir.path().join("in"), dir.path().join("out"));
+    fs::create_dir_all(&inp).expect("mkdir");
+    fs::create_dir_all(&out).expect("mkdir");
+    fs::write(inp.join("a.png"), b"x").expect("w");
+    let ours = out.join(".a.png.123.456.0.tmp");
+    let theirs = out.join(".b.png.123.456.1.tmp");
+    fs::write(&ours, b"partial").expect("w");
+    fs::write(&theirs, b"another task's").expect("w");
+    let (items, _) = plan(&inp, &out, false).expect("plan");
+    assert_eq!(items.len(), 1);
+    assert!(!ours.exists(), "a stale temporary file of a planned output");
+    assert!(theirs.exists(), "not this run's image");
+}
+
 /// A `w x h` RGB PNG whose EXIF orientation says "rotate 90 degrees clockwise", bright at
 /// its top-left pixel.
 fn rotated_png(path: &Path, w: u32, h: u32) {
