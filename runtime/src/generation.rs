@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use cold_core::imageio;
-use ndarray::{Array2, Array4, Axis};
 use cold_core::shard::Shard;
 use cold_core::task::TaskReport;
+use ndarray::{Array2, Array4, Axis};
 use rand::{SeedableRng, rngs::StdRng};
 
 use crate::engine::{Algorithm, Engine};
@@ -93,7 +93,11 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
         .filter(|&i| o.overwrite || !name(i).exists())
         .collect();
     if let Some(s) = &o.shard {
-        tracing::info!("{s}: {} of {} samples are this share's", share.len(), o.count);
+        tracing::info!(
+            "{s}: {} of {} samples are this share's",
+            share.len(),
+            o.count
+        );
     }
     std::fs::create_dir_all(&samples).map_err(|e| Error::io(&samples, e))?;
     let mut task = TaskReport::start("generate", None, &m.name, o.shard.as_ref());
@@ -141,7 +145,14 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
         let x = ndarray::concatenate(Axis(0), &cat4).map_err(|e| Error::invalid(e.to_string()))?;
         let p = ndarray::concatenate(Axis(0), &cat2).map_err(|e| Error::invalid(e.to_string()))?;
         let out = engine
-            .restore(x.view(), &vec![t; chunk.len()], p.view(), algorithm, None, false)?
+            .restore(
+                x.view(),
+                &vec![t; chunk.len()],
+                p.view(),
+                algorithm,
+                None,
+                false,
+            )?
             .output;
         for (&i, im) in chunk.iter().zip(out.outer_iter()) {
             imageio::save_unit_png(&name(i), im)?;

@@ -41,7 +41,12 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                     stack.push(e.path());
                 }
             } else {
-                let rel = e.path().strip_prefix(dir).expect("rel").display().to_string();
+                let rel = e
+                    .path()
+                    .strip_prefix(dir)
+                    .expect("rel")
+                    .display()
+                    .to_string();
                 out.insert(rel, fs::read(e.path()).expect("read"));
             }
         }
@@ -73,7 +78,15 @@ fn shards_of_a_restore_write_each_image_once_and_match_one_process() {
     write_digits(&inp, "b", 10);
     let model = bundle();
     let restore = |out: &Path, extra: &[&str], env: &[(&str, &str)]| {
-        let mut args = vec!["restore", "--model", s(&model), "--steps", "2", "--batch", "5"];
+        let mut args = vec![
+            "restore",
+            "--model",
+            s(&model),
+            "--steps",
+            "2",
+            "--batch",
+            "5",
+        ];
         args.extend_from_slice(extra);
         args.extend([s(&inp), s(out)]);
         cold_env(&args, env)
@@ -98,13 +111,21 @@ fn shards_of_a_restore_write_each_image_once_and_match_one_process() {
         ];
         let o = restore(&shared, &[], &env);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        assert!(stderr(&o).contains("SLURM_ARRAY_TASK_ID="), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("SLURM_ARRAY_TASK_ID="),
+            "{}",
+            stderr(&o)
+        );
         let n = written(&o, "restore");
         assert!(n > 0 && n < 24, "a share, not everything: {n}");
         total += n;
     }
     assert_eq!(total, 24, "every image written exactly once");
-    assert_eq!(files(&shared), files(&single), "byte-identical to one process");
+    assert_eq!(
+        files(&shared),
+        files(&single),
+        "byte-identical to one process"
+    );
     let reports: Vec<_> = fs::read_dir(shared.join(".cold"))
         .expect("reports")
         .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
@@ -112,14 +133,25 @@ fn shards_of_a_restore_write_each_image_once_and_match_one_process() {
     assert_eq!(reports.len(), 3, "{reports:?}");
 
     // An explicit --shard wins over the environment; an index out of range is an error.
-    let env = [("SLURM_ARRAY_TASK_ID", "1"), ("SLURM_ARRAY_TASK_COUNT", "2")];
+    let env = [
+        ("SLURM_ARRAY_TASK_ID", "1"),
+        ("SLURM_ARRAY_TASK_COUNT", "2"),
+    ];
     let o = restore(&shared, &["--shard", "0/1"], &env);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).contains("0 written, 24 already done"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("0 written, 24 already done"),
+        "{}",
+        stderr(&o)
+    );
     let o = restore(&shared, &[], &[("JOB_COMPLETION_INDEX", "3")]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--shard-count"), "{}", stderr(&o));
-    let o = restore(&shared, &["--shard-count", "3"], &[("JOB_COMPLETION_INDEX", "3")]);
+    let o = restore(
+        &shared,
+        &["--shard-count", "3"],
+        &[("JOB_COMPLETION_INDEX", "3")],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("beyond the 3 tasks"), "{}", stderr(&o));
     let o = restore(&shared, &["--shard", "3/3"], &[]);
@@ -148,7 +180,11 @@ fn shards_of_a_restore_write_each_image_once_and_match_one_process() {
         .expect("the sharded job");
     let missing = restore_job["missing"].as_array().expect("missing");
     assert_eq!(missing.len(), 1, "{missing:?}");
-    let name = victim.file_name().expect("name").to_string_lossy().into_owned();
+    let name = victim
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
     assert_eq!(missing[0]["item"], format!("b/{name}"));
     assert!(missing[0]["shard"].as_str().expect("shard").ends_with("/3"));
 }
@@ -162,17 +198,41 @@ fn a_sharded_degrade_then_one_plain_restore() {
     let deg = tmp.path().join("deg");
     for k in ["0/2", "1/2"] {
         let o = cold_env(
-            &["degrade", "--model", s(&model), "--t", "10", "--shard", k, s(&inp), s(&deg)],
+            &[
+                "degrade",
+                "--model",
+                s(&model),
+                "--t",
+                "10",
+                "--shard",
+                k,
+                s(&inp),
+                s(&deg),
+            ],
             &[],
         );
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
-    assert!(!deg.join("degradation.json").exists(), "no file written by two tasks");
+    assert!(
+        !deg.join("degradation.json").exists(),
+        "no file written by two tasks"
+    );
     for k in 0..2 {
-        assert!(deg.join(format!("degradation.shard-{k}-of-2.json")).is_file());
+        assert!(
+            deg.join(format!("degradation.shard-{k}-of-2.json"))
+                .is_file()
+        );
     }
     let one = tmp.path().join("deg1");
-    let o = cold(&["degrade", "--model", s(&model), "--t", "10", s(&inp), s(&one)]);
+    let o = cold(&[
+        "degrade",
+        "--model",
+        s(&model),
+        "--t",
+        "10",
+        s(&inp),
+        s(&one),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let (a, b) = (files(&deg), files(&one));
     let pngs = |m: &BTreeMap<String, Vec<u8>>| {
@@ -185,7 +245,15 @@ fn a_sharded_degrade_then_one_plain_restore() {
     assert_eq!(pngs(&a).len(), 12);
     // One restore over the whole folder reads both sidecars: t comes from them, no --t.
     let out = tmp.path().join("out");
-    let o = cold(&["restore", "--model", s(&model), "--steps", "2", s(&deg), s(&out)]);
+    let o = cold(&[
+        "restore",
+        "--model",
+        s(&model),
+        "--steps",
+        "2",
+        s(&deg),
+        s(&out),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("12 written"), "{}", stderr(&o));
 }
@@ -195,7 +263,15 @@ fn generate_shards_draw_the_images_of_one_process() {
     let tmp = tempfile::tempdir().expect("tmp");
     let model = bundle();
     let gen_ = |out: &Path, extra: &[&str]| {
-        let mut args = vec!["generate", "--model", s(&model), "--count", "9", "--batch", "4"];
+        let mut args = vec![
+            "generate",
+            "--model",
+            s(&model),
+            "--count",
+            "9",
+            "--batch",
+            "4",
+        ];
         args.extend_from_slice(extra);
         args.push(s(out));
         cold_env(&args, &[])
@@ -206,7 +282,10 @@ fn generate_shards_draw_the_images_of_one_process() {
     let split = tmp.path().join("split");
     let o = gen_(&split, &["--shard", "1/2"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(!split.join("grid.png").exists(), "the first samples are not all there yet");
+    assert!(
+        !split.join("grid.png").exists(),
+        "the first samples are not all there yet"
+    );
     let o = cold(&["report", s(&split)]);
     assert_eq!(o.status.code(), Some(2), "half missing");
     assert!(String::from_utf8_lossy(&o.stdout).contains("4 of 9 done, 5 missing"));

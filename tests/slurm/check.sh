@@ -68,7 +68,10 @@ array 4 degrade degrade --model "$model" --t $t "$work/digits" "$work/deg4" >/de
 [ ! -e "$work/deg4/degradation.json" ] || fail "a sharded degrade wrote the shared degradation.json"
 [ "$(ls "$work/deg4"/degradation.shard-*-of-4.json | wc -l)" = 4 ] || fail "not one sidecar per shard"
 same "$work/deg1" "$work/deg4"
-array 4 restore restore --model "$model" --steps $steps "$work/deg4" "$work/res4" >/dev/null
+# The restore through README's script, runtime/deploy/slurm/restore.sbatch.
+sbatch --parsable --wait --array=0-3 --chdir="$root" --output="$work/log/restore-%A_%a.out" \
+  --export=ALL,COLD="$cold" "$root/runtime/deploy/slurm/restore.sbatch" \
+  "$model" "$work/deg4" "$work/res4" --steps $steps >/dev/null || fail "restore.sbatch failed"
 same "$work/res1" "$work/res4"
 span "restore, 4 tasks:" "$work"/log/restore-*.out
 written=$(cat "$work"/log/restore-*.out | grep -o 'restore: [0-9]* written' | awk '{s += $2} END {print s}')

@@ -24,7 +24,11 @@ pub struct Shard {
 
 impl fmt::Display for Shard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "shard {}/{} (from {})", self.index, self.count, self.from)
+        write!(
+            f,
+            "shard {}/{} (from {})",
+            self.index, self.count, self.from
+        )
     }
 }
 
@@ -154,7 +158,10 @@ pub fn resolve(
 }
 
 /// [`resolve`] from the process environment.
-pub fn from_env(explicit: Option<(usize, usize)>, shard_count: Option<usize>) -> Result<Option<Shard>> {
+pub fn from_env(
+    explicit: Option<(usize, usize)>,
+    shard_count: Option<usize>,
+) -> Result<Option<Shard>> {
     resolve(explicit, shard_count, &|k| std::env::var(k).ok())
 }
 
@@ -215,7 +222,9 @@ mod tests {
             ("SLURM_ARRAY_TASK_COUNT", "4"),
             ("JOB_COMPLETION_INDEX", "1"),
         ]);
-        let s = resolve(Some((0, 1)), None, &slurm).expect("ok").expect("some");
+        let s = resolve(Some((0, 1)), None, &slurm)
+            .expect("ok")
+            .expect("some");
         assert_eq!((s.index, s.count, s.from.as_str()), (0, 1, "--shard"));
         let s = resolve(None, None, &slurm).expect("ok").expect("some");
         assert_eq!((s.index, s.count), (2, 4), "ids start at 5: {}", s.from);
@@ -250,12 +259,17 @@ mod tests {
         let no_count = env(&[("SLURM_ARRAY_TASK_ID", "1")]);
         assert!(resolve(None, None, &no_count).is_err());
         assert!(resolve(None, Some(4), &env(&[])).is_err(), "a count alone");
-        assert!(resolve(Some((1, 4)), Some(3), &env(&[])).is_err(), "disagree");
+        assert!(
+            resolve(Some((1, 4)), Some(3), &env(&[])).is_err(),
+            "disagree"
+        );
     }
 
     #[test]
     fn shares_partition_the_paths_and_stay_put_when_files_are_added() {
-        let paths: Vec<PathBuf> = (0..400).map(|i| PathBuf::from(format!("d{}/{i}.png", i % 7))).collect();
+        let paths: Vec<PathBuf> = (0..400)
+            .map(|i| PathBuf::from(format!("d{}/{i}.png", i % 7)))
+            .collect();
         let shards: Vec<Shard> = (0..4)
             .map(|index| Shard {
                 index,
@@ -265,13 +279,20 @@ mod tests {
             .collect();
         let mut sizes = [0usize; 4];
         for p in &paths {
-            let owners: Vec<usize> = shards.iter().filter(|s| s.takes_path(p)).map(|s| s.index).collect();
+            let owners: Vec<usize> = shards
+                .iter()
+                .filter(|s| s.takes_path(p))
+                .map(|s| s.index)
+                .collect();
             assert_eq!(owners.len(), 1, "{}", p.display());
             sizes[owners[0]] += 1;
         }
         assert!(sizes.iter().all(|&n| (60..=140).contains(&n)), "{sizes:?}");
         // A path's shard depends on the path alone, and not on its extension.
-        assert_eq!(of_path(Path::new("d1/8.png"), 4), of_path(Path::new("d1/8.jpg"), 4));
+        assert_eq!(
+            of_path(Path::new("d1/8.png"), 4),
+            of_path(Path::new("d1/8.jpg"), 4)
+        );
         let before: Vec<usize> = paths.iter().map(|p| of_path(p, 4)).collect();
         let again: Vec<usize> = paths.iter().map(|p| of_path(p, 4)).collect();
         assert_eq!(before, again);

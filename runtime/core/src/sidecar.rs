@@ -451,8 +451,10 @@ mod tests {
         let mut all = s.clone();
         for i in 0..20 {
             let rel = format!("d/{i}.png");
-            all.images
-                .insert(rel.clone(), all.draw(Path::new(&rel), 28, 28).expect("draw"));
+            all.images.insert(
+                rel.clone(),
+                all.draw(Path::new(&rel), 28, 28).expect("draw"),
+            );
         }
         // Each task writes its own file, with its own images only.
         for sh in &shards {
@@ -471,7 +473,10 @@ mod tests {
         other.images.get_mut(&k).expect("e").params[0] += 1.0;
         other.write(dir.path()).expect("write");
         let e = Sidecar::read(dir.path()).expect_err("conflict");
-        assert!(e.to_string().contains(&k) && e.to_string().contains("differs"), "{e}");
+        assert!(
+            e.to_string().contains(&k) && e.to_string().contains("differs"),
+            "{e}"
+        );
         // Another seed in one shard's file: two jobs mixed.
         let reseeded = Sidecar {
             seed: 8,

@@ -74,10 +74,9 @@ impl Report {
                 tracing::error!("skipped {}: {why}", p.display());
             }
         }
-        let share = self
-            .shard
-            .as_ref()
-            .map_or(String::new(), |s| format!(" (shard {}/{})", s.index, s.count));
+        let share = self.shard.as_ref().map_or(String::new(), |s| {
+            format!(" (shard {}/{})", s.index, s.count)
+        });
         tracing::info!(
             "{what}: {} written, {} already done (use --overwrite to redo), {} failed{share}",
             self.written,

@@ -48,8 +48,8 @@ fn rotated_png(path: &Path, w: u32, h: u32) {
     let mut enc = image::codecs::png::PngEncoder::new(file);
     // A little-endian TIFF header and one IFD entry: Orientation (0x0112), SHORT, 6.
     let exif = vec![
-        0x49, 0x49, 0x2A, 0x00, 0x08, 0, 0, 0, 1, 0, 0x12, 0x01, 0x03, 0x00, 1, 0, 0, 0, 6, 0,
-        0, 0, 0, 0, 0, 0,
+        0x49, 0x49, 0x2A, 0x00, 0x08, 0, 0, 0, 1, 0, 0x12, 0x01, 0x03, 0x00, 1, 0, 0, 0, 6, 0, 0,
+        0, 0, 0, 0, 0,
     ];
     enc.set_exif_metadata(exif).expect("exif");
     enc.write_image(im.as_raw(), w, h, image::ExtendedColorType::Rgb8)

@@ -166,7 +166,9 @@ impl TaskReport {
     }
 
     /// Every task report under `out_dir/.cold/`, with its path; unreadable ones as errors.
-    pub fn read_all(out_dir: &Path) -> Result<Vec<(PathBuf, std::result::Result<TaskReport, String>)>> {
+    pub fn read_all(
+        out_dir: &Path,
+    ) -> Result<Vec<(PathBuf, std::result::Result<TaskReport, String>)>> {
         let dir = out_dir.join(DIR);
         let rd = match fs::read_dir(&dir) {
             Ok(rd) => rd,
@@ -228,7 +230,10 @@ mod tests {
         fs::write(dir.path().join(DIR).join("broken.json"), "{").expect("w");
         let all = TaskReport::read_all(dir.path()).expect("read");
         assert_eq!(all.len(), 2);
-        assert!(all.iter().any(|(_, r)| r.as_ref().is_ok_and(|r| *r == done)));
+        assert!(
+            all.iter()
+                .any(|(_, r)| r.as_ref().is_ok_and(|r| *r == done))
+        );
         assert!(all.iter().any(|(_, r)| r.is_err()));
     }
 }

@@ -133,7 +133,11 @@ fn summarise_job(
     let state_of = |k: usize| {
         reports
             .iter()
-            .filter(|(_, r)| r.shard.as_ref().is_some_and(|s| (s.index, Some(s.count)) == (k, shards)))
+            .filter(|(_, r)| {
+                r.shard
+                    .as_ref()
+                    .is_some_and(|s| (s.index, Some(s.count)) == (k, shards))
+            })
             .map(|(_, r)| r.state)
             .max_by_key(|s| matches!(s, State::Finished))
     };
@@ -187,7 +191,10 @@ fn summarise_job(
                 }
             })
             .collect::<Vec<_>>();
-        (todo.len() + rep.skipped_existing + rep.failed.len(), missing)
+        (
+            todo.len() + rep.skipped_existing + rep.failed.len(),
+            missing,
+        )
     } else {
         // The input folder is not here: what the reports planned and did not do.
         let mut planned = BTreeSet::new();

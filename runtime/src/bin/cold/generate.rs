@@ -48,10 +48,9 @@ pub fn run(a: GenerateArgs) -> Result<ExitCode> {
         shard,
     };
     let g = generation::generate(&mut engine, &a.out_dir, &o)?;
-    let share = o
-        .shard
-        .as_ref()
-        .map_or(String::new(), |s| format!(" (shard {}/{})", s.index, s.count));
+    let share = o.shard.as_ref().map_or(String::new(), |s| {
+        format!(" (shard {}/{})", s.index, s.count)
+    });
     let grid = if g.grid {
         format!("the first 64 in {}", a.out_dir.join("grid.png").display())
     } else {

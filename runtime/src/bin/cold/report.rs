@@ -58,11 +58,17 @@ fn table(s: &Summary, list: usize) {
         s.missing.len()
     );
     for m in s.missing.iter().take(list) {
-        let shard = m.shard.as_ref().map_or(String::new(), |k| format!(" [{k}]"));
+        let shard = m
+            .shard
+            .as_ref()
+            .map_or(String::new(), |k| format!(" [{k}]"));
         println!("    {}{shard}: {}", m.item, m.reason);
     }
     if s.missing.len() > list {
-        println!("    ... and {} more (--json lists them all)", s.missing.len() - list);
+        println!(
+            "    ... and {} more (--json lists them all)",
+            s.missing.len() - list
+        );
     }
 }
 
@@ -83,7 +89,10 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
             task::DIR
         );
     }
-    for s in jobs.iter().filter(|s| s.job == "generate" && s.missing.is_empty()) {
+    for s in jobs
+        .iter()
+        .filter(|s| s.job == "generate" && s.missing.is_empty())
+    {
         let channels = image_channels(&a.out_dir);
         if generation::write_grid_if_complete(&a.out_dir, s.items.min(64), channels)? {
             tracing::info!("wrote {}", a.out_dir.join("grid.png").display());
@@ -96,7 +105,9 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
             table(s, a.list);
         }
     }
-    let missing = jobs.iter().any(|s| !s.missing.is_empty() || !s.shards_without_report.is_empty());
+    let missing = jobs
+        .iter()
+        .any(|s| !s.missing.is_empty() || !s.shards_without_report.is_empty());
     Ok(if missing || !bad.is_empty() {
         ExitCode::from(2)
     } else {
@@ -106,7 +117,9 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
 
 /// The channels of the first sample (grey or RGB), for the grid.
 fn image_channels(out_dir: &std::path::Path) -> usize {
-    let first = out_dir.join(generation::SAMPLES_DIR).join(generation::sample_name(0));
+    let first = out_dir
+        .join(generation::SAMPLES_DIR)
+        .join(generation::sample_name(0));
     match image::open(first) {
         Ok(im) if im.color().channel_count() < 3 => 1,
         _ => 3,
