@@ -56,12 +56,17 @@ pub struct Summary {
     pub missing: Vec<Missing>,
 }
 
+/// Reports that could not be read: the file and why.
+pub type Unreadable = Vec<(PathBuf, String)>;
+
+/// A job's key (kind, input folder, model) and its reports with their files.
+type Jobs = BTreeMap<(String, Option<PathBuf>, String), Vec<(PathBuf, TaskReport)>>;
+
 /// Merges the task reports under `out_dir/.cold/`, one [`Summary`] per job (kind, input folder,
 /// model); unreadable reports are returned apart, with their reason.
-pub fn summarise(out_dir: &Path) -> Result<(Vec<Summary>, Vec<(PathBuf, String)>)> {
+pub fn summarise(out_dir: &Path) -> Result<(Vec<Summary>, Unreadable)> {
     let mut bad = Vec::new();
-    let mut jobs: BTreeMap<(String, Option<PathBuf>, String), Vec<(PathBuf, TaskReport)>> =
-        BTreeMap::new();
+    let mut jobs = Jobs::new();
     for (p, r) in TaskReport::read_all(out_dir)? {
         match r {
             Ok(r) => jobs
