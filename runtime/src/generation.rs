@@ -103,9 +103,10 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
     let mut task = TaskReport::start("generate", None, &m.name, o.shard.as_ref());
     task.settings = wanted;
     task.planned = share.iter().map(|&i| sample_name(i)).collect();
+    let todo_set: std::collections::HashSet<usize> = todo.iter().copied().collect();
     task.skipped = share
         .iter()
-        .filter(|i| !todo.contains(i))
+        .filter(|i| !todo_set.contains(i))
         .map(|&i| sample_name(i))
         .collect();
     task.write(out_dir)?;

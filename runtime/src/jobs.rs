@@ -123,6 +123,7 @@ pub fn restore_folder(
     };
     let shard = o.shard.as_ref();
     let (items, report) = folder::plan_share(in_dir, out_dir, o.overwrite, shard)?;
+    folder::remove_stale_temps(&items);
     if let Some(s) = shard {
         tracing::info!("{s}: {} image(s) of this share to restore", items.len());
     }

@@ -100,6 +100,7 @@ where
     let mut side = open_sidecar(out_dir, degradation, t, o.seed, o.overwrite)?;
     let shard = o.shard.as_ref();
     let (items, report) = folder::plan_share(in_dir, out_dir, o.overwrite, shard)?;
+    folder::remove_stale_temps(&items);
     if let Some(s) = shard {
         tracing::info!("{s}: {} image(s) of this share to degrade", items.len());
     }

@@ -163,14 +163,14 @@ pub fn plan_share(
             output,
         });
     }
-    remove_stale_temps(&items);
     Ok((items, report))
 }
 
 /// Removes the temporary files a killed run (kill -9, a cancelled scheduler task) left beside
-/// the outputs this run is about to write: `.NAME.png.<pid>...tmp` of its own items only, never
-/// those of another task's images.
-fn remove_stale_temps(items: &[Item]) {
+/// the outputs a run is about to write: `.NAME.png.<pid>...tmp` of its own items only, never
+/// those of another task's images. Called by the jobs that write `items`, never by a reader of a
+/// folder (`cold report`), whose removing could break a running task's write.
+pub fn remove_stale_temps(items: &[Item]) {
     let mut by_dir: HashMap<&Path, Vec<String>> = HashMap::new();
     for it in items {
         if let (Some(dir), Some(stem)) = (it.output.parent(), it.output.file_stem()) {

@@ -34,6 +34,11 @@ fn a_killed_run_s_temporary_files_of_this_share_are_removed() {
     fs::write(&theirs, b"another task's").expect("w");
     let (items, _) = plan(&inp, &out, false).expect("plan");
     assert_eq!(items.len(), 1);
+    assert!(
+        ours.exists(),
+        "planning alone (cold report) removes nothing"
+    );
+    remove_stale_temps(&items);
     assert!(!ours.exists(), "a stale temporary file of a planned output");
     assert!(theirs.exists(), "not this run's image");
 }
