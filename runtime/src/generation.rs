@@ -40,8 +40,9 @@ pub struct Generated {
 /// The generator of sample `i`: its start and parameters depend on the seed and `i` alone, so
 /// the tasks of a sharded job draw the same images as one process.
 fn sample_rng(seed: u64, i: usize) -> StdRng {
-    let h = cold_core::atomic::sha256_bytes(format!("{seed}/{i}").as_bytes());
-    StdRng::seed_from_u64(u64::from_str_radix(&h[..16], 16).unwrap_or(seed))
+    StdRng::seed_from_u64(cold_core::atomic::hash_u64(
+        format!("{seed}/{i}").as_bytes(),
+    ))
 }
 
 /// What must match for a rerun to resume a generate job in the same folder.
@@ -117,34 +118,35 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
     } else {
         Algorithm::Estimated
     };
+    // Mixes start from D(0, T) with each sample's z: the degradation is prepared once.
+    let mix_d = match &g {
+        Some(_) => None,
+        None => Some(m.degradation.prepare()?),
+    };
     let pb = cold_core::progress::progress_bar(todo.len() as u64, "generating");
     for chunk in todo.chunks(o.batch.max(1)) {
         let mut starts = Vec::with_capacity(chunk.len());
         let mut params = Vec::with_capacity(chunk.len());
         for &i in chunk {
             let mut rng = sample_rng(o.seed, i);
-            let (x, p) = match &g {
-                Some(g) => {
-                    let x = g.starts(&mut rng, 1, shape, o.noise)?;
-                    (x, m.degradation.sample_params(&mut rng, 1)?)
-                }
-                None => {
-                    let p: Array2<f32> = m.degradation.sample_params(&mut rng, 1)?;
-                    let zeros = Array4::<f32>::zeros((1, shape.0, shape.1, shape.2));
-                    let x = m
-                        .degradation
-                        .prepare()?
-                        .apply_uniform(zeros.view(), t, p.view())?;
-                    (x, p)
-                }
-            };
-            starts.push(x);
-            params.push(p);
+            if let Some(g) = &g {
+                starts.push(g.starts(&mut rng, 1, shape, o.noise)?);
+            }
+            params.push(m.degradation.sample_params(&mut rng, 1)?);
         }
-        let cat4: Vec<_> = starts.iter().map(|a| a.view()).collect();
         let cat2: Vec<_> = params.iter().map(|a| a.view()).collect();
-        let x = ndarray::concatenate(Axis(0), &cat4).map_err(|e| Error::invalid(e.to_string()))?;
-        let p = ndarray::concatenate(Axis(0), &cat2).map_err(|e| Error::invalid(e.to_string()))?;
+        let p: Array2<f32> =
+            ndarray::concatenate(Axis(0), &cat2).map_err(|e| Error::invalid(e.to_string()))?;
+        let x = match &mix_d {
+            Some(d) => {
+                let zeros = Array4::<f32>::zeros((chunk.len(), shape.0, shape.1, shape.2));
+                d.apply_uniform(zeros.view(), t, p.view())?
+            }
+            None => {
+                let cat4: Vec<_> = starts.iter().map(|a| a.view()).collect();
+                ndarray::concatenate(Axis(0), &cat4).map_err(|e| Error::invalid(e.to_string()))?
+            }
+        };
         let out = engine
             .restore(
                 x.view(),
@@ -163,20 +165,12 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
     }
     pb.finish_and_clear();
     let grid = write_grid_if_complete(out_dir, o.count.min(64), shape.0)?;
-    task.state = cold_core::task::State::Finished;
-    task.finished = Some(now());
-    task.write(out_dir)?;
+    task.finish().write(out_dir)?;
     Ok(Generated {
         written: todo.len(),
         skipped: share.len() - todo.len(),
         grid,
     })
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The file name of sample `i`.

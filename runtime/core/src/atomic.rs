@@ -30,6 +30,13 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The first 8 bytes of the sha256 of `bytes`, big-endian: a stable hash (the same on every
+/// machine and build) for seeding and sharding.
+pub fn hash_u64(bytes: &[u8]) -> u64 {
+    let d = Sha256::digest(bytes);
+    u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes))
@@ -107,6 +114,16 @@ mod tests {
         assert!(err.is_err());
         assert_eq!(fs::read(&p).expect("read"), b"keep");
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    #[test]
+    fn hash_u64_is_the_digest_s_first_bytes() {
+        let h = sha256_bytes(b"abc");
+        assert_eq!(
+            hash_u64(b"abc"),
+            u64::from_str_radix(&h[..16], 16).expect("hex")
+        );
+        assert_eq!(hash_u64(b"abc"), 0xba78_16bf_8f01_cfea);
     }
 
     #[test]

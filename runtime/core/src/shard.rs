@@ -169,9 +169,7 @@ pub fn from_env(
 /// `a.png` and `a.jpg`, which share an output, share a shard) among `count`.
 pub fn of_path(rel: &Path, count: usize) -> usize {
     let key = sidecar::key(&rel.with_extension(""));
-    let h = atomic::sha256_bytes(key.as_bytes());
-    let v = u64::from_str_radix(&h[..16], 16).unwrap_or(0);
-    (v % count.max(1) as u64) as usize
+    (atomic::hash_u64(key.as_bytes()) % count.max(1) as u64) as usize
 }
 
 impl Shard {

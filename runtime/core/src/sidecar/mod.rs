@@ -269,8 +269,7 @@ impl Sidecar {
     /// the order or batching of the images.
     pub fn draw(&self, rel: &Path, height: usize, width: usize) -> Result<Entry> {
         let k = key(rel);
-        let h = atomic::sha256_bytes(k.as_bytes());
-        let mix = u64::from_str_radix(&h[..16], 16).unwrap_or(0);
+        let mix = atomic::hash_u64(k.as_bytes());
         let mut rng = StdRng::seed_from_u64(self.seed ^ mix);
         let d = self.degradation.at_size(height, width)?;
         Ok(Entry {

@@ -76,7 +76,8 @@ pub struct TaskReport {
     pub settings: serde_json::Value,
 }
 
-fn now() -> u64 {
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -160,6 +161,11 @@ impl TaskReport {
                 reason: why.clone(),
             })
             .collect();
+        self.finish()
+    }
+
+    /// The report of a task that ends now.
+    pub fn finish(mut self) -> Self {
         self.state = State::Finished;
         self.finished = Some(now());
         self
