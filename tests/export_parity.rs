@@ -315,6 +315,7 @@ fn every_degradation_kind_exports_matching_graphs() {
         "mnist-noise",
         "mnist-animorph",
         "cifar10-decolor",
+        "mnist-generation-blur",
     ]
     .into_iter()
     .enumerate()

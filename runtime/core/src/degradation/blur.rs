@@ -1,8 +1,10 @@
 //! Gaussian blur: each step a depthwise convolution with a normalised 2-D Gaussian. The 2-D kernel
 //! is the outer product of a normalised 1-D kernel with itself and circular / reflect padding act
-//! per axis, so one step is `M_h X M_w^T` ([`super::operators`]).
+//! per axis, so one step is `M_h X M_w^T` ([`super::operators`]). With `discrete` (the reference's
+//! generation schedules) the last level T is the per-channel mean of the T-times blurred image, a
+//! constant image: still separable, `L_T = (1/H) 1 1^T M_h(T-1)...`, and likewise for the columns.
 
-use ndarray::{Array2, ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis, s};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +67,10 @@ pub struct Blur {
     pub kernel_size: usize,
     pub schedule: BlurSchedule,
     pub padding: Padding,
+    /// The last level replaces the image by its per-channel mean (the reference's `--discrete`,
+    /// used for generation: x_T is exactly a constant image).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discrete: bool,
 }
 
 impl Kind for Blur {
@@ -78,8 +84,13 @@ impl Kind for Blur {
             Padding::Reflect => "reflect",
         };
         format!(
-            "gaussian blur, kernel {k}x{k}, {}, {pad} padding",
+            "gaussian blur, kernel {k}x{k}, {}, {pad} padding{}",
             self.schedule.describe(),
+            if self.discrete {
+                ", the last level the channel means"
+            } else {
+                ""
+            },
             k = self.kernel_size
         )
     }
@@ -98,7 +109,7 @@ impl Kind for Blur {
 
     fn apply_direct(
         &self,
-        _d: &Degradation,
+        d: &Degradation,
         x: ArrayView2<f32>,
         levels: &[usize],
         _params: ArrayView1<f32>,
@@ -108,6 +119,10 @@ impl Kind for Blur {
         let mut out: Vec<Option<Array2<f32>>> = vec![None; levels.len()];
         let mut cur = x.to_owned();
         for i in 0..=top {
+            if self.discrete && i == d.steps && i > 0 {
+                let mean = cur.mean().unwrap_or(0.0);
+                cur.fill(mean);
+            }
             for (slot, _) in out.iter_mut().zip(levels).filter(|(_, l)| **l == i) {
                 *slot = Some(cur.clone());
             }
@@ -150,10 +165,21 @@ impl Blur {
     /// The per-level operators `L_t`, `R_t` of an image of `height x width`.
     pub fn operators(&self, steps: usize, height: usize, width: usize) -> Operators {
         let axis = |n: usize| {
-            compose(steps, n, |i| {
+            let mut ops = compose(steps, n, |i| {
                 let k = gaussian_kernel_1d(self.kernel_size, self.schedule.sigma(i));
                 blur_step_matrix(&k, n, self.padding)
-            })
+            });
+            if self.discrete && steps > 0 {
+                // Every row of L_T becomes the mean of its rows: (1/n) 1 1^T L_T.
+                let mean = ops
+                    .slice(s![steps, .., ..])
+                    .mean_axis(Axis(0))
+                    .expect("n > 0");
+                for mut row in ops.slice_mut(s![steps, .., ..]).outer_iter_mut() {
+                    row.assign(&mean);
+                }
+            }
+            ops
         };
         Operators::new(axis(height), axis(width))
     }
@@ -247,8 +273,19 @@ fn blur_step_matrix(kernel: &[f64], n: usize, padding: Padding) -> Array2<f64> {
     m
 }
 
-/// D the way the reference computes it: `t` direct 2-D convolutions of one channel, in float64.
+/// D the way the reference computes it: `t` direct 2-D convolutions of one channel, in float64,
+/// and with `discrete`, at `t = steps` (T) the mean of the result everywhere (its `q_sample`).
 /// O(t k^2 H W); the ground truth for the operators in tests and the baseline in benchmarks.
+pub fn iterated_blur_to(x: &Array2<f64>, b: &Blur, t: usize, steps: usize) -> Array2<f64> {
+    let mut y = iterated_blur(x, b, t);
+    if b.discrete && t == steps && t > 0 {
+        let mean = y.mean().unwrap_or(0.0);
+        y.fill(mean);
+    }
+    y
+}
+
+/// `t` direct 2-D convolutions of one channel in float64 (the reference's blur loop).
 pub fn iterated_blur(x: &Array2<f64>, b: &Blur, t: usize) -> Array2<f64> {
     let (h, w) = x.dim();
     let r = (b.kernel_size / 2) as isize;

@@ -33,7 +33,7 @@ use ndarray::{Array2, Array4, ArrayView2, ArrayView4, ArrayViewD};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-pub use blur::{Blur, BlurSchedule, Padding, iterated_blur};
+pub use blur::{Blur, BlurSchedule, Padding, iterated_blur, iterated_blur_to};
 pub use decolor::{Decolor, DecolorRoutine};
 pub use inpaint::{Centre, Inpaint, Masks};
 pub use kind::{Kind, Lowering, TableInput, Tables};

@@ -35,6 +35,7 @@ fn blur(kernel_size: usize, schedule: BlurSchedule, padding: Padding, steps: usi
             kernel_size,
             schedule,
             padding,
+            discrete: false,
         }),
         steps,
     }
@@ -92,15 +93,20 @@ pub const SCHEDULES: &[Schedule] = &[
     },
     Schedule {
         name: "generation-blur",
-        about: "CelebA/AFHQ 128 generation: blur, kernel 27, sigma_i = exp(0.01 i), circular, \
-                T 300 (the paper's last step to the channel means is not part of it)",
+        about: "the paper's generation schedule (CelebA/AFHQ 128, used here at any size): blur, \
+                kernel 27, sigma_i = exp(0.01 i), circular, T 300, level T the channel means \
+                (the reference's --discrete)",
         make: || {
-            blur(
+            let mut s = blur(
                 27,
                 BlurSchedule::Exponential { rate: 0.01 },
                 Padding::Circular,
                 300,
-            )
+            );
+            if let Transform::Blur(b) = &mut s.transform {
+                b.discrete = true;
+            }
+            s
         },
     },
     Schedule {

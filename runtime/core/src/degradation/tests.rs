@@ -63,6 +63,7 @@ fn blur_operators_equal_iterated_convolutions() {
                     kernel_size,
                     schedule,
                     padding,
+                    discrete: false,
                 };
                 let d = Degradation {
                     transform: Transform::Blur(blur),
@@ -94,6 +95,7 @@ fn blur_without_tables_equals_iterated_convolutions_at_any_size() {
                 kernel_size: 11,
                 schedule: BlurSchedule::Cifar,
                 padding,
+                discrete: false,
             };
             let d = Degradation {
                 transform: Transform::Blur(blur),
@@ -129,6 +131,86 @@ fn blur_without_tables_equals_iterated_convolutions_at_any_size() {
     assert!(!d.needs_direct());
     assert!(d.at_size(4000, 6000).expect("size").needs_direct());
     assert!(d.at_size(4000, 6000).expect("size").prepare().is_err());
+}
+
+#[test]
+fn discrete_blur_ends_in_the_channel_means_through_tables_and_the_direct_path() {
+    // The reference's `--discrete` generation schedule (kernel 27, sigma_i = exp(rate i)): level T
+    // is the mean of the T-times blurred image, levels below it plain blur; at the preset sizes,
+    // odd and non-square ones, through the operators and the path without tables.
+    let mut rng = StdRng::seed_from_u64(27);
+    for padding in [Padding::Circular, Padding::Reflect] {
+        for (h, w) in [(28, 28), (32, 32), (29, 41), (45, 30)] {
+            let blur = Blur {
+                kernel_size: 27,
+                schedule: BlurSchedule::Exponential { rate: 0.3 },
+                padding,
+                discrete: true,
+            };
+            let steps = 10;
+            let d = Degradation {
+                transform: Transform::Blur(blur),
+                steps,
+                channels: 2,
+                height: h,
+                width: w,
+            };
+            let levels = [0usize, 1, steps - 1, steps];
+            let x = random_batch(&mut rng, levels.len(), 2, h, w);
+            let y = d
+                .prepare()
+                .expect("valid")
+                .apply(x.view(), &levels, Prepared::no_params(4).view())
+                .expect("apply");
+            let err = max_err(&y, &x, |bi, xc| {
+                iterated_blur_to(xc, &blur, levels[bi], steps)
+            });
+            assert!(err <= 1e-5, "{padding:?} {h}x{w}: {err}");
+            // x_T is a constant image per channel; with circular padding the blur keeps the mean,
+            // so the constant is the input's mean.
+            for ch in 0..2 {
+                let top = y.slice(s![3, ch, .., ..]);
+                let (lo, hi) = top
+                    .iter()
+                    .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+                assert!(hi - lo <= 1e-6, "{padding:?} {h}x{w}: x_T spans {lo}..{hi}");
+                if padding == Padding::Circular {
+                    let mean = x
+                        .slice(s![3, ch, .., ..])
+                        .mapv(f64::from)
+                        .mean()
+                        .expect("n");
+                    assert!((f64::from(lo) - mean).abs() <= 1e-5);
+                }
+            }
+            let xc = x.slice(s![0, 1, .., ..]);
+            let got = d
+                .apply_direct(xc, &levels, ndarray::Array1::zeros(0).view())
+                .expect("direct");
+            let xc = xc.mapv(f64::from);
+            for (l, g) in levels.iter().zip(&got) {
+                let want = iterated_blur_to(&xc, &blur, *l, steps);
+                let err = g
+                    .iter()
+                    .zip(want.iter())
+                    .map(|(a, b)| (f64::from(*a) - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(err <= 1e-5, "direct {padding:?} {h}x{w} t {l}: {err}");
+            }
+        }
+    }
+    // The named schedule is the paper's, and a line without `discrete` keeps today's blur.
+    let g = crate::degradation::spec::schedule("generation-blur")
+        .expect("named")
+        .spec();
+    match g.transform {
+        Transform::Blur(b) => assert!(b.discrete && b.kernel_size == 27 && g.steps == 300),
+        _ => panic!("a blur"),
+    }
+    let plain = crate::degradation::spec::Spec::parse("blur:kernel_size=27,schedule.routine=exponential,schedule.rate=0.01,padding=circular,T=300").expect("line");
+    assert_ne!(plain, g);
+    let back = crate::degradation::spec::Spec::parse(&g.to_line()).expect("its line");
+    assert_eq!(back, g);
 }
 
 #[test]
