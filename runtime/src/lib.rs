@@ -12,6 +12,7 @@
 //! - [`ortlib`], [`setup`]: the pinned, hash-checked ONNX Runtime library and FID network.
 
 pub mod bench;
+pub mod classify;
 #[cfg(feature = "cuda")]
 mod device_loop;
 pub mod engine;

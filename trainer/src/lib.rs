@@ -13,6 +13,7 @@ pub mod backend;
 mod batches;
 pub mod bench;
 mod checkpoint;
+pub mod classifier;
 pub mod config;
 pub mod ema;
 mod error;

@@ -257,8 +257,20 @@ pub fn write_bundle(
         .map(|(n, b)| (n.clone(), atomic::sha256_bytes(b)))
         .collect();
     let json = files::to_json(&manifest)?;
+    write_folder(out, MANIFEST, &json, files, force)
+}
+
+/// Writes a folder of `files` and its manifest `manifest_name` (bytes `json`) atomically, as
+/// [`write_bundle`] does (the classifier's folder too).
+pub fn write_folder(
+    out: &Path,
+    manifest_name: &str,
+    json: &[u8],
+    files: &[(String, Vec<u8>)],
+    force: bool,
+) -> Result<PathBuf> {
     if out.exists() {
-        let existing = fs::read(out.join(MANIFEST)).ok();
+        let existing = fs::read(out.join(manifest_name)).ok();
         match existing {
             Some(bytes) if bytes == json => return Ok(out.to_path_buf()),
             _ if !force => {
@@ -288,7 +300,7 @@ pub fn write_bundle(
     for (n, b) in files {
         atomic::write_atomic(&tmp.join(n), b)?;
     }
-    atomic::write_atomic(&tmp.join(MANIFEST), &json)?;
+    atomic::write_atomic(&tmp.join(manifest_name), json)?;
     if out.exists() {
         let old = parent.join(format!(".{name}.{}.old", std::process::id()));
         fs::rename(out, &old).map_err(|e| Error::io(out, e))?;

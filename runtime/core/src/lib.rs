@@ -20,6 +20,7 @@
 
 pub mod atomic;
 pub mod bundle;
+pub mod classifier;
 pub mod data;
 pub mod degradation;
 pub mod degrade;

@@ -6,6 +6,7 @@
 
 mod args;
 mod bench;
+mod classify;
 mod degrade;
 mod eval;
 mod fid;
@@ -41,6 +42,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// RMSE and SSIM of degraded, direct, Algorithm 1 and Algorithm 2 on a test set.
     Eval(eval::EvalArgs),
+    /// Which classes a folder of samples falls in, by a small classifier (`cold-train
+    /// classifier`), and how many it recognises with confidence.
+    Classify(classify::ClassifyArgs),
     /// Fréchet Inception Distance between two folders of images (or saved statistics).
     Fid(fid::FidArgs),
     /// Generate images from nothing: Algorithm 2 from constant images drawn from the bundle's
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Classify(a) => classify::run(a),
         Command::Fid(a) => fid::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Report(a) => report::run(a),

@@ -3,6 +3,7 @@
 //! the library.
 
 mod bench;
+mod classifier;
 mod data;
 mod degrade;
 mod export;
@@ -37,6 +38,9 @@ enum Command {
     Dump(data::DumpArgs),
     /// Measure training steps per second.
     Bench(bench::BenchArgs),
+    /// Train the small classifier `cold classify` uses (class shares of generated samples) and
+    /// write its folder (classifier.onnx, weights.bin, classifier.json with its test accuracy).
+    Classifier(classifier::ClassifierArgs),
     /// Export a trained run to a self-describing ONNX model bundle for the `cold` runtime.
     Export(export::ExportArgs),
     /// Fit the generation mixture (Gaussians over per-channel image means) of an existing bundle.
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Fetch(a) => data::fetch(a),
         Command::Dump(a) => data::dump(a),
         Command::Bench(a) => bench::run(a),
+        Command::Classifier(a) => classifier::run(a),
         Command::Export(a) => export::export(a),
         Command::Reexport(a) => export::reexport(a),
         Command::Mixture(a) => export::mixture(a),
