@@ -115,7 +115,13 @@ impl Classifier {
                     pixels.extend(a.iter().copied());
                     ok.push(rel);
                 }
-                Err(e) => failed.push((rel, e.to_string())),
+                // The size message names `restore`'s --resize, which classify has not.
+                Err(e) => failed.push((
+                    rel,
+                    e.to_string()
+                        .replace("the model works on", "the classifier reads")
+                        .replace(" (use --resize to scale inputs)", ""),
+                )),
             }
         }
         if ok.is_empty() {
