@@ -8,7 +8,6 @@ use cold_core::classifier::{ClassShares, ClassifierBundle, INPUT, OUTPUT, softma
 use cold_core::imageio;
 use ndarray::{Array4, ArrayView4, Axis};
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 
@@ -53,20 +52,7 @@ impl Classifier {
     /// Opens (and checks) a classifier folder; `threads` intra-op threads (0 = all cores).
     pub fn open(dir: &Path, threads: usize) -> Result<Self> {
         let bundle = ClassifierBundle::open(dir)?;
-        let env = ortlib::environment()?;
-        let threads = if threads == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        } else {
-            threads
-        };
-        let session = Session::builder(&env)?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(ort::Error::<()>::from)?
-            .with_intra_threads(threads)
-            .map_err(ort::Error::<()>::from)?
-            .commit_from_file(bundle.graph_path())?;
+        let session = ortlib::cpu_session(&bundle.graph_path(), threads)?;
         Ok(Classifier { bundle, session })
     }
 

@@ -124,3 +124,22 @@ pub fn environment() -> Result<Environment> {
     *g = Some(env.clone());
     Ok(env)
 }
+
+/// A CPU session over the ONNX file `graph` (its external data beside it), fully optimised, with
+/// `threads` intra-op threads (0 = all cores): the FID network's and the classifier's.
+pub(crate) fn cpu_session(graph: &Path, threads: usize) -> Result<ort::session::Session> {
+    let env = environment()?;
+    let threads = if threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        threads
+    };
+    Ok(ort::session::Session::builder(&env)?
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::All)
+        .map_err(ort::Error::<()>::from)?
+        .with_intra_threads(threads)
+        .map_err(ort::Error::<()>::from)?
+        .commit_from_file(graph)?)
+}

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, Array4, ArrayView4, Axis};
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
 pub use stats::{Stats, frechet_distance};
@@ -50,20 +49,7 @@ impl FidNetwork {
     /// threads (0 = all cores).
     pub fn open(threads: usize) -> Result<Self> {
         let graph = inception::ensure(&cache_dir()?)?;
-        let env = ortlib::environment()?;
-        let threads = if threads == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        } else {
-            threads
-        };
-        let session = Session::builder(&env)?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(ort::Error::<()>::from)?
-            .with_intra_threads(threads)
-            .map_err(ort::Error::<()>::from)?
-            .commit_from_file(&graph)?;
+        let session = ortlib::cpu_session(&graph, threads)?;
         Ok(FidNetwork { session, batch: 50 })
     }
 
