@@ -58,7 +58,7 @@ echo "device.sh $phase ${dry:-} $(date -u +%FT%TZ)"
 } > "$out/env.txt"
 
 if [ -n "$dry" ]; then
-  bin=${COLD_BIN_DIR:-target/release}
+  bin=$(realpath -m "${COLD_BIN_DIR:-target/release}") # absolute: cold-train runs from $scratch
   ep=${DRY_EP:-cpu} backend=flex # DRY_EP=cuda on a CPU-only build checks that a missing provider fails
   need "$bin/cold" "$bin/cold-train" "$bin/examples/bench_bundle"
   cold=$bin/cold train=$bin/cold-train
@@ -116,27 +116,44 @@ if [ "$phase" = restore ]; then
     --json "$scratch/check.json" > /dev/null || die "cold bench on $ep"
   python3 benches/gpu/rows.py cold-restore "$scratch/check.json" "$scratch/check.jsonl" --machine "$machine" \
     --model compact > /dev/null || die "the $ep execution provider did not start (see above)"
-  levers=("default:" "exhaustive:--cudnn-search exhaustive" "nhwc:--prefer-nhwc" "exhaustive+nhwc:--cudnn-search exhaustive --prefer-nhwc")
-  [ -n "$dry" ] && levers=("default:" "nhwc:--prefer-nhwc")
-  for m in $models; do
-    for lv in "${levers[@]}"; do
-      name=${lv%%:*} flags=${lv#*:}
-      left "restore $m $name" || break 2
-      echo "== restore $m $name"
-      j=$scratch/bring/restore-$m-$name.json
-      # shellcheck disable=SC2086
-      if timeout 150 "$cold" bench --model "$scratch/bundles/$m" --ep "$ep" --batch "$batches" ${T:+--t $T} \
-        --warmup 1 --repeats "$reps" --json "$j" $flags; then
-        python3 benches/gpu/rows.py cold-restore "$j" "$results" --machine "$machine" --model "$m" --lever "$name" ||
-          echo "device.sh: FAILED rows of restore $m $name"
-      else
-        echo "device.sh: FAILED restore $m $name (rc $?)"
-      fi
-    done
-  done
-  if left "the PyTorch reference" && peer_ok; then
+  # Every model with the provider's defaults first, then the reference, then each lever alone and
+  # combined, so that a phase cut short by its budget still has both sides of the comparison.
+  levers=("graph:--cuda-graph" "nosync:--no-sync" "exhaustive:--cudnn-search exhaustive" "nhwc:--prefer-nhwc"
+    "graph+exhaustive:--cuda-graph --cudnn-search exhaustive" "exhaustive+nhwc:--cudnn-search exhaustive --prefer-nhwc")
+  [ -n "$dry" ] && levers=("nhwc:--prefer-nhwc")
+  # LEVERS="name:flags;name:flags" replaces the list (a second call in the same session); PEER=0
+  # leaves the reference out of such a call.
+  [ -n "${LEVERS:-}" ] && IFS=';' read -ra levers <<< "$LEVERS"
+  restore_one() { # MODEL LEVER FLAGS...
+    local m=$1 name=$2 warm=1
+    shift 2
+    case "$name" in *graph*) warm=2 ;; esac # a step's graph is captured on its second run
+    left "restore $m $name" || return 1
+    echo "== restore $m $name"
+    local j=$scratch/bring/restore-$m-$name.json
+    if timeout 150 "$cold" bench --model "$scratch/bundles/$m" --ep "$ep" --batch "$batches" ${T:+--t $T} \
+      --warmup "$warm" --repeats "$reps" --json "$j" "$@"; then
+      python3 benches/gpu/rows.py cold-restore "$j" "$results" --machine "$machine" --model "$m" --lever "$name" ||
+        echo "device.sh: FAILED rows of restore $m $name"
+    else
+      echo "device.sh: FAILED restore $m $name (rc $?)"
+      # rows measured before a time limit are kept (cold bench rewrites its JSON after each batch)
+      [ -s "$j" ] && python3 benches/gpu/rows.py cold-restore "$j" "$results" --machine "$machine" --model "$m" \
+        --lever "$name" --allow-skipped
+    fi
+    return 0
+  }
+  for m in $models; do restore_one "$m" default || break; done
+  if [ "${PEER:-1}" != 0 ] && left "the PyTorch reference" && peer_ok; then
     for m in $models; do peer restore "$m" "$batches" 200; done
   fi
+  for lv in "${levers[@]}"; do
+    name=${lv%%:*} flags=${lv#*:}
+    for m in $models; do
+      # shellcheck disable=SC2086
+      restore_one "$m" "$name" $flags || break 2
+    done
+  done
 else
   if [ -n "$dry" ]; then
     configs=("tiny:2:28" "tiny:4:28") steps=2 secs=${TRAIN_SECONDS:-8}
@@ -152,13 +169,24 @@ else
     xz -dc "$work/cold-train.xz" > "$scratch/cold-train" && chmod +x "$scratch/cold-train" || die "unpack cold-train"
     train=$scratch/cold-train data=$work/mnist
   fi
+  # cubecl's kernel compilation cache (PTX on CUDA) goes into what comes back; a cache brought
+  # back from an earlier lease (.devicework/train/cubecl-cache.tar.gz) is unpacked first, so a
+  # first step with compiled kernels can be measured. cubecl reads cubecl.toml from the working
+  # directory: cold-train runs from $scratch.
+  mkdir -p "$scratch/bring/cubecl-cache"
+  if [ -f "$work/cubecl-cache.tar.gz" ]; then
+    tar -C "$scratch/bring" -xzf "$work/cubecl-cache.tar.gz" && echo "device.sh: cubecl cache: warm (carried in)"
+  else
+    echo "device.sh: cubecl cache: cold (none carried in)"
+  fi
+  printf '[compilation]\ncache = { file = "%s" }\n' "$scratch/bring/cubecl-cache" > "$scratch/cubecl.toml"
   first=1
   for c in "${configs[@]}"; do
     IFS=: read -r m b side <<< "$c"
     left "train bench $m batch $b" || break
     echo "== cold-train bench $m batch $b (${side}x$side)"
     j=$scratch/bring/train-$m-b$b.json t0=$(date +%s.%N)
-    if timeout 150 "$train" bench --backend "$backend" --model "$m" --batch "$b" --synthetic "$side" --warmup 2 \
+    if timeout 150 env -C "$scratch" "$train" bench --backend "$backend" --model "$m" --batch "$b" --synthetic "$side" --warmup 2 \
       --steps "$steps" --json "$j"; then
       wall=$(python3 -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 2))" "$t0")
       python3 benches/gpu/rows.py cold-train "$j" "$results" --machine "$machine" --model "$m" --process-seconds "$wall" ||
@@ -181,7 +209,7 @@ else
   fi
   m=${configs[0]%%:*}
   echo "== real run: cold-train train --backend $backend, $m on MNIST, $secs s"
-  timeout $((secs + 120)) "$train" train --backend "$backend" --dataset "mnist:$data" --preset mnist --model "$m" \
+  timeout $((secs + 120)) env -C "$scratch" "$train" train --backend "$backend" --dataset "mnist:$data" --preset mnist --model "$m" \
     --batch 32 --lr 3e-4 --steps 1000000 --max-seconds "$secs" --sample-every 1000000 --checkpoint-every 1000000 \
     --out "$scratch/bring/run" || echo "device.sh: FAILED real run (rc $?)"
   # Only what export needs comes back: the EMA weights, not the optimiser's state.

@@ -9,7 +9,8 @@
 #   restore: `cold` built with cuda,tensorrt (stripped, xz), zero-weight compact/small (28x28) and
 #     paper (32x32) bundles (filled with random weights there), ONNX Runtime's CUDA build from
 #     ../shared/gpu (~57 MiB: the bulk of the carry).
-#   train: `cold-train` built with cuda (stripped, xz) and MNIST gzipped (`cold-train fetch mnist`).
+#   train: `cold-train` built with cuda (stripped, xz) and MNIST gzipped (`cold-train fetch mnist`);
+#     with CUBECL_CACHE=FILE.tar.gz, an earlier lease's cubecl kernel cache (see below).
 # The working tree travels too: move models/ (42 MB) out of it for the call, e.g.
 #   mv models ../models.away && <run device.sh> ; mv ../models.away models
 # This script fails when tree (less models/) + .devicework/PHASE exceeds 64 MiB; carry only
@@ -46,6 +47,9 @@ case "$phase" in
     for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
       gzip -9 -c "$mnist/$f" > "$work/mnist/$f.gz"
     done
+    # A cubecl kernel cache from an earlier lease (bring/cubecl-cache of its bring-back.tar.gz,
+    # packed with `tar -C bring -czf cubecl-cache.tar.gz cubecl-cache`) makes the first step warm.
+    if [ -n "${CUBECL_CACHE:-}" ]; then cp "$CUBECL_CACHE" "$work/cubecl-cache.tar.gz"; fi
     ;;
   *) echo "pack.sh: PHASE is restore or train" >&2; exit 2 ;;
 esac

@@ -41,7 +41,8 @@ def main():
                             model=a.model, batch=int(r["batch"]), precision=a.precision,
                             images_per_second=r["images_per_second"], t=r["t"], steps=r["steps"],
                             algorithm=r["algorithm"], startup_seconds=r["startup_seconds"],
-                            peak_rss_mb=r["peak_rss_mb"], lever=a.lever))
+                            peak_rss_mb=r["peak_rss_mb"], lever=a.lever,
+                            replay_max_abs_diff=r.get("replay_max_abs_diff")))
         elif a.kind == "cold-train":
             row = dict(base, what="train", implementation=f"cold-train (Burn {r['backend']})", model=a.model,
                        batch=int(r["batch_size"]), precision=a.precision,

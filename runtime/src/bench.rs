@@ -29,12 +29,17 @@ pub struct BenchResult {
     pub ep: String,
     pub weights: WeightLoading,
     pub threads: usize,
+    /// CUDA: steps captured as CUDA graphs, and no synchronisation between steps.
+    pub cuda_graph: bool,
+    pub no_sync: bool,
     pub batch: usize,
     pub t: usize,
     pub algorithm: Algorithm,
     /// Graph runs per restoration.
     pub steps: usize,
     pub repeats: usize,
+    /// The largest absolute difference between any later run's images and the first run's.
+    pub replay_max_abs_diff: f32,
     pub median_seconds: f64,
     pub min_seconds: f64,
     pub max_seconds: f64,
@@ -76,6 +81,16 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Runs the benchmark for every batch size.
 pub fn run(model: &Path, options: EngineOptions, cfg: &BenchConfig) -> Result<Vec<BenchResult>> {
+    run_each(model, options, cfg, &mut |_| Ok(()))
+}
+
+/// [`run`], handing each result to `done` as soon as it is measured.
+pub fn run_each(
+    model: &Path,
+    options: EngineOptions,
+    cfg: &BenchConfig,
+    done: &mut dyn FnMut(&BenchResult) -> Result<()>,
+) -> Result<Vec<BenchResult>> {
     let t0 = Instant::now();
     let mut engine = Engine::open(model, options.clone())?;
     engine.warm_up()?;
@@ -103,15 +118,33 @@ pub fn run(model: &Path, options: EngineOptions, cfg: &BenchConfig) -> Result<Ve
         let params = m.degradation.sample_params(&mut rng, batch)?;
         let x = engine.degrade(clean.view(), &vec![t; batch], params.view())?;
         let levels = vec![t; batch];
+        // CUDA graphs: the step session at this batch is made before the timed runs.
+        engine.fix_step_batch(batch)?;
+        // Every run restores the same batch: the largest difference of a later run from the
+        // first shows that replays (CUDA graphs, unsynchronised steps) compute what a plain run
+        // does.
+        let mut first: Option<Array4<f32>> = None;
+        let mut replay_diff = 0.0f32;
+        let mut compare = |r: Array4<f32>| match &first {
+            None => first = Some(r),
+            Some(f) => {
+                let d = f
+                    .iter()
+                    .zip(r.iter())
+                    .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                replay_diff = replay_diff.max(if d.is_nan() { f32::INFINITY } else { d });
+            }
+        };
         for _ in 0..cfg.warmup {
-            engine.restore(x.view(), &levels, params.view(), cfg.algorithm, None, false)?;
+            let r = engine.restore(x.view(), &levels, params.view(), cfg.algorithm, None, false)?;
+            compare(r.output);
         }
         let mut times = Vec::with_capacity(cfg.repeats);
         for _ in 0..cfg.repeats.max(1) {
             let s = Instant::now();
             let r = engine.restore(x.view(), &levels, params.view(), cfg.algorithm, None, false)?;
             times.push(s.elapsed().as_secs_f64());
-            std::hint::black_box(r);
+            compare(r.output);
         }
         let (min, max) = (
             times.iter().copied().fold(f64::INFINITY, f64::min),
@@ -128,11 +161,14 @@ pub fn run(model: &Path, options: EngineOptions, cfg: &BenchConfig) -> Result<Ve
             ep: engine.active_ep.name().into(),
             weights: options.weights,
             threads,
+            cuda_graph: options.cuda_graph,
+            no_sync: options.no_sync,
             batch,
             t,
             algorithm: cfg.algorithm,
             steps,
             repeats: times.len(),
+            replay_max_abs_diff: replay_diff,
             median_seconds: med,
             min_seconds: min,
             max_seconds: max,
@@ -142,6 +178,7 @@ pub fn run(model: &Path, options: EngineOptions, cfg: &BenchConfig) -> Result<Ve
             rss_after_startup_mb: rss_startup,
             peak_rss_mb: memory_mb().1,
         });
+        done(out.last().expect("pushed above"))?;
     }
     Ok(out)
 }
@@ -168,16 +205,26 @@ pub fn run_providers(
             "--batch takes positive batch sizes, e.g. --batch 64,256",
         ));
     }
+    // The JSON is written again after every measurement, so that a run stopped by a time limit
+    // keeps what it measured.
+    let write = |rows: &[serde_json::Value]| -> Result<()> {
+        if let Some(p) = json {
+            let js = serde_json::to_vec_pretty(rows)
+                .map_err(|e| crate::Error::invalid(e.to_string()))?;
+            cold_core::atomic::write_atomic(p, &js)?;
+        }
+        Ok(())
+    };
     let mut out = Providers::default();
     for options in providers {
-        match run(model, options.clone(), cfg) {
+        let mut rows = out.rows.clone();
+        let r = run_each(model, options.clone(), cfg, &mut |x| {
+            rows.push(serde_json::to_value(x).map_err(|e| crate::Error::invalid(e.to_string()))?);
+            write(&rows)
+        });
+        match r {
             Ok(r) => {
-                for x in &r {
-                    out.rows.push(
-                        serde_json::to_value(x)
-                            .map_err(|e| crate::Error::invalid(e.to_string()))?,
-                    );
-                }
+                out.rows = rows;
                 out.results.extend(r);
             }
             Err(e @ crate::Error::ExecutionProvider { .. }) => {
@@ -189,11 +236,7 @@ pub fn run_providers(
             Err(e) => return Err(e),
         }
     }
-    if let Some(p) = json {
-        let js = serde_json::to_vec_pretty(&out.rows)
-            .map_err(|e| crate::Error::invalid(e.to_string()))?;
-        cold_core::atomic::write_atomic(p, &js)?;
-    }
+    write(&out.rows)?;
     Ok(out)
 }
 

@@ -524,6 +524,27 @@ fn info_and_bench() {
     assert_eq!(rows[1]["batch"], 3);
     assert_eq!(rows[1]["steps"], 3);
     assert!(rows[0]["images_per_second"].as_f64().expect("f") > 0.0);
+    // The second run restored the same batch to the same images as the first.
+    assert_eq!(rows[0]["replay_max_abs_diff"].as_f64(), Some(0.0));
+    assert_eq!(rows[0]["cuda_graph"], false);
+
+    // CUDA graphs and unsynchronised steps are settings of the CUDA provider.
+    for flag in ["--cuda-graph", "--no-sync"] {
+        let o = cold(&[
+            "bench",
+            "--model",
+            bundle().to_str().expect("utf8"),
+            "--batch",
+            "2",
+            flag,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{flag}");
+        assert!(
+            stderr(&o).contains("use them with --ep cuda"),
+            "{}",
+            stderr(&o)
+        );
+    }
 
     // Several providers in one run: the ones that are not there are skipped with their reason.
     let o = cold(&[

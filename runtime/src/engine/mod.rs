@@ -83,6 +83,10 @@ pub struct Engine {
     sizes: PreparedSizes,
     env: ort::environment::Environment,
     sessions: Vec<(Graph, Session)>,
+    /// The batch size the step session is fixed at (CUDA graphs need every size fixed).
+    step_batch: Option<usize>,
+    #[cfg(feature = "cuda")]
+    graphs: crate::device_loop::Graphs,
     /// Seconds spent creating sessions.
     pub session_seconds: f64,
 }
@@ -118,6 +122,11 @@ impl Engine {
             WeightLoading::Path => Weights::ByPath,
         };
         let active_ep = resolve_ep(options.ep)?;
+        if (options.cuda_graph || options.no_sync) && active_ep == Ep::Cpu {
+            return Err(Error::invalid(
+                "--cuda-graph and --no-sync are settings of the CUDA provider: use them with --ep cuda",
+            ));
+        }
         let tables = bundle.manifest.degradation.prepare()?;
         let sizes = PreparedSizes::new(&bundle.manifest.degradation, 2);
         Ok(Engine {
@@ -129,6 +138,9 @@ impl Engine {
             sizes,
             env,
             sessions: Vec::new(),
+            step_batch: None,
+            #[cfg(feature = "cuda")]
+            graphs: Default::default(),
             session_seconds: 0.0,
         })
     }
@@ -143,8 +155,13 @@ impl Engine {
                 Graph::AnyRestorer => files.restorer.clone(),
             };
             let fixed = matches!(graph, Graph::Step | Graph::Degradation);
+            let batch = if graph == Graph::Step {
+                self.step_batch
+            } else {
+                None
+            };
             let t0 = Instant::now();
-            let session = self.create_session(&file, fixed)?;
+            let session = self.create_session(&file, fixed, batch)?;
             self.session_seconds += t0.elapsed().as_secs_f64();
             self.sessions.push((graph, session));
         }
@@ -170,6 +187,21 @@ impl Engine {
     /// Creates the sampling session now (start-up cost outside of timed work).
     pub(crate) fn warm_up(&mut self) -> Result<()> {
         self.session(Graph::Step).map(|_| ())
+    }
+
+    /// With CUDA graphs, fixes the step session at batch `b` (created again when it was fixed at
+    /// another batch); otherwise does nothing.
+    pub(crate) fn fix_step_batch(&mut self, b: usize) -> Result<()> {
+        if self.options.cuda_graph && self.step_batch != Some(b) {
+            self.step_batch = Some(b);
+            self.sessions.retain(|(g, _)| *g != Graph::Step);
+            #[cfg(feature = "cuda")]
+            {
+                self.graphs = Default::default();
+            }
+            self.session(Graph::Step)?;
+        }
+        Ok(())
     }
 
     fn check_input(
@@ -344,20 +376,46 @@ impl Engine {
             && algorithm != Algorithm::Direct
         {
             let device_id = self.options.device_id;
-            let session = self.session(graph)?;
-            let out = crate::device_loop::run(
-                session,
-                device_id,
-                x.view(),
-                params.as_ref().map(|p| p.view()),
-                &tables.table_values(),
-                &levels,
-                algorithm,
-            )?;
+            let no_sync = self.options.no_sync;
+            let out = if self.options.cuda_graph && graph == Graph::Step {
+                self.fix_step_batch(b)?;
+                let mut graphs = std::mem::take(&mut self.graphs);
+                let session = self.session(graph)?;
+                let out = crate::device_loop::run_graphed(
+                    session,
+                    device_id,
+                    x.view(),
+                    params.as_ref().map(|p| p.view()),
+                    &tables.table_values(),
+                    &levels,
+                    algorithm,
+                    &mut graphs,
+                    no_sync,
+                );
+                self.graphs = graphs;
+                out?
+            } else {
+                let session = self.session(graph)?;
+                crate::device_loop::run(
+                    session,
+                    device_id,
+                    x.view(),
+                    params.as_ref().map(|p| p.view()),
+                    &tables.table_values(),
+                    &levels,
+                    algorithm,
+                    no_sync,
+                )?
+            };
             return Ok(Restored {
                 output: out,
                 progression: Vec::new(),
             });
+        }
+        if self.step_batch.is_some() {
+            // A session that captures CUDA graphs only runs through the device loop's bindings.
+            self.step_batch = None;
+            self.sessions.retain(|(g, _)| *g != Graph::Step);
         }
         let mut state = x;
         let mut prog = Vec::new();

@@ -73,6 +73,14 @@ pub struct EngineOptions {
     pub conv_search: ConvSearch,
     /// CUDA: prefer the NHWC layout for convolutions (tensor-core friendly).
     pub prefer_nhwc: bool,
+    /// CUDA: capture each step of the sampling loop as a CUDA graph on its first runs and replay
+    /// it afterwards (one launch per step instead of one per kernel). Needs every node on the
+    /// CUDA provider, so the step session's sizes, batch included, are fixed: the session is
+    /// created again when the batch size changes (a folder job's last, smaller batch).
+    pub cuda_graph: bool,
+    /// CUDA: do not synchronise the device after each step of the sampling loop (only after the
+    /// last one): the steps queue on one stream back to back.
+    pub no_sync: bool,
     /// How R sees images of another size than the bundle's.
     pub tiling: super::tiles::Tiling,
     /// Images whose degradation tables would take more memory than this have D computed on the
@@ -92,6 +100,8 @@ impl Default for EngineOptions {
             verify: true,
             conv_search: ConvSearch::Heuristic,
             prefer_nhwc: false,
+            cuda_graph: false,
+            no_sync: false,
             tiling: super::tiles::Tiling::default(),
             max_table_bytes: cold_core::degradation::MAX_TABLE_BYTES,
         }

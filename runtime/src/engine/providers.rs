@@ -81,9 +81,10 @@ fn ep_available(ep: Ep) -> Result<bool> {
     }
 }
 
-/// The CUDA execution provider with the engine's options.
+/// The CUDA execution provider with the engine's options; `capture`: CUDA graphs (only the step
+/// session of a fixed batch, driven through per-step bindings, may capture).
 #[cfg(feature = "cuda")]
-fn cuda_provider(o: &EngineOptions) -> ort::ep::CUDA {
+fn cuda_provider(o: &EngineOptions, capture: bool) -> ort::ep::CUDA {
     use ort::ep::cuda::ConvAlgorithmSearch as S;
     let search = match o.conv_search {
         ConvSearch::Exhaustive => S::Exhaustive,
@@ -95,15 +96,21 @@ fn cuda_provider(o: &EngineOptions) -> ort::ep::CUDA {
         .with_conv_algorithm_search(search)
         .with_conv_max_workspace(true)
         .with_prefer_nhwc(o.prefer_nhwc)
+        .with_cuda_graph(capture)
 }
 
-pub(super) fn register_ep(b: SessionBuilder, ep: Ep, o: &EngineOptions) -> Result<SessionBuilder> {
-    let _ = o;
+pub(super) fn register_ep(
+    b: SessionBuilder,
+    ep: Ep,
+    o: &EngineOptions,
+    capture: bool,
+) -> Result<SessionBuilder> {
+    let _ = (o, capture);
     match ep {
         Ep::Cpu | Ep::Auto => Ok(b),
         #[cfg(feature = "cuda")]
         Ep::Cuda => {
-            let cuda = cuda_provider(o).build().error_on_failure();
+            let cuda = cuda_provider(o, capture).build().error_on_failure();
             b.with_execution_providers([cuda])
                 .map_err(|e| ep_err(ep, ort::Error::<()>::from(e)))
         }
@@ -111,13 +118,14 @@ pub(super) fn register_ep(b: SessionBuilder, ep: Ep, o: &EngineOptions) -> Resul
         Ep::TensorRt => {
             let mut trt = ort::ep::TensorRT::default()
                 .with_device_id(o.device_id)
-                .with_fp16(o.trt_fp16);
+                .with_fp16(o.trt_fp16)
+                .with_cuda_graph(capture);
             if let Some(dir) = &o.trt_cache {
                 trt = trt
                     .with_engine_cache(true)
                     .with_engine_cache_path(dir.display().to_string());
             }
-            let cuda = cuda_provider(o).build().error_on_failure();
+            let cuda = cuda_provider(o, capture).build().error_on_failure();
             b.with_execution_providers([trt.build().error_on_failure(), cuda])
                 .map_err(|e| ep_err(ep, ort::Error::<()>::from(e)))
         }

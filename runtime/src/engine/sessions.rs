@@ -10,7 +10,8 @@ use super::{Engine, Ep, add_external_file_in_memory};
 use crate::error::{Error, Result};
 
 impl Engine {
-    pub(super) fn builder(&self, fixed_size: bool) -> Result<SessionBuilder> {
+    /// A session builder; `batch` fixes the batch dimension too (CUDA graphs).
+    pub(super) fn builder(&self, fixed_size: bool, batch: Option<usize>) -> Result<SessionBuilder> {
         let threads = if self.options.threads == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -43,6 +44,11 @@ impl Engine {
                     .map_err(ort::Error::<()>::from)?;
             }
         }
+        if let Some(n) = batch {
+            b = b
+                .with_dimension_override("batch", n as i64)
+                .map_err(ort::Error::<()>::from)?;
+        }
         if !fixed_size && self.active_ep == Ep::Cpu {
             // Sessions of images of any size see a new shape at every size and tile batch: ONNX
             // Runtime's CPU arena keeps the largest blocks it ever took, and memory patterns are
@@ -56,12 +62,17 @@ impl Engine {
                     .build()])
                 .map_err(ort::Error::<()>::from)?;
         }
-        register_ep(b, self.active_ep, &self.options)
+        register_ep(b, self.active_ep, &self.options, batch.is_some())
     }
 
-    pub(super) fn create_session(&self, graph: &str, fixed_size: bool) -> Result<Session> {
+    pub(super) fn create_session(
+        &self,
+        graph: &str,
+        fixed_size: bool,
+        batch: Option<usize>,
+    ) -> Result<Session> {
         let t0 = Instant::now();
-        let mut b = self.builder(fixed_size)?;
+        let mut b = self.builder(fixed_size, batch)?;
         let gpath = self.bundle.path(graph);
         let session = match self.weights.bytes() {
             None => b.commit_from_file(&gpath)?,

@@ -39,6 +39,13 @@ pub struct ModelArgs {
     /// CUDA: prefer the NHWC layout for convolutions.
     #[arg(long)]
     prefer_nhwc: bool,
+    /// CUDA: capture each sampling step as a CUDA graph and replay it (the sampling session is
+    /// fixed at the batch size, and made again when it changes).
+    #[arg(long)]
+    cuda_graph: bool,
+    /// CUDA: synchronise the device only after the last sampling step, not after each.
+    #[arg(long)]
+    no_sync: bool,
 }
 
 impl ModelArgs {
@@ -61,6 +68,8 @@ impl ModelArgs {
             verify: true,
             conv_search: self.cudnn_search,
             prefer_nhwc: self.prefer_nhwc,
+            cuda_graph: self.cuda_graph,
+            no_sync: self.no_sync,
             ..EngineOptions::default()
         }
     }
