@@ -194,7 +194,7 @@ fn the_whole_unet_lowers_to_the_same_values_at_sizes_it_was_not_built_for() {
     let tmp = tempfile::tempdir().expect("tmp");
     let mut s = block_session(tmp.path(), 3, None, |g, x, _| {
         let t = g.const_f32(&[3.0, 11.0], &[2]);
-        net.lower(g, x, &t)
+        net.lower(g, x, &t, None)
     });
     for (i, (h, w)) in [(12, 16), (20, 8)].into_iter().enumerate() {
         let x = random_images((2, 3, h, w), 60 + i as u64);
@@ -203,4 +203,41 @@ fn the_whole_unet_lowers_to_the_same_values_at_sizes_it_was_not_built_for() {
         let err = max_abs_diff(&run(&mut s, &x, None), &want);
         assert!(err <= 1e-4, "{h}x{w}: {err}");
     }
+}
+
+#[test]
+fn a_class_conditioned_unet_lowers_to_the_same_values_with_each_class() {
+    B::seed(&device(), 6);
+    let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+    let cfg = UNetConfig::new(8, vec![1, 2], 1)
+        .with_heads(2)
+        .with_dim_head(4)
+        .with_classes(Some(names));
+    let net = cfg.init::<B>(&device());
+    // Classes 1 and the null class (3); the embedding must change the output.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut s = block_session(tmp.path(), 1, None, |g, x, _| {
+        let t = g.const_f32(&[3.0, 3.0], &[2]);
+        let c = g.const_i64(&[1, 3], &[2]);
+        net.lower(g, x, &t, Some(&c))
+    });
+    let x = random_images((1, 1, 12, 8), 70);
+    let x = ndarray::concatenate(ndarray::Axis(0), &[x.view(), x.view()]).expect("pair");
+    let t = Tensor::<B, 1>::from_floats([3.0, 3.0], &device());
+    let class = Tensor::<B, 1, Int>::from_ints([1, 3], &device());
+    let xt = to_tensor::<B>(&x, &device());
+    let want = to_array(net.forward_with(xt.clone(), t.clone(), Some(class)));
+    let got = run(&mut s, &x, None);
+    assert!(max_abs_diff(&got, &want) <= 1e-4);
+    // Without a class the network sees the null class; another class gives another output.
+    let null = to_array(net.forward(xt, t));
+    let (first, second) = (
+        want.index_axis(ndarray::Axis(0), 0),
+        null.index_axis(ndarray::Axis(0), 1),
+    );
+    assert!(max_abs_diff(want.index_axis(ndarray::Axis(0), 1), second) <= 1e-5);
+    assert!(
+        max_abs_diff(first, second) > 1e-3,
+        "the class changed nothing"
+    );
 }

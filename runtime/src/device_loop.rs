@@ -25,6 +25,7 @@ pub(crate) fn run(
     x: ArrayView4<f32>,
     params: Option<ArrayView2<f32>>,
     tables: &[(&'static str, ArrayViewD<f32>)],
+    class: Option<&[i64]>,
     levels: &[StepLevels],
     algorithm: Algorithm,
     no_sync: bool,
@@ -76,9 +77,13 @@ pub(crate) fn run(
             Ok((name, t))
         })
         .collect::<Result<Vec<_>>>()?;
+    let device_class = class.map(on_device).transpose()?;
     let mut binding = session.create_binding()?;
     if let Some(p) = &device_params {
         binding.bind_input(io::PARAMS, p)?;
+    }
+    if let Some(c) = &device_class {
+        binding.bind_input(io::CLASS, c)?;
     }
     for (name, t) in &device_tables {
         binding.bind_input(*name, t)?;
@@ -137,6 +142,7 @@ struct GraphLoop {
     a: Tensor<f32>,
     b: Tensor<f32>,
     params: Option<Tensor<f32>>,
+    class: Option<Tensor<i64>>,
     bindings: Vec<IoBinding>,
     options: Vec<RunOptions>,
     // Kept alive for the bindings (ONNX Runtime reads them at the captured addresses).
@@ -155,6 +161,7 @@ pub(crate) fn run_graphed(
     x: ArrayView4<f32>,
     params: Option<ArrayView2<f32>>,
     tables: &[(&'static str, ArrayViewD<f32>)],
+    class: Option<&[i64]>,
     levels: &[StepLevels],
     algorithm: Algorithm,
     graphs: &mut Graphs,
@@ -174,6 +181,7 @@ pub(crate) fn run_graphed(
             device_id,
             shape,
             params,
+            class.is_some(),
             tables,
             levels,
             wanted,
@@ -187,6 +195,9 @@ pub(crate) fn run_graphed(
     Tensor::from_array(x.as_standard_layout().into_owned())?.copy_into(&mut g.a)?;
     if let (Some(p), Some(dp)) = (params, g.params.as_mut()) {
         Tensor::from_array(p.as_standard_layout().into_owned())?.copy_into(dp)?;
+    }
+    if let (Some(c), Some(dc)) = (class, g.class.as_mut()) {
+        Tensor::from_array(([c.len()], c.to_vec()))?.copy_into(dc)?;
     }
     for (binding, options) in g.bindings.iter().zip(&g.options) {
         drop(session.run_binding_with_options(binding, options)?);
@@ -205,6 +216,7 @@ impl GraphLoop {
         device_id: i32,
         shape: [usize; 4],
         params: Option<ArrayView2<f32>>,
+        with_class: bool,
         tables: &[(&'static str, ArrayViewD<f32>)],
         levels: &[StepLevels],
         wanted: &'static str,
@@ -231,6 +243,8 @@ impl GraphLoop {
                     .to(AllocationDevice::CUDA, device_id)?)
             })
             .transpose()?;
+        // Its values are copied in at every call (run_graphed).
+        let device_class = with_class.then(|| device(&vec![0; shape[0]])).transpose()?;
         let device_tables = tables
             .iter()
             .filter(|(name, _)| takes(name))
@@ -270,6 +284,9 @@ impl GraphLoop {
             if let Some(p) = &device_params {
                 binding.bind_input(io::PARAMS, p)?;
             }
+            if let Some(c) = &device_class {
+                binding.bind_input(io::CLASS, c)?;
+            }
             for (name, t) in &device_tables {
                 binding.bind_input(*name, t)?;
             }
@@ -292,6 +309,7 @@ impl GraphLoop {
             a,
             b,
             params: device_params,
+            class: device_class,
             bindings,
             options,
             _held: held,

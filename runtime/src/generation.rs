@@ -24,6 +24,9 @@ pub struct GenerateOptions {
     pub overwrite: bool,
     /// This task's share of the samples (`i mod N == K`).
     pub shard: Option<Shard>,
+    /// Generate images of this class (an index into the network's classes: a class-conditioned
+    /// model), starting from the class's own mixture; `None`: unconditionally.
+    pub class: Option<usize>,
 }
 
 /// What a generate task did.
@@ -47,7 +50,13 @@ fn sample_rng(seed: u64, i: usize) -> StdRng {
 
 /// What must match for a rerun to resume a generate job in the same folder.
 fn settings(model: &str, o: &GenerateOptions) -> serde_json::Value {
-    serde_json::json!({"model": model, "count": o.count, "seed": o.seed, "noise": o.noise})
+    let mut v =
+        serde_json::json!({"model": model, "count": o.count, "seed": o.seed, "noise": o.noise});
+    if let Some(c) = o.class {
+        // Only when set: jobs written before classes existed still resume.
+        v["class"] = c.into();
+    }
+    v
 }
 
 /// Generates `count` images into `out_dir/samples/` (`00000.png`, ...) and a grid of the first 64
@@ -61,7 +70,29 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
     // the image's share sqrt(abar_T) is nearly 0, and sample with the estimated noise (the
     // paper's hot-diffusion generation); the other kinds from the mixture over channel means.
     let mix = m.degradation.transform.is_mix();
-    let g = if mix { None } else { Some(m.mixture()?) };
+    let null = m.network.config.null_class();
+    if let Some(c) = o.class {
+        match null {
+            None => {
+                return Err(Error::invalid(
+                    "--class: this model is not conditioned on classes (train one with \
+                     `cold-train train --classes`)",
+                ));
+            }
+            Some(n) if c as i64 >= n => {
+                return Err(Error::invalid(format!(
+                    "--class {c}: the model has {n} classes (0..{})",
+                    n - 1
+                )));
+            }
+            _ => {}
+        }
+    }
+    let g = if mix {
+        None
+    } else {
+        Some(m.mixture()?.for_class(o.class).clone())
+    };
     if o.count == 0 {
         return Err(Error::invalid("--count must be at least 1"));
     }
@@ -147,16 +178,20 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
                 ndarray::concatenate(Axis(0), &cat4).map_err(|e| Error::invalid(e.to_string()))?
             }
         };
-        let out = engine
-            .restore(
+        let levels = vec![t; chunk.len()];
+        let out = match (o.class, null) {
+            (Some(c), Some(_)) => engine.restore_conditioned(
                 x.view(),
-                &vec![t; chunk.len()],
+                &levels,
                 p.view(),
                 algorithm,
                 None,
                 false,
-            )?
-            .output;
+                &vec![c as i64; chunk.len()],
+            )?,
+            _ => engine.restore(x.view(), &levels, p.view(), algorithm, None, false)?,
+        }
+        .output;
         for (&i, im) in chunk.iter().zip(out.outer_iter()) {
             imageio::save_unit_png(&name(i), im)?;
             task.written.push(sample_name(i));

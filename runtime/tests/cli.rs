@@ -763,6 +763,22 @@ fn generate_is_deterministic_and_needs_a_mixture() {
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let o = run(&a, "3");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Sampling by class needs a class-conditioned model.
+    let o = cold(&[
+        "generate",
+        "--model",
+        model.to_str().expect("utf8"),
+        "--class",
+        "3",
+        tmp.path().join("c").to_str().expect("p"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not conditioned on classes"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!tmp.path().join("c/samples").exists());
     let names = |d: &Path| {
         let mut v: Vec<String> = fs::read_dir(d)
             .expect("ls")

@@ -12,11 +12,13 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use crate::config::TrainConfig;
 use crate::tensor_io;
 
-/// One training batch: clean images, degraded images and their levels.
+/// One training batch: clean images, degraded images and their levels (and, for a
+/// class-conditioned network, their classes: the null class for the dropped labels).
 pub struct Batch<B: Backend> {
     pub x0: Tensor<B, 4>,
     pub xt: Tensor<B, 4>,
     pub t: Tensor<B, 1>,
+    pub class: Option<Tensor<B, 1, Int>>,
 }
 
 /// The random choices of one step depend only on (seed, step), so a resumed run replays them.
@@ -98,17 +100,86 @@ pub fn make_batch<B: Backend>(
     if let Some(bits) = cfg.input_bits {
         quantize(&mut xt, bits);
     }
+    // Drawn after everything else, and only for a conditioned network, so that an unconditioned
+    // run draws what it always drew.
+    let class = cfg.model.classes.as_ref().map(|names| {
+        let null = names.len() as i64;
+        let c: Vec<i64> = idx
+            .iter()
+            .map(|&i| {
+                if rng.random_bool(cfg.label_dropout) {
+                    null
+                } else {
+                    data.labels[i] as i64
+                }
+            })
+            .collect();
+        Tensor::<B, 1, Int>::from_data(TensorData::new(c, [n]), device)
+    });
     let x0 = tensor_io::to_tensor::<B>(&x, device);
     let xt = tensor_io::to_tensor::<B>(&xt, device);
     let t = Tensor::<B, 1>::from_data(
         TensorData::new(levels.iter().map(|&v| v as f32).collect::<Vec<_>>(), [n]),
         device,
     );
-    Batch { x0, xt, t }
+    Batch { x0, xt, t, class }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::CpuBackend as B;
+    use cold_core::data::Split;
+
+    #[test]
+    fn a_conditioned_batch_carries_the_labels_and_drops_some_to_the_null_class() {
+        let fixture =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
+        let mut cfg = TrainConfig::new(&format!("mnist:{}", fixture.display()), "mnist", "tiny")
+            .expect("cfg");
+        cfg.split = "test".into();
+        cfg.batch_size = 64;
+        let data = cfg.load_data(Split::Test).expect("data");
+        let deg = cfg.degradation.prepare().expect("deg");
+        let dev = Default::default();
+        let plain = make_batch::<B>(&cfg, &data, &deg, 3, &dev);
+        assert!(plain.class.is_none());
+        let mut cond = cfg.clone();
+        cond.model.classes = Some(data.class_names.clone());
+        cond.label_dropout = 0.25;
+        let (mut kept, mut dropped) = (0, 0);
+        for step in 0..8 {
+            let b = make_batch::<B>(&cond, &data, &deg, step, &dev);
+            if step == 3 {
+                // The class is drawn last: the images and levels are the unconditioned run's.
+                assert_eq!(b.x0.to_data(), plain.x0.to_data());
+                assert_eq!(b.t.to_data(), plain.t.to_data());
+            }
+            let classes: Vec<i64> = b
+                .class
+                .expect("classes")
+                .to_data()
+                .convert::<i64>()
+                .to_vec()
+                .expect("i64");
+            // Each image's class is its label or the null class (10): match them by image.
+            let x0 = crate::tensor_io::to_array(b.x0);
+            for (img, &c) in x0.outer_iter().zip(&classes) {
+                if c == 10 {
+                    dropped += 1;
+                    continue;
+                }
+                kept += 1;
+                let same_label = (0..data.len()).any(|i| {
+                    data.labels[i] as i64 == c && data.batch(&[i]).index_axis(Axis(0), 0) == img
+                });
+                assert!(same_label, "class {c} is not the image's label");
+            }
+        }
+        let share = dropped as f64 / (kept + dropped) as f64;
+        assert!((0.17..0.33).contains(&share), "dropped {share}");
+    }
+
     #[test]
     fn quantized_inputs_sit_on_the_levels_of_image_files() {
         let mut x = ndarray::Array4::from_shape_fn((1, 1, 4, 5), |(_, _, y, x)| {

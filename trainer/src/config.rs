@@ -62,6 +62,10 @@ pub struct Overrides {
     pub sample_every: Option<usize>,
     pub checkpoint_every: Option<usize>,
     pub max_images: Option<usize>,
+    /// Condition the network on the data set's labels (`UNetConfig::classes`: its class names).
+    pub classes: bool,
+    /// The share of labels replaced by the null class (`TrainConfig::label_dropout`).
+    pub label_dropout: Option<f64>,
 }
 
 impl Overrides {
@@ -84,6 +88,13 @@ impl Overrides {
             ));
         }
         let fixed = self.config.is_some() || self.resume;
+        if self.classes && (fixed || self.init.is_some()) {
+            return Err(TrainError::Config(
+                "--classes builds a new network: the config, the resumed run or the --init \
+                 bundle fixes whether it is class-conditioned"
+                    .into(),
+            ));
+        }
         if fixed
             && (self.preset.is_some()
                 || self.model.is_some()
@@ -191,6 +202,23 @@ impl Overrides {
         if self.input_bits.is_some() {
             cfg.input_bits = self.input_bits;
         }
+        if let Some(p) = self.label_dropout {
+            cfg.label_dropout = p;
+        }
+        if self.classes {
+            // The class names of the training data (loaded here once more: names are cheap to
+            // check only with the images' labels).
+            let d = cfg.load_training_data(cfg.split.parse()?)?;
+            if d.class_names.len() < 2 {
+                return Err(TrainError::Config(format!(
+                    "--classes needs a labelled data set (MNIST, CIFAR-10, or a folder with one \
+                     subfolder per class); {} has {} class",
+                    cfg.dataset,
+                    d.class_names.len()
+                )));
+            }
+            cfg.model.classes = Some(d.class_names);
+        }
         Ok(cfg)
     }
 }
@@ -271,5 +299,72 @@ mod tests {
         .build(&run)
         .expect_err("conflict");
         assert!(e.to_string().contains("choose one"), "{e}");
+    }
+
+    #[test]
+    fn classes_come_from_the_training_data_and_need_labels() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let fixture =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
+        let mnist = tmp.path().join("mnist");
+        std::fs::create_dir(&mnist).expect("dir");
+        for k in ["images-idx3-ubyte.gz", "labels-idx1-ubyte.gz"] {
+            for split in ["train", "t10k"] {
+                std::fs::copy(
+                    fixture.join(format!("t10k-{k}")),
+                    mnist.join(format!("{split}-{k}")),
+                )
+                .expect("copy");
+            }
+        }
+        let run = tmp.path().join("run/config.json");
+        let o = Overrides {
+            dataset: Some(format!("mnist:{}", mnist.display())),
+            model: Some("tiny".into()),
+            classes: true,
+            label_dropout: Some(0.2),
+            ..Default::default()
+        };
+        let cfg = o.build(&run).expect("config");
+        let names: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+        assert_eq!(cfg.model.classes, Some(names));
+        assert_eq!(cfg.label_dropout, 0.2);
+        // A flat folder has no labels to condition on.
+        let flat = tmp.path().join("flat");
+        std::fs::create_dir(&flat).expect("dir");
+        let im = image::GrayImage::from_pixel(28, 28, image::Luma([9]));
+        for i in 0..3 {
+            im.save(flat.join(format!("{i}.png"))).expect("png");
+        }
+        let e = Overrides {
+            dataset: Some(format!("folder:{}", flat.display())),
+            model: Some("tiny".into()),
+            classes: true,
+            ..Default::default()
+        }
+        .build(&run)
+        .expect_err("flat folder");
+        assert!(e.to_string().contains("needs a labelled data set"), "{e}");
+        // A resumed run keeps what it was.
+        let e = Overrides {
+            resume: true,
+            classes: true,
+            ..Default::default()
+        }
+        .build(&run)
+        .expect_err("resume");
+        assert!(
+            e.to_string().contains("--classes builds a new network"),
+            "{e}"
+        );
+        // The share of dropped labels is a probability.
+        let e = Overrides {
+            label_dropout: Some(1.0),
+            ..Default::default()
+        }
+        .build(&run)
+        .and_then(|c| c.validate().map(|_| c).map_err(Into::into))
+        .expect_err("p = 1");
+        assert!(e.to_string().contains("label_dropout"), "{e}");
     }
 }

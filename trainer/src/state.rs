@@ -67,7 +67,7 @@ impl<B: AutodiffBackend> TrainState<B> {
 
 /// The L1 loss of the model on a batch.
 pub fn loss<B: TrainBackend>(model: &UNet<B>, batch: &Batch<B>) -> Tensor<B, 1> {
-    (model.forward(batch.xt.clone(), batch.t.clone()) - batch.x0.clone())
+    (model.forward_with(batch.xt.clone(), batch.t.clone(), batch.class.clone()) - batch.x0.clone())
         .abs()
         .mean()
 }

@@ -54,6 +54,9 @@ pub mod io {
     /// Per-image degradation parameters `[B, P]` f32 (degradation and step input, only for kinds
     /// that have them, e.g. the inpainting centre).
     pub const PARAMS: &str = "params";
+    /// Classes `[B]` i64 (restorer and step input, only for class-conditioned networks; the
+    /// null class, `UNetConfig::null_class`, for none).
+    pub const CLASS: &str = "class";
 }
 
 /// Image geometry and value range.

@@ -32,6 +32,10 @@ pub struct Generation {
     /// The data set and the number of its images the mixture was fitted on.
     pub fitted_on: String,
     pub images: usize,
+    /// For class-conditioned networks: one mixture per class (in the network's class order),
+    /// fitted on that class's images, for `cold generate --class`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_class: Vec<Generation>,
 }
 
 impl Generation {
@@ -58,7 +62,15 @@ impl Generation {
             }
             cholesky(&c.covariance)?;
         }
+        for g in &self.by_class {
+            g.validate(channels)?;
+        }
         Ok(())
+    }
+
+    /// The mixture to draw a start of `class` from: the class's own when fitted, else this one.
+    pub fn for_class(&self, class: Option<usize>) -> &Generation {
+        class.and_then(|c| self.by_class.get(c)).unwrap_or(self)
     }
 
     /// Draws `n` starting images `[n, C, H, W]`: a mean per image from the mixture, constant
@@ -136,6 +148,7 @@ mod tests {
             ],
             fitted_on: "test".into(),
             images: 0,
+            by_class: Vec::new(),
         }
     }
 
@@ -177,6 +190,7 @@ mod tests {
             }],
             fitted_on: String::new(),
             images: 0,
+            by_class: Vec::new(),
         };
         let y = one.starts(&mut rng, 200, (1, 8, 8), 0.002).expect("starts");
         let within: Vec<f64> = y

@@ -19,6 +19,11 @@ pub struct UNetConfig {
     /// Width of each attention head.
     #[serde(default = "default_dim_head")]
     pub dim_head: usize,
+    /// Class conditioning: the names of the classes the network generates by (a class embedding
+    /// added to the time embedding, with one more row for the null class, index `len`, trained by
+    /// dropping labels); none for an unconditional network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
 }
 
 fn default_heads() -> usize {
@@ -43,6 +48,40 @@ impl UNetConfig {
             channels,
             heads: default_heads(),
             dim_head: default_dim_head(),
+            classes: None,
+        }
+    }
+
+    /// The same network conditioned on these classes.
+    pub fn with_classes(mut self, classes: Option<Vec<String>>) -> Self {
+        self.classes = classes;
+        self
+    }
+
+    /// The null class's index (what the network sees without a class), for a conditioned
+    /// network.
+    pub fn null_class(&self) -> Option<i64> {
+        self.classes.as_ref().map(|c| c.len() as i64)
+    }
+
+    /// The index of a class given by name or by index, for a conditioned network.
+    pub fn class_index(&self, class: &str) -> Result<i64, String> {
+        let Some(names) = &self.classes else {
+            return Err(format!(
+                "--class {class}: this model is not conditioned on classes (train one with \
+                 `cold-train train --classes`)"
+            ));
+        };
+        if let Some(i) = names.iter().position(|n| n == class) {
+            return Ok(i as i64);
+        }
+        match class.parse::<usize>() {
+            Ok(i) if i < names.len() => Ok(i as i64),
+            _ => Err(format!(
+                "--class {class}: the model's classes are {} (a name or an index 0..{})",
+                names.join(", "),
+                names.len() - 1
+            )),
         }
     }
 
@@ -129,8 +168,11 @@ impl NetworkSpec {
     /// One line for `cold info`.
     pub fn describe(&self) -> String {
         let c = &self.config;
+        let classes = c.classes.as_ref().map_or(String::new(), |n| {
+            format!(", conditioned on {} classes ({})", n.len(), n.join(" "))
+        });
         format!(
-            "{}, dim {}, dim_mults {:?}, {} attention heads x {}, {} parameters",
+            "{}, dim {}, dim_mults {:?}, {} attention heads x {}, {} parameters{classes}",
             self.architecture, c.dim, c.dim_mults, c.heads, c.dim_head, self.parameters
         )
     }

@@ -78,6 +78,11 @@ pub struct TrainConfig {
     /// repeated into the uncovered border: the reference's random crops without its resize.
     #[serde(default)]
     pub shift: usize,
+    /// For a class-conditioned network (`model.classes`): the share of training images whose
+    /// label is replaced by the null class, so that one network also generates without a class
+    /// (classifier-free guidance).
+    #[serde(default = "default_label_dropout")]
+    pub label_dropout: f64,
     /// A bundle whose network this run starts from (fine-tuning) instead of a seeded fresh one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<std::path::PathBuf>,
@@ -117,6 +122,10 @@ impl std::str::FromStr for LrSchedule {
 fn default_split() -> String {
     "train".into()
 }
+fn default_label_dropout() -> f64 {
+    0.1
+}
+
 fn default_eps() -> f32 {
     1e-8
 }
@@ -142,6 +151,7 @@ impl TrainConfig {
             max_images: 0,
             flip: degradation.channels == 3,
             shift: 0,
+            label_dropout: default_label_dropout(),
             init: None,
             image_size: None,
             input_bits: None,
@@ -198,6 +208,17 @@ impl TrainConfig {
                 self.shift
             )));
         }
+        if !(0.0..1.0).contains(&self.label_dropout) {
+            return Err(Error::InvalidArgument(format!(
+                "label_dropout (--label-dropout) {} must be in [0, 1)",
+                self.label_dropout
+            )));
+        }
+        if self.model.classes.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(Error::InvalidArgument(
+                "a class-conditioned network needs at least one class".into(),
+            ));
+        }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return Err(Error::InvalidArgument(format!(
                 "learning rate {} must be positive",
@@ -241,6 +262,35 @@ impl TrainConfig {
 
     /// Loads the data set as training draws from it: with `image_size`, the scaled squares of
     /// side [`loaded_side`] that the batches crop at random; else as [`TrainConfig::load_data`].
+    /// A class-conditioned network trains on a data set with the same classes, every image
+    /// labelled.
+    pub fn check_classes(&self, d: &Dataset) -> Result<()> {
+        let Some(names) = &self.model.classes else {
+            return Ok(());
+        };
+        if &d.class_names != names {
+            return Err(Error::InvalidArgument(format!(
+                "the network is conditioned on the classes {} but data set {} has {}",
+                names.join(", "),
+                self.dataset,
+                if d.class_names.is_empty() {
+                    "none (a flat folder: put each class's images in a subfolder of its name)"
+                        .to_string()
+                } else {
+                    d.class_names.join(", ")
+                }
+            )));
+        }
+        if let Some(bad) = d.labels.iter().find(|&&l| l as usize >= names.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "data set {} has an image labelled {bad}, beyond its {} classes",
+                self.dataset,
+                names.len()
+            )));
+        }
+        Ok(())
+    }
+
     pub fn load_training_data(&self, split: Split) -> Result<Dataset> {
         let source: Source = self.dataset.parse()?;
         if let Source::Mnist(None) = source {
@@ -266,6 +316,7 @@ impl TrainConfig {
         if self.max_images > 0 {
             d = d.truncate(self.max_images);
         }
+        self.check_classes(&d)?;
         if self.image_size.is_some() {
             return Ok(d);
         }

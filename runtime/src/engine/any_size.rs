@@ -18,11 +18,18 @@ impl Engine {
     /// R on one batch of tiles of one size, with a level per tile.
     fn restorer(&mut self, x: ArrayView4<f32>, levels: &[i64]) -> Result<Array4<f32>> {
         let x = x.as_standard_layout();
+        // Tiles run at other sizes than the model's: never class-conditioned
+        // (`restore_conditioned` refuses them), the null class for a conditioned network.
+        let class = self.class_input(levels.len());
         let session = self.session(Graph::AnyRestorer)?;
-        let out = session.run(ort::inputs! {
+        let mut inputs = ort::inputs! {
             io::X => TensorRef::from_array_view(x.view())?,
             io::T => Tensor::from_array(([levels.len()], levels.to_vec()))?,
-        })?;
+        };
+        if let Some(c) = class {
+            inputs.push((io::CLASS.into(), Tensor::from_array(([c.len()], c))?.into()));
+        }
+        let out = session.run(inputs)?;
         let y = out[io::X0_HAT].try_extract_array::<f32>()?;
         Ok(y.into_dimensionality::<ndarray::Ix4>()
             .map_err(|e| Error::OnnxRuntime(e.to_string()))?

@@ -85,6 +85,9 @@ pub struct Engine {
     sessions: Vec<(Graph, Session)>,
     /// The batch size the step session is fixed at (CUDA graphs need every size fixed).
     step_batch: Option<usize>,
+    /// The classes of the batch being restored ([`Engine::restore_conditioned`]); a
+    /// class-conditioned network sees the null class without them.
+    class: Option<Vec<i64>>,
     #[cfg(feature = "cuda")]
     graphs: crate::device_loop::Graphs,
     /// Seconds spent creating sessions.
@@ -139,6 +142,7 @@ impl Engine {
             env,
             sessions: Vec::new(),
             step_batch: None,
+            class: None,
             #[cfg(feature = "cuda")]
             graphs: Default::default(),
             session_seconds: 0.0,
@@ -314,6 +318,56 @@ impl Engine {
             .to_owned())
     }
 
+    /// The class input of a batch of `b` for a class-conditioned network's graphs: the classes
+    /// of [`Engine::restore_conditioned`], else the null class; `None` for other networks.
+    pub(crate) fn class_input(&self, b: usize) -> Option<Vec<i64>> {
+        let null = self.bundle.manifest.network.config.null_class()?;
+        Some(self.class.clone().unwrap_or_else(|| vec![null; b]))
+    }
+
+    /// [`Engine::restore`] by a class-conditioned network given each image's class (an index
+    /// into `UNetConfig::classes`, or the null class for none): class-conditioned generation.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore_conditioned(
+        &mut self,
+        x: ArrayView4<f32>,
+        t: &[usize],
+        params: ArrayView2<f32>,
+        algorithm: Algorithm,
+        steps: Option<usize>,
+        progression: bool,
+        classes: &[i64],
+    ) -> Result<Restored> {
+        let cfg = &self.bundle.manifest.network.config;
+        let Some(null) = cfg.null_class() else {
+            return Err(Error::invalid(
+                "this model is not conditioned on classes (train one with `cold-train train --classes`)",
+            ));
+        };
+        if classes.len() != x.dim().0 {
+            return Err(Error::invalid(format!(
+                "{} classes for a batch of {}",
+                classes.len(),
+                x.dim().0
+            )));
+        }
+        if let Some(bad) = classes.iter().find(|&&c| !(0..=null).contains(&c)) {
+            return Err(Error::invalid(format!(
+                "class {bad} is not one of the model's {null} classes (0..{null}, {null} for none)"
+            )));
+        }
+        let (h, w) = (x.dim().2, x.dim().3);
+        if !self.is_native(h, w) {
+            return Err(Error::invalid(format!(
+                "class-conditioned restoration runs at the model's own size, not {w}x{h}"
+            )));
+        }
+        self.class = Some(classes.to_vec());
+        let r = self.restore(x, t, params, algorithm, steps, progression);
+        self.class = None;
+        r
+    }
+
     /// Restores a batch degraded to levels `t` (one per image). With `steps`, Algorithms 1 and 2
     /// visit that many levels from t down to 0 instead of every level.
     pub fn restore(
@@ -377,6 +431,7 @@ impl Engine {
         {
             let device_id = self.options.device_id;
             let no_sync = self.options.no_sync;
+            let class = self.class_input(b);
             let out = if self.options.cuda_graph && graph == Graph::Step {
                 self.fix_step_batch(b)?;
                 let mut graphs = std::mem::take(&mut self.graphs);
@@ -387,6 +442,7 @@ impl Engine {
                     x.view(),
                     params.as_ref().map(|p| p.view()),
                     &tables.table_values(),
+                    class.as_deref(),
                     &levels,
                     algorithm,
                     &mut graphs,
@@ -402,6 +458,7 @@ impl Engine {
                     x.view(),
                     params.as_ref().map(|p| p.view()),
                     &tables.table_values(),
+                    class.as_deref(),
                     &levels,
                     algorithm,
                     no_sync,
@@ -426,6 +483,7 @@ impl Engine {
         // Fetch only the output the algorithm needs.
         let run_options =
             RunOptions::new()?.with_outputs(OutputSelector::no_default().with(out_name));
+        let class = self.class_input(b);
         let session = self.session(graph)?;
         for StepLevels { s, s_prev } in levels {
             let mut inputs = ort::inputs! {
@@ -437,6 +495,12 @@ impl Engine {
                 inputs.push((
                     io::PARAMS.into(),
                     TensorRef::from_array_view(p.view())?.into(),
+                ));
+            }
+            if let Some(c) = &class {
+                inputs.push((
+                    io::CLASS.into(),
+                    Tensor::from_array(([b], c.clone()))?.into(),
                 ));
             }
             inputs.extend(table_inputs(session, &tables)?);

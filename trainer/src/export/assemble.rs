@@ -36,6 +36,13 @@ fn levels(g: &mut GraphBuilder, name: &str) -> String {
     g.input(name, DataType::INT64, &[Dim::Named("batch")])
 }
 
+/// The class input `class` `[B]` i64 of a class-conditioned network's graphs.
+fn class_input<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>) -> Option<String> {
+    net.class_emb
+        .is_some()
+        .then(|| g.input(io::CLASS, DataType::INT64, &[Dim::Named("batch")]))
+}
+
 fn as_float(g: &mut GraphBuilder, t: &str) -> String {
     g.op1(
         "Cast",
@@ -44,13 +51,14 @@ fn as_float(g: &mut GraphBuilder, t: &str) -> String {
     )
 }
 
-/// The restorer graph: `x [B,C,H,W] f32, t [B] i64 -> x0_hat [B,C,H,W]`.
+/// The restorer graph: `x [B,C,H,W] f32, t [B] i64 (, class [B] i64) -> x0_hat [B,C,H,W]`.
 pub(crate) fn restorer_graph<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>, channels: usize) {
     let dims = GraphBuilder::image_dims(channels);
     let x = g.input(io::X, DataType::FLOAT, &dims);
     let t = levels(g, io::T);
+    let class = class_input(g, net);
     let tf = as_float(g, &t);
-    let y = net.lower(g, &x, &tf);
+    let y = net.lower(g, &x, &tf, class.as_deref());
     g.output(&y, io::X0_HAT, DataType::FLOAT, &dims);
 }
 
@@ -84,8 +92,8 @@ fn where_active(g: &mut GraphBuilder, s: &str, y: &str, x: &str) -> String {
     g.op1("Where", &[&active, y, x], vec![])
 }
 
-/// The fused sampling step: `x_s [B,C,H,W], s [B], s_prev [B] (, params [B,P]) (, the kind's
-/// tables) -> x0_hat, x_next (Algorithm 2), x_next_alg1` (and `x_next_est`, the estimated-noise
+/// The fused sampling step: `x_s [B,C,H,W], s [B], s_prev [B] (, params [B,P]) (, class [B])
+/// (, the kind's tables) -> x0_hat, x_next (Algorithm 2), x_next_alg1` (and `x_next_est`, the estimated-noise
 /// step, for mixes). `s_prev` is the level to step to (`s - 1` for the full schedule, lower to
 /// skip levels). Samples with s = 0 pass through unchanged, so one batch can hold different
 /// levels.
@@ -95,9 +103,10 @@ pub fn step_graph<B: Backend>(g: &mut GraphBuilder, net: &UNet<B>, d: &Degradati
     let s = levels(g, io::S);
     let s_prev = levels(g, io::S_PREV);
     let params = params_input(g, d);
+    let class = class_input(g, net);
     table_inputs(g, d);
     let sf = as_float(g, &s);
-    let x0 = net.lower(g, &x, &sf);
+    let x0 = net.lower(g, &x, &sf, class.as_deref());
     let hw = g.image_sides(&x);
     let at = |t| Lowering {
         x: &x0,

@@ -263,7 +263,12 @@ pub fn export_run(
     };
     let generation = if mixture.components > 0 {
         let data = cfg.load_data(cfg.split.parse()?)?;
-        let g = crate::mixture::fit(&data, mixture.components, mixture.images)?;
+        let g = crate::mixture::fit(
+            &data,
+            mixture.components,
+            mixture.images,
+            cfg.model.classes.is_some(),
+        )?;
         tracing::info!(
             "generation mixture: {} component(s) fitted on {} images of {}",
             g.components.len(),
@@ -296,7 +301,19 @@ pub fn add_mixture(
             data.channels, data.height, data.width, im.channels, im.height, im.width
         )));
     }
-    let g = crate::mixture::fit(data, mixture.components.max(1), mixture.images)?;
+    let classes = &b.manifest.network.config.classes;
+    if let Some(names) = classes
+        && &data.class_names != names
+    {
+        return Err(TrainError::Config(format!(
+            "the network is conditioned on the classes {} but the data set has {}: fit the \
+             mixture on the data it was trained on",
+            names.join(", "),
+            data.class_names.join(", ")
+        )));
+    }
+    let conditioned = classes.is_some();
+    let g = crate::mixture::fit(data, mixture.components.max(1), mixture.images, conditioned)?;
     let mut m = b.manifest.clone();
     m.generation = Some(g.clone());
     cold_core::files::write(&bundle_dir.join(bundle::MANIFEST), &m)?;

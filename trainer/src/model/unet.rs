@@ -1,7 +1,7 @@
 //! The attention U-Net restorer R(x, t) of the reference (a ConvNeXt U-Net with linear attention).
 
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{Embedding, EmbeddingConfig, PaddingConfig2d};
 use burn::prelude::*;
 
 use super::attention::{LinearAttention, LinearAttentionConfig};
@@ -68,6 +68,11 @@ impl InitUNet for UNetConfig {
             .collect();
         UNet {
             time_mlp: TimeMlpConfig::new(self.dim).init(device),
+            // One row per class and one for the null class (the last).
+            class_emb: self
+                .classes
+                .as_ref()
+                .map(|c| EmbeddingConfig::new(c.len() + 1, time_dim).init(device)),
             downs,
             mid_block1: block(mid, mid).init(device),
             mid_attn: attn(mid),
@@ -103,6 +108,8 @@ pub struct UpLevel<B: Backend> {
 #[derive(Module, Debug)]
 pub struct UNet<B: Backend> {
     pub time_mlp: TimeMlp<B>,
+    /// The class embedding of a class-conditioned network, added to the time embedding.
+    pub class_emb: Option<Embedding<B>>,
     pub downs: Vec<DownLevel<B>>,
     pub mid_block1: ConvNextBlock<B>,
     pub mid_attn: LinearAttention<B>,
@@ -118,8 +125,27 @@ impl<B: TrainBackend> UNet<B> {
     /// # Shapes
     /// - x: `[B, C, H, W]` in [-1, 1], t: `[B]` degradation levels -> `[B, C, H, W]`
     pub fn forward(&self, x: Tensor<B, 4>, t: Tensor<B, 1>) -> Tensor<B, 4> {
-        // 1. Time embedding.
-        let temb = self.time_mlp.forward(t);
+        self.forward_with(x, t, None)
+    }
+
+    /// R(x, t, c) of a class-conditioned network: `class` `[B]` (the null class, the last index,
+    /// for "no class"); without it, every image is of the null class. Unconditioned networks
+    /// ignore it.
+    pub fn forward_with(
+        &self,
+        x: Tensor<B, 4>,
+        t: Tensor<B, 1>,
+        class: Option<Tensor<B, 1, Int>>,
+    ) -> Tensor<B, 4> {
+        // 1. Time embedding, plus the class's.
+        let mut temb = self.time_mlp.forward(t);
+        if let Some(emb) = &self.class_emb {
+            let [b, d] = temb.dims();
+            let null = emb.weight.dims()[0] as i64 - 1;
+            let class =
+                class.unwrap_or_else(|| Tensor::<B, 1, Int>::full([b], null, &temb.device()));
+            temb = temb + emb.forward(class.reshape([b, 1])).reshape([b, d]);
+        }
         // 2. Contracting path, keeping a skip per level.
         let mut skips = Vec::with_capacity(self.downs.len());
         let mut h = x;
@@ -151,11 +177,18 @@ impl<B: TrainBackend> UNet<B> {
 }
 
 impl<B: Backend> UNet<B> {
-    /// [`UNet::forward`] as ONNX nodes on images `x` (`[B, C, H, W]`, any size the down path
-    /// divides) and float levels `t` (`[B]`), block by block; returns the output's name.
-    pub fn lower(&self, g: &mut GraphBuilder, x: &str, t: &str) -> String {
-        // 1. Time embedding.
-        let temb = self.time_mlp.lower(g, t);
+    /// [`UNet::forward_with`] as ONNX nodes on images `x` (`[B, C, H, W]`, any size the down path
+    /// divides), float levels `t` (`[B]`) and, for a class-conditioned network, int64 classes
+    /// `class` (`[B]`), block by block; returns the output's name.
+    pub fn lower(&self, g: &mut GraphBuilder, x: &str, t: &str, class: Option<&str>) -> String {
+        // 1. Time embedding, plus the class's.
+        let mut temb = self.time_mlp.lower(g, t);
+        if let Some(emb) = &self.class_emb {
+            let class = class.expect("a class-conditioned network's graph takes the class");
+            let w = lower::weight(g, "class_emb.weight", &emb.weight);
+            let e = g.op1("Gather", &[&w, class], vec![("axis", Attr::Int(0))]);
+            temb = g.op1("Add", &[&temb, &e], vec![]);
+        }
         let te = lower::gelu(g, &temb);
         // The feature map's [H, W] at each level, from the input's: each down-sampling halves it.
         let hw0 = g.image_sides(x);

@@ -44,6 +44,38 @@ fn tiny_config() -> TrainConfig {
 }
 
 #[test]
+fn a_class_conditioned_network_trains_and_its_class_changes_its_output() {
+    let mut cfg = tiny_config();
+    let dev = Default::default();
+    let data = cfg.load_data(Split::Test).expect("data");
+    cfg.model.classes = Some(data.class_names.clone());
+    cfg.check_classes(&data).expect("the fixture's classes");
+    let deg = cfg.degradation.prepare().expect("deg");
+    let state = TrainState::<AD>::new(&cfg, &dev);
+    let batch = make_batch::<AD>(&cfg, &data, &deg, 0, &dev);
+    let (state, before) = train_step(&cfg, state, &batch);
+    let after: f32 = loss(&state.model, &batch).into_scalar().elem();
+    assert!(
+        before.is_finite() && after < before,
+        "loss {before} -> {after}"
+    );
+    // The class changes the output.
+    let net = state.model.valid();
+    let x = batch.xt.clone().inner();
+    let t = batch.t.clone().inner();
+    let class = |c: i64| Some(Tensor::<B, 1, Int>::full([cfg.batch_size], c, &dev));
+    let a = net.forward_with(x.clone(), t.clone(), class(1));
+    let b = net.forward_with(x, t, class(7));
+    let d: f32 = (a - b).abs().max().into_scalar().elem();
+    assert!(d > 1e-6, "{d}");
+    // A data set with other classes is refused with both lists.
+    let mut other = cfg.clone();
+    other.model.classes = Some(vec!["cat".into(), "dog".into()]);
+    let e = other.check_classes(&data).expect_err("other classes");
+    assert!(e.to_string().contains("cat, dog"), "{e}");
+}
+
+#[test]
 fn one_step_lowers_the_loss_on_a_fixed_batch() {
     let cfg = tiny_config();
     let dev = Default::default();

@@ -27,6 +27,10 @@ pub struct GenerateArgs {
     /// Images per model call.
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// Generate images of this class, by name or index (a class-conditioned model: `cold info`
+    /// lists its classes); without it, unconditionally.
+    #[arg(long, value_name = "NAME|INDEX")]
+    class: Option<String>,
     /// Replace images already in OUT_DIR (a rerun of the same job skips the samples already
     /// there without it).
     #[arg(long)]
@@ -39,6 +43,13 @@ pub struct GenerateArgs {
 pub fn run(a: GenerateArgs) -> Result<ExitCode> {
     let shard = a.shard.resolve()?;
     let mut engine = Engine::open(&a.model.model, a.model.options()?)?;
+    let class = a
+        .class
+        .as_deref()
+        .map(|c| engine.bundle.manifest.network.config.class_index(c))
+        .transpose()
+        .map_err(anyhow::Error::msg)?
+        .map(|c| c as usize);
     let o = GenerateOptions {
         count: a.count,
         seed: a.seed,
@@ -46,6 +57,7 @@ pub fn run(a: GenerateArgs) -> Result<ExitCode> {
         batch: a.batch,
         overwrite: a.overwrite,
         shard,
+        class,
     };
     let g = generation::generate(&mut engine, &a.out_dir, &o)?;
     let share = o.shard.as_ref().map_or(String::new(), |s| {

@@ -97,6 +97,14 @@ pub struct TrainArgs {
     /// Train on the first N images only.
     #[arg(long)]
     max_images: Option<usize>,
+    /// Condition the network on the data set's classes (MNIST's digits, CIFAR-10's classes, a
+    /// folder's subfolders): `cold generate --class C` then samples by class, and without
+    /// --class as before (the null class, trained by dropping labels: --label-dropout).
+    #[arg(long)]
+    classes: bool,
+    /// With --classes: the share of training images whose label is dropped (default 0.1).
+    #[arg(long, value_name = "P")]
+    label_dropout: Option<f64>,
     /// Stop cleanly (with a checkpoint) after this many seconds of training (counted from the end
     /// of the first step, which on a GPU includes kernel compilation).
     #[arg(long)]
@@ -136,6 +144,8 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
         sample_every: a.sample_every,
         checkpoint_every: a.checkpoint_every,
         max_images: a.max_images,
+        classes: a.classes,
+        label_dropout: a.label_dropout,
     }
     .build(&run.config())?;
     let opts = RunOptions {

@@ -1,0 +1,235 @@
+//! A class-conditioned network end to end: its exported graphs take the class and agree with
+//! Burn for every class and for none (the null class), the runtime restores with or without
+//! classes, and `generate` samples by class from the class's own mixture.
+
+use burn::prelude::*;
+use cold_core::generation::{Component, Generation};
+use cold_core::training::TrainingSummary;
+use cold_runtime::engine::{Algorithm, Engine, EngineOptions};
+use cold_runtime::generation::{GenerateOptions, generate};
+use cold_testkit::{max_abs_diff, random_images, tiny_model};
+use cold_trainer::CpuBackend as B;
+use cold_trainer::export;
+use cold_trainer::model::InitUNet;
+use cold_trainer::tensor_io::{to_array, to_tensor};
+use ndarray::Array2;
+
+const CLASSES: [&str; 3] = ["zero", "one", "two"];
+
+/// A one-component mixture at `mean`.
+fn mixture(mean: f64) -> Generation {
+    Generation {
+        components: vec![Component {
+            weight: 1.0,
+            mean: vec![mean],
+            covariance: vec![vec![0.01]],
+        }],
+        fitted_on: "test".into(),
+        images: 0,
+        by_class: Vec::new(),
+    }
+}
+
+fn options() -> GenerateOptions {
+    GenerateOptions {
+        count: 3,
+        seed: 1,
+        noise: 0.0,
+        batch: 2,
+        overwrite: false,
+        shard: None,
+        class: None,
+    }
+}
+
+#[test]
+fn a_class_conditioned_bundle_restores_and_generates_by_class() {
+    let (mut cfg, _) = tiny_model(3);
+    cfg.model.classes = Some(CLASSES.map(String::from).to_vec());
+    let dev = Default::default();
+    B::seed(&dev, 3);
+    let net = cfg.model.init::<B>(&dev);
+    // Every class starts from its own constant level, the unconditioned samples from another.
+    let mut g = mixture(-0.9);
+    g.by_class = vec![mixture(-0.5), mixture(0.0), mixture(0.5)];
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("cond");
+    export::export_model(&net, &cfg, TrainingSummary::default(), Some(g), &dir, false)
+        .expect("export");
+
+    let mut engine = Engine::open(&dir, EngineOptions::default()).expect("engine");
+    let x = random_images((4, 1, 28, 28), 9);
+    let t = [3usize, 7, 11, 20];
+    let params = Array2::<f32>::zeros((4, 0));
+    let levels = || {
+        let f: Vec<f32> = t.iter().map(|&v| v as f32).collect();
+        Tensor::<B, 1>::from_data(TensorData::new(f, [4]), &dev)
+    };
+    let burn = |class: Option<Vec<i64>>| {
+        let c = class.map(|c| Tensor::<B, 1, Int>::from_data(TensorData::new(c, [4]), &dev));
+        to_array(net.forward_with(to_tensor::<B>(&x, &dev), levels(), c))
+    };
+    // R through the step graph: each image's class, the null class (3) among them.
+    let classes = vec![0i64, 2, 3, 1];
+    let got = engine
+        .restore_conditioned(
+            x.view(),
+            &t,
+            params.view(),
+            Algorithm::Direct,
+            None,
+            false,
+            &classes,
+        )
+        .expect("conditioned")
+        .output;
+    let want = burn(Some(classes.clone()));
+    let err = max_abs_diff(&got, &want);
+    assert!(err <= 1e-4, "conditioned R: {err}");
+    // Without classes: the null class, as Burn's forward without one.
+    let plain = engine
+        .restore(x.view(), &t, params.view(), Algorithm::Direct, None, false)
+        .expect("plain")
+        .output;
+    let err = max_abs_diff(&plain, &burn(None));
+    assert!(err <= 1e-4, "null-class R: {err}");
+    let err = max_abs_diff(&plain, &burn(Some(vec![3; 4])));
+    assert!(err <= 1e-4, "null class is index 3: {err}");
+    assert!(
+        max_abs_diff(&plain, &got) > 1e-3,
+        "the class changes the output"
+    );
+    // The whole sampler with classes runs and differs from the unconditioned one.
+    let two = |e: &mut Engine, c: Option<&[i64]>| {
+        match c {
+            Some(c) => {
+                e.restore_conditioned(x.view(), &t, params.view(), Algorithm::Two, None, false, c)
+            }
+            None => e.restore(x.view(), &t, params.view(), Algorithm::Two, None, false),
+        }
+        .expect("algorithm 2")
+        .output
+    };
+    let a = two(&mut engine, Some(&[1, 1, 1, 1]));
+    assert!(max_abs_diff(&a, &two(&mut engine, None)) > 1e-3);
+    // Images of another size go through the restorer graph with the null class.
+    let big = random_images((1, 1, 20, 36), 4);
+    engine
+        .restore(
+            big.view(),
+            &[5],
+            Array2::<f32>::zeros((1, 0)).view(),
+            Algorithm::Two,
+            Some(2),
+            false,
+        )
+        .expect("another size, no class");
+    let e = engine
+        .restore_conditioned(
+            big.view(),
+            &[5],
+            Array2::<f32>::zeros((1, 0)).view(),
+            Algorithm::Two,
+            None,
+            false,
+            &[1],
+        )
+        .expect_err("classes at another size");
+    assert!(e.to_string().contains("own size"), "{e}");
+    let e = engine
+        .restore_conditioned(
+            x.view(),
+            &t,
+            params.view(),
+            Algorithm::Two,
+            None,
+            false,
+            &[0, 1, 2, 4],
+        )
+        .expect_err("class 4");
+    assert!(
+        e.to_string().contains("not one of the model's 3 classes"),
+        "{e}"
+    );
+
+    // generate --class 2 starts from class 2's mixture: with no noise and t = T the start is the
+    // constant 0.5, and the samples differ from the unconditioned ones.
+    let out_c = tmp.path().join("gen-two");
+    let o = GenerateOptions {
+        class: Some(2),
+        ..options()
+    };
+    let r = generate(&mut engine, &out_c, &o).expect("generate --class");
+    assert_eq!(r.written, 3);
+    let out_u = tmp.path().join("gen-none");
+    generate(&mut engine, &out_u, &options()).expect("generate");
+    let read = |d: &std::path::Path| {
+        cold_core::imageio::read_image(&d.join("samples/00000.png"))
+            .expect("png")
+            .to_luma8()
+            .into_raw()
+    };
+    assert_ne!(read(&out_c), read(&out_u));
+    let e = generate(
+        &mut engine,
+        &tmp.path().join("gen-bad"),
+        &GenerateOptions {
+            class: Some(3),
+            ..options()
+        },
+    )
+    .expect_err("class 3 of 3");
+    assert!(e.to_string().contains("has 3 classes"), "{e}");
+    // A rerun of the class job in its folder resumes; another class there is refused.
+    assert_eq!(generate(&mut engine, &out_c, &o).expect("rerun").skipped, 3);
+    let e = generate(
+        &mut engine,
+        &out_c,
+        &GenerateOptions {
+            class: Some(1),
+            ..options()
+        },
+    )
+    .expect_err("another class in the same folder");
+    assert!(e.to_string().contains("another job"), "{e}");
+}
+
+#[test]
+fn class_requests_on_an_unconditioned_bundle_are_refused() {
+    let bundle = cold_testkit::tiny_bundle_dir();
+    let mut engine = Engine::open(&bundle, EngineOptions::default()).expect("engine");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let e = generate(
+        &mut engine,
+        tmp.path(),
+        &GenerateOptions {
+            class: Some(0),
+            ..options()
+        },
+    )
+    .expect_err("not conditioned");
+    assert!(e.to_string().contains("not conditioned on classes"), "{e}");
+    let cfg = engine.bundle.manifest.network.config.clone();
+    let e = cfg.class_index("3").expect_err("no classes");
+    assert!(e.contains("cold-train train --classes"), "{e}");
+    let x = random_images((1, 1, 28, 28), 1);
+    let e = engine
+        .restore_conditioned(
+            x.view(),
+            &[3],
+            Array2::<f32>::zeros((1, 0)).view(),
+            Algorithm::Two,
+            None,
+            false,
+            &[0],
+        )
+        .expect_err("not conditioned");
+    assert!(e.to_string().contains("not conditioned"), "{e}");
+    // Names and indices of a conditioned network's classes.
+    let mut c = cfg.clone();
+    c.classes = Some(CLASSES.map(String::from).to_vec());
+    assert_eq!(c.class_index("two"), Ok(2));
+    assert_eq!(c.class_index("1"), Ok(1));
+    let e = c.class_index("3").expect_err("3 of 3");
+    assert!(e.contains("zero, one, two"), "{e}");
+}
