@@ -39,6 +39,7 @@ fn options() -> GenerateOptions {
         overwrite: false,
         shard: None,
         class: None,
+        guidance: 1.0,
     }
 }
 
@@ -80,6 +81,7 @@ fn a_class_conditioned_bundle_restores_and_generates_by_class() {
             None,
             false,
             &classes,
+            1.0,
         )
         .expect("conditioned")
         .output;
@@ -102,9 +104,16 @@ fn a_class_conditioned_bundle_restores_and_generates_by_class() {
     // The whole sampler with classes runs and differs from the unconditioned one.
     let two = |e: &mut Engine, c: Option<&[i64]>| {
         match c {
-            Some(c) => {
-                e.restore_conditioned(x.view(), &t, params.view(), Algorithm::Two, None, false, c)
-            }
+            Some(c) => e.restore_conditioned(
+                x.view(),
+                &t,
+                params.view(),
+                Algorithm::Two,
+                None,
+                false,
+                c,
+                1.0,
+            ),
             None => e.restore(x.view(), &t, params.view(), Algorithm::Two, None, false),
         }
         .expect("algorithm 2")
@@ -133,6 +142,7 @@ fn a_class_conditioned_bundle_restores_and_generates_by_class() {
             None,
             false,
             &[1],
+            1.0,
         )
         .expect_err("classes at another size");
     assert!(e.to_string().contains("own size"), "{e}");
@@ -145,12 +155,44 @@ fn a_class_conditioned_bundle_restores_and_generates_by_class() {
             None,
             false,
             &[0, 1, 2, 4],
+            1.0,
         )
         .expect_err("class 4");
     assert!(
         e.to_string().contains("not one of the model's 3 classes"),
         "{e}"
     );
+
+    // Classifier-free guidance: x0 = u + w (c - u) ...
+    let one = [1usize; 4];
+    let run = |e: &mut Engine, alg: Algorithm, t: &[usize], w: Option<f32>| {
+        match w {
+            Some(w) => {
+                e.restore_conditioned(x.view(), t, params.view(), alg, None, false, &classes, w)
+            }
+            None => e.restore(x.view(), t, params.view(), alg, None, false),
+        }
+        .expect("restore")
+        .output
+    };
+    let (c, u) = (
+        run(&mut engine, Algorithm::Direct, &t, Some(1.0)),
+        run(&mut engine, Algorithm::Direct, &t, None),
+    );
+    let guided = run(&mut engine, Algorithm::Direct, &t, Some(2.5));
+    let want = &u + &((&c - &u) * 2.5);
+    assert!(max_abs_diff(&guided, &want) <= 1e-5, "guided x0");
+    // ... and a step from the guided x0 is the same combination of the two steps (D is affine):
+    // x_0 = x_1 - D(x0, 1) + x0.
+    let step = run(&mut engine, Algorithm::Two, &one, Some(2.5));
+    let x0 = run(&mut engine, Algorithm::Direct, &one, Some(2.5));
+    let d1 = engine.degrade(x0.view(), &one, params.view()).expect("D");
+    let want = &x - &d1 + &x0;
+    assert!(max_abs_diff(&step, &want) <= 1e-4, "guided step");
+    // Weight 0 is the unconditional sampler over all levels.
+    let zero = run(&mut engine, Algorithm::Two, &t, Some(0.0));
+    let plain = run(&mut engine, Algorithm::Two, &t, None);
+    assert!(max_abs_diff(&zero, &plain) <= 1e-5, "guidance 0");
 
     // generate --class 2 starts from class 2's mixture: with no noise and t = T the start is the
     // constant 0.5, and the samples differ from the unconditioned ones.
@@ -180,6 +222,28 @@ fn a_class_conditioned_bundle_restores_and_generates_by_class() {
     )
     .expect_err("class 3 of 3");
     assert!(e.to_string().contains("has 3 classes"), "{e}");
+    let e = generate(
+        &mut engine,
+        &tmp.path().join("gen-guided"),
+        &GenerateOptions {
+            guidance: 3.0,
+            ..options()
+        },
+    )
+    .expect_err("guidance without a class");
+    assert!(e.to_string().contains("give --class"), "{e}");
+    let guided_dir = tmp.path().join("gen-guided");
+    generate(
+        &mut engine,
+        &guided_dir,
+        &GenerateOptions {
+            class: Some(2),
+            guidance: 3.0,
+            ..options()
+        },
+    )
+    .expect("generate --class 2 --guidance 3");
+    assert_ne!(read(&guided_dir), read(&out_c));
     // A rerun of the class job in its folder resumes; another class there is refused.
     assert_eq!(generate(&mut engine, &out_c, &o).expect("rerun").skipped, 3);
     let e = generate(
@@ -222,6 +286,7 @@ fn class_requests_on_an_unconditioned_bundle_are_refused() {
             None,
             false,
             &[0],
+            1.0,
         )
         .expect_err("not conditioned");
     assert!(e.to_string().contains("not conditioned"), "{e}");

@@ -27,6 +27,8 @@ pub struct GenerateOptions {
     /// Generate images of this class (an index into the network's classes: a class-conditioned
     /// model), starting from the class's own mixture; `None`: unconditionally.
     pub class: Option<usize>,
+    /// Classifier-free guidance with `class` (1: none).
+    pub guidance: f32,
 }
 
 /// What a generate task did.
@@ -55,6 +57,7 @@ fn settings(model: &str, o: &GenerateOptions) -> serde_json::Value {
     if let Some(c) = o.class {
         // Only when set: jobs written before classes existed still resume.
         v["class"] = c.into();
+        v["guidance"] = o.guidance.into();
     }
     v
 }
@@ -87,6 +90,11 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
             }
             _ => {}
         }
+    }
+    if o.guidance != 1.0 && o.class.is_none() {
+        return Err(Error::invalid(
+            "--guidance weighs a class against none: give --class too",
+        ));
     }
     let g = if mix {
         None
@@ -188,6 +196,7 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
                 None,
                 false,
                 &vec![c as i64; chunk.len()],
+                o.guidance,
             )?,
             _ => engine.restore(x.view(), &levels, p.view(), algorithm, None, false)?,
         }

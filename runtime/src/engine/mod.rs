@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::ortlib;
 
 mod any_size;
+mod conditioning;
 pub mod options;
 mod providers;
 mod sessions;
@@ -193,6 +194,15 @@ impl Engine {
         self.session(Graph::Step).map(|_| ())
     }
 
+    /// Drops a step session fixed for CUDA graphs: a session that captures graphs only runs
+    /// through the device loop's bindings, so host loops get a plain one.
+    pub(crate) fn unfix_step_batch(&mut self) {
+        if self.step_batch.is_some() {
+            self.step_batch = None;
+            self.sessions.retain(|(g, _)| *g != Graph::Step);
+        }
+    }
+
     /// With CUDA graphs, fixes the step session at batch `b` (created again when it was fixed at
     /// another batch); otherwise does nothing.
     pub(crate) fn fix_step_batch(&mut self, b: usize) -> Result<()> {
@@ -318,56 +328,6 @@ impl Engine {
             .to_owned())
     }
 
-    /// The class input of a batch of `b` for a class-conditioned network's graphs: the classes
-    /// of [`Engine::restore_conditioned`], else the null class; `None` for other networks.
-    pub(crate) fn class_input(&self, b: usize) -> Option<Vec<i64>> {
-        let null = self.bundle.manifest.network.config.null_class()?;
-        Some(self.class.clone().unwrap_or_else(|| vec![null; b]))
-    }
-
-    /// [`Engine::restore`] by a class-conditioned network given each image's class (an index
-    /// into `UNetConfig::classes`, or the null class for none): class-conditioned generation.
-    #[allow(clippy::too_many_arguments)]
-    pub fn restore_conditioned(
-        &mut self,
-        x: ArrayView4<f32>,
-        t: &[usize],
-        params: ArrayView2<f32>,
-        algorithm: Algorithm,
-        steps: Option<usize>,
-        progression: bool,
-        classes: &[i64],
-    ) -> Result<Restored> {
-        let cfg = &self.bundle.manifest.network.config;
-        let Some(null) = cfg.null_class() else {
-            return Err(Error::invalid(
-                "this model is not conditioned on classes (train one with `cold-train train --classes`)",
-            ));
-        };
-        if classes.len() != x.dim().0 {
-            return Err(Error::invalid(format!(
-                "{} classes for a batch of {}",
-                classes.len(),
-                x.dim().0
-            )));
-        }
-        if let Some(bad) = classes.iter().find(|&&c| !(0..=null).contains(&c)) {
-            return Err(Error::invalid(format!(
-                "class {bad} is not one of the model's {null} classes (0..{null}, {null} for none)"
-            )));
-        }
-        let (h, w) = (x.dim().2, x.dim().3);
-        if !self.is_native(h, w) {
-            return Err(Error::invalid(format!(
-                "class-conditioned restoration runs at the model's own size, not {w}x{h}"
-            )));
-        }
-        self.class = Some(classes.to_vec());
-        let r = self.restore(x, t, params, algorithm, steps, progression);
-        self.class = None;
-        r
-    }
-
     /// Restores a batch degraded to levels `t` (one per image). With `steps`, Algorithms 1 and 2
     /// visit that many levels from t down to 0 instead of every level.
     pub fn restore(
@@ -469,11 +429,7 @@ impl Engine {
                 progression: Vec::new(),
             });
         }
-        if self.step_batch.is_some() {
-            // A session that captures CUDA graphs only runs through the device loop's bindings.
-            self.step_batch = None;
-            self.sessions.retain(|(g, _)| *g != Graph::Step);
-        }
+        self.unfix_step_batch();
         let mut state = x;
         let mut prog = Vec::new();
         if progression {

@@ -74,6 +74,11 @@ pub struct Blur {
 }
 
 impl Kind for Blur {
+    /// A convolution per level (the last, with `discrete`, a channel mean): linear.
+    fn is_affine(&self) -> bool {
+        true
+    }
+
     fn validate(&self, d: &Degradation) -> Result<()> {
         self.check(d.steps, d.height, d.width)
     }

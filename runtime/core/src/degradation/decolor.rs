@@ -112,6 +112,11 @@ impl Tables for DecolorTables {
 }
 
 impl Kind for Decolor {
+    /// `m + c_t (x - m)`: linear.
+    fn is_affine(&self) -> bool {
+        true
+    }
+
     fn validate(&self, d: &Degradation) -> Result<()> {
         if d.channels < 2 {
             return Err(Error::InvalidArgument(format!(

@@ -123,6 +123,11 @@ impl Inpaint {
 }
 
 impl Kind for Inpaint {
+    /// A mask per image and level: linear.
+    fn is_affine(&self) -> bool {
+        true
+    }
+
     fn validate(&self, d: &Degradation) -> Result<()> {
         self.check(d.steps)
     }

@@ -93,6 +93,14 @@ pub trait Kind: Debug + Sync {
         None
     }
 
+    /// Whether D is affine in the image (`D(x) = A_t x + b_t`, for fixed parameters): then a
+    /// sampling step is affine in R's output, and classifier-free guidance can combine whole
+    /// steps (`step(u + w (c - u)) = step(u) + w (step(c) - step(u))`). Kinds that clip or
+    /// threshold are not.
+    fn is_affine(&self) -> bool {
+        false
+    }
+
     /// Whether D mixes the image with a per-image `z` (`a_t x + b_t z`), which gives the
     /// estimated-noise sampler.
     fn is_mix(&self) -> bool {

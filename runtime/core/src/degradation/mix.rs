@@ -87,6 +87,11 @@ fn mix_tables(d: &Degradation, cosine_offset: f64) -> MixTables {
 }
 
 impl Kind for Noise {
+    /// `a_t x + b_t z`, and the estimated-noise step is affine in x0 too.
+    fn is_affine(&self) -> bool {
+        true
+    }
+
     fn validate(&self, _d: &Degradation) -> Result<()> {
         validate_offset(self.cosine_offset)
     }
@@ -129,6 +134,11 @@ impl Kind for Noise {
 }
 
 impl Kind for Animorph {
+    /// `a_t x + b_t z`, and the estimated-noise step is affine in x0 too.
+    fn is_affine(&self) -> bool {
+        true
+    }
+
     fn validate(&self, _d: &Degradation) -> Result<()> {
         validate_offset(self.cosine_offset)
     }

@@ -96,6 +96,12 @@ impl Transform {
     pub fn is_mix(&self) -> bool {
         self.as_kind().is_mix()
     }
+
+    /// Whether D is affine in the image (see `Kind::is_affine`): classifier-free guidance
+    /// needs it.
+    pub fn is_affine(&self) -> bool {
+        self.as_kind().is_affine()
+    }
 }
 
 /// A complete degradation description: the transform, the number of steps T and the image size.

@@ -67,6 +67,11 @@ impl SuperRes {
 }
 
 impl Kind for SuperRes {
+    /// Down- and up-sampling are linear; the clipped variant is not.
+    fn is_affine(&self) -> bool {
+        !self.clip
+    }
+
     fn validate(&self, d: &Degradation) -> Result<()> {
         self.check(d.steps, d.height, d.width)
     }

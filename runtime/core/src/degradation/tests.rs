@@ -621,3 +621,45 @@ fn animorphosis_mixes_in_images_of_the_source() {
     );
     assert_eq!((&ma.a, &ma.b), (&mn.a, &mn.b));
 }
+
+/// Kinds that say they are affine in the image are: D(a x + (1 - a) y) = a D(x) + (1 - a) D(y)
+/// (classifier-free guidance rests on it); the ones that clip or threshold say they are not.
+#[test]
+fn affine_kinds_are_affine() {
+    let mut rng = StdRng::seed_from_u64(4);
+    for name in PRESETS {
+        let d = Degradation::preset(name).expect("preset");
+        let (c, h, w) = (d.channels, d.height, d.width);
+        // Beyond [-1, 1], so that clipping kinds clip.
+        let mut img = || Array4::from_shape_fn((2, c, h, w), |_| rng.random_range(-3.0f32..3.0));
+        let (x, y) = (img(), img());
+        let a = 0.3f32;
+        let mix = &x * a + &y * (1.0 - a);
+        let params = match d.transform {
+            // The other data set's image, as parameters.
+            Transform::Animorph(_) => {
+                Array2::from_shape_fn((2, d.param_count()), |_| rng.random_range(-1.0f32..1.0))
+            }
+            _ => d.sample_params(&mut rng, 2).expect("params"),
+        };
+        let p = d.prepare().expect("prepare");
+        let t = [1, d.steps];
+        let dm = p.apply(mix.view(), &t, params.view()).expect("D");
+        let dx = p.apply(x.view(), &t, params.view()).expect("D");
+        let dy = p.apply(y.view(), &t, params.view()).expect("D");
+        let want = &dx * a + &dy * (1.0 - a);
+        let err = dm
+            .iter()
+            .zip(want.iter())
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        if d.transform.is_affine() {
+            assert!(err <= 1e-5, "{name}: {err}");
+        } else {
+            assert!(
+                err > 1e-3,
+                "{name} says it is not affine but is here: {err}"
+            );
+        }
+    }
+}

@@ -31,6 +31,11 @@ pub struct GenerateArgs {
     /// lists its classes); without it, unconditionally.
     #[arg(long, value_name = "NAME|INDEX")]
     class: Option<String>,
+    /// With --class: classifier-free guidance weight W (x0 = u + W (c - u), c the class's
+    /// restoration, u the unconditional one): 1 uses the class alone, above 1 pushes further
+    /// from the unconditional (costs twice the network runs).
+    #[arg(long, value_name = "W", default_value_t = 1.0)]
+    guidance: f32,
     /// Replace images already in OUT_DIR (a rerun of the same job skips the samples already
     /// there without it).
     #[arg(long)]
@@ -58,6 +63,7 @@ pub fn run(a: GenerateArgs) -> Result<ExitCode> {
         overwrite: a.overwrite,
         shard,
         class,
+        guidance: a.guidance,
     };
     let g = generation::generate(&mut engine, &a.out_dir, &o)?;
     let share = o.shard.as_ref().map_or(String::new(), |s| {
