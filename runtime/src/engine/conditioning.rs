@@ -5,13 +5,10 @@
 //! with the null class and combining the two next states the same way: one run of the step graph
 //! on the doubled batch per step.
 
-use cold_core::bundle::io;
-use cold_core::sampler::{self, StepLevels};
-use ndarray::{Array4, ArrayView2, ArrayView4, Axis, concatenate, s};
-use ort::session::{OutputSelector, RunOptions};
-use ort::value::{Tensor, TensorRef};
+use cold_core::sampler;
+use ndarray::{ArrayView2, ArrayView4};
 
-use super::{Algorithm, Engine, Graph, Restored, table_inputs};
+use super::{Algorithm, Engine, Graph, Restored};
 use crate::error::{Error, Result};
 
 impl Engine {
@@ -108,74 +105,24 @@ impl Engine {
     ) -> Result<Restored> {
         self.check_input(&x, t, &params)?;
         self.check_algorithm(algorithm)?;
-        let b = x.dim().0;
-        let null = self
-            .bundle
-            .manifest
-            .network
-            .config
-            .null_class()
-            .unwrap_or(0);
-        let pair = |a: ArrayView2<f32>| {
-            concatenate(Axis(0), &[a, a]).map_err(|e| Error::invalid(e.to_string()))
-        };
-        let params2 = self.takes_params().then(|| pair(params)).transpose()?;
-        let class2: Vec<i64> = classes
-            .iter()
-            .copied()
-            .chain(std::iter::repeat_n(null, b))
-            .collect();
+        let params = self
+            .takes_params()
+            .then(|| params.as_standard_layout().into_owned());
         let levels = sampler::plan(t, algorithm, steps);
-        self.unfix_step_batch();
         let tables = self.tables.clone();
-        let out_name = algorithm.output();
-        let run_options =
-            RunOptions::new()?.with_outputs(OutputSelector::no_default().with(out_name));
-        let session = self.session(Graph::Step)?;
-        let mut state = x.as_standard_layout().into_owned();
-        let mut prog = Vec::new();
-        if progression {
-            prog.push(state.clone());
-        }
-        for StepLevels { s, s_prev } in levels {
-            let x2 = concatenate(Axis(0), &[state.view(), state.view()])
-                .map_err(|e| Error::invalid(e.to_string()))?;
-            let twice = |v: &[i64]| [v, v].concat();
-            let mut inputs = ort::inputs! {
-                io::X_S => TensorRef::from_array_view(x2.view())?,
-                io::S => Tensor::from_array(([2 * b], twice(&s)))?,
-                io::S_PREV => Tensor::from_array(([2 * b], twice(&s_prev)))?,
-                io::CLASS => Tensor::from_array(([2 * b], class2.clone()))?,
-            };
-            if let Some(p) = &params2 {
-                inputs.push((
-                    io::PARAMS.into(),
-                    TensorRef::from_array_view(p.view())?.into(),
-                ));
-            }
-            inputs.extend(table_inputs(session, &tables)?);
-            let outputs = session.run_with_options(inputs, &run_options)?;
-            let y = outputs[out_name].try_extract_array::<f32>()?;
-            let y = y
-                .into_dimensionality::<ndarray::Ix4>()
-                .map_err(|e| Error::OnnxRuntime(e.to_string()))?;
-            let (c, u) = (y.slice(s![..b, .., .., ..]), y.slice(s![b.., .., .., ..]));
-            let guided: Array4<f32> = &u + &((&c - &u) * w);
-            for (i, &si) in s.iter().enumerate() {
-                // Images at level 0 are done (the step graph passes them through).
-                if si > 0 || algorithm != Algorithm::Direct {
-                    state
-                        .index_axis_mut(Axis(0), i)
-                        .assign(&guided.index_axis(Axis(0), i));
-                }
-            }
-            if progression {
-                prog.push(state.clone());
-            }
-        }
-        Ok(Restored {
-            output: state,
-            progression: prog,
-        })
+        self.class = Some(classes.to_vec());
+        let x = x.as_standard_layout().into_owned();
+        let r = self.host_loop(
+            Graph::Step,
+            &tables,
+            x,
+            params,
+            levels,
+            algorithm,
+            progression,
+            Some(w),
+        );
+        self.class = None;
+        r
     }
 }

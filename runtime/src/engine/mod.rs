@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ndarray::{Array4, ArrayView2, ArrayView4, Axis};
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4, Axis};
 use ort::AsPointer;
 use ort::session::builder::SessionBuilder;
 use ort::session::{OutputSelector, RunOptions, Session};
@@ -359,7 +359,7 @@ impl Engine {
             .takes_params()
             .then(|| params.as_standard_layout().into_owned());
         let levels = sampler::plan(t, algorithm, steps);
-        let (b, _, h, w) = x.dim();
+        let (_, _, h, w) = x.dim();
         let native = self.is_native(h, w);
         if !native {
             // The fused step graph runs an image whole at its own size, which R can take when the
@@ -391,6 +391,7 @@ impl Engine {
         {
             let device_id = self.options.device_id;
             let no_sync = self.options.no_sync;
+            let b = x.dim().0;
             let class = self.class_input(b);
             let out = if self.options.cuda_graph && graph == Graph::Step {
                 self.fix_step_batch(b)?;
@@ -429,7 +430,53 @@ impl Engine {
                 progression: Vec::new(),
             });
         }
+        self.host_loop(
+            graph,
+            &tables,
+            x,
+            params,
+            levels,
+            algorithm,
+            progression,
+            None,
+        )
+    }
+
+    /// The sampling loop on the host: one run of the step `graph` per level, the state back on
+    /// the host between runs. With `guidance` W (a class-conditioned network, classes set by
+    /// [`Engine::restore_conditioned`]) every run takes `[x; x]` with classes `[c; null]`, and
+    /// the next state is `u + W (c - u)` of its two halves (see `conditioning`).
+    #[allow(clippy::too_many_arguments)]
+    fn host_loop(
+        &mut self,
+        graph: Graph,
+        tables: &Prepared,
+        x: Array4<f32>,
+        params: Option<Array2<f32>>,
+        levels: Vec<StepLevels>,
+        algorithm: Algorithm,
+        progression: bool,
+        guidance: Option<f32>,
+    ) -> Result<Restored> {
         self.unfix_step_batch();
+        let b = x.dim().0;
+        let copies = if guidance.is_some() { 2 } else { 1 };
+        let twice = |v: &[i64]| v.repeat(copies);
+        let mut class = self.class_input(b);
+        if guidance.is_some() {
+            let null = self.bundle.manifest.network.config.null_class();
+            class = class.zip(null).map(|(mut c, n)| {
+                c.extend(std::iter::repeat_n(n, b));
+                c
+            });
+        }
+        let params = match (params, copies) {
+            (Some(p), 2) => Some(
+                ndarray::concatenate(Axis(0), &[p.view(), p.view()])
+                    .map_err(|e| Error::invalid(e.to_string()))?,
+            ),
+            (p, _) => p,
+        };
         let mut state = x;
         let mut prog = Vec::new();
         if progression {
@@ -439,13 +486,19 @@ impl Engine {
         // Fetch only the output the algorithm needs.
         let run_options =
             RunOptions::new()?.with_outputs(OutputSelector::no_default().with(out_name));
-        let class = self.class_input(b);
         let session = self.session(graph)?;
         for StepLevels { s, s_prev } in levels {
+            // Guided: the state twice (unguided: the state itself, no copy).
+            let doubled = (copies == 2)
+                .then(|| ndarray::concatenate(Axis(0), &[state.view(), state.view()]))
+                .transpose()
+                .map_err(|e| Error::invalid(e.to_string()))?;
+            let fed = doubled.as_ref().map_or(state.view(), |d| d.view());
+            let n = copies * b;
             let mut inputs = ort::inputs! {
-                io::X_S => TensorRef::from_array_view(state.view())?,
-                io::S => Tensor::from_array(([b], s.clone()))?,
-                io::S_PREV => Tensor::from_array(([b], s_prev))?,
+                io::X_S => TensorRef::from_array_view(fed)?,
+                io::S => Tensor::from_array(([n], twice(&s)))?,
+                io::S_PREV => Tensor::from_array(([n], twice(&s_prev)))?,
             };
             if let Some(p) = &params {
                 inputs.push((
@@ -456,15 +509,25 @@ impl Engine {
             if let Some(c) = &class {
                 inputs.push((
                     io::CLASS.into(),
-                    Tensor::from_array(([b], c.clone()))?.into(),
+                    Tensor::from_array(([n], c.clone()))?.into(),
                 ));
             }
-            inputs.extend(table_inputs(session, &tables)?);
+            inputs.extend(table_inputs(session, tables)?);
             let outputs = session.run_with_options(inputs, &run_options)?;
             let y = outputs[out_name].try_extract_array::<f32>()?;
             let y = y
                 .into_dimensionality::<ndarray::Ix4>()
                 .map_err(|e| Error::OnnxRuntime(e.to_string()))?;
+            let y = match guidance {
+                Some(w) => {
+                    let (c, u) = (
+                        y.slice(ndarray::s![..b, .., .., ..]),
+                        y.slice(ndarray::s![b.., .., .., ..]),
+                    );
+                    &u + &((&c - &u) * w)
+                }
+                None => y.to_owned(),
+            };
             if algorithm == Algorithm::Direct {
                 // Images at level 0 are already clean.
                 for (i, &si) in s.iter().enumerate() {
