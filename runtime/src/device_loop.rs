@@ -13,116 +13,169 @@ use crate::error::{Error, Result};
 use cold_core::bundle::io;
 use cold_core::sampler::{Algorithm, StepLevels};
 
-/// Runs the loop `levels` (from [`cold_core::sampler::plan`]) of a step-graph `session` that was
-/// created with the CUDA (or TensorRT) provider on GPU `device_id`. `params` are the per-image
-/// degradation parameters, for graphs that take them; `tables` the degradation's tables, uploaded
-/// once and bound for the graphs that take them as inputs; `no_sync`: synchronise only after the
-/// last step.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn run(
-    session: &mut Session,
-    device_id: i32,
-    x: ArrayView4<f32>,
-    params: Option<ArrayView2<f32>>,
-    tables: &[(&'static str, ArrayViewD<f32>)],
-    class: Option<&[i64]>,
-    levels: &[StepLevels],
-    algorithm: Algorithm,
-    no_sync: bool,
-) -> Result<Array4<f32>> {
-    let dim = x.dim();
-    let shape = [dim.0, dim.1, dim.2, dim.3];
-    let mem = MemoryInfo::new(
-        AllocationDevice::CUDA,
-        device_id,
-        AllocatorType::Device,
-        MemoryType::Default,
-    )?;
-    let alloc = Allocator::new(session, mem)?;
-    let mut a = Tensor::<f32>::new(&alloc, shape)?;
-    let mut b = Tensor::<f32>::new(&alloc, shape)?;
-    Tensor::from_array(x.as_standard_layout().into_owned())?.copy_into(&mut a)?;
-    let on_device = |v: &[i64]| -> Result<Tensor<i64>> {
-        Ok(Tensor::from_array(([v.len()], v.to_vec()))?.to(AllocationDevice::CUDA, device_id)?)
-    };
-    let device_levels: Vec<(Tensor<i64>, Tensor<i64>)> = levels
-        .iter()
-        .map(|l| Ok((on_device(&l.s)?, on_device(&l.s_prev)?)))
-        .collect::<Result<_>>()?;
-    let wanted = algorithm.output();
-    // Every other output of the step graph still needs a buffer.
-    let others: Vec<String> = session
-        .outputs()
-        .iter()
-        .map(|o| o.name().to_string())
-        .filter(|n| n != wanted)
-        .collect();
-    let mut spares = others
-        .iter()
-        .map(|_| Tensor::<f32>::new(&alloc, shape))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let device_params = params
-        .map(|p| -> Result<Tensor<f32>> {
-            Ok(Tensor::from_array(p.as_standard_layout().into_owned())?
+/// What one sampling loop runs on: the batch `x`, the per-image degradation parameters (graphs
+/// that take them), the degradation's tables (bound to the graphs that take them), the classes
+/// (class-conditioned networks), the levels of every step ([`cold_core::sampler::plan`]), and
+/// whether to synchronise only after the last step.
+pub(crate) struct LoopInputs<'a> {
+    pub x: ArrayView4<'a, f32>,
+    pub params: Option<ArrayView2<'a, f32>>,
+    pub tables: &'a [(&'static str, ArrayViewD<'a, f32>)],
+    pub class: Option<&'a [i64]>,
+    pub levels: &'a [StepLevels],
+    pub algorithm: Algorithm,
+    pub no_sync: bool,
+}
+
+impl LoopInputs<'_> {
+    fn shape(&self) -> [usize; 4] {
+        let d = self.x.dim();
+        [d.0, d.1, d.2, d.3]
+    }
+}
+
+fn on_device(v: &[i64], device_id: i32) -> Result<Tensor<i64>> {
+    Ok(Tensor::from_array(([v.len()], v.to_vec()))?.to(AllocationDevice::CUDA, device_id)?)
+}
+
+/// The inputs and outputs that stay at the same device addresses for the whole loop: the state's
+/// two buffers, parameters, classes, tables, and a buffer for every output the loop does not
+/// read (shared by every step).
+struct Resident {
+    a: Tensor<f32>,
+    b: Tensor<f32>,
+    params: Option<Tensor<f32>>,
+    class: Option<Tensor<i64>>,
+    tables: Vec<(&'static str, Tensor<f32>)>,
+    spares: Vec<(String, Tensor<f32>)>,
+}
+
+impl Resident {
+    fn new(session: &Session, device_id: i32, l: &LoopInputs) -> Result<Self> {
+        let shape = l.shape();
+        let mem = MemoryInfo::new(
+            AllocationDevice::CUDA,
+            device_id,
+            AllocatorType::Device,
+            MemoryType::Default,
+        )?;
+        let alloc = Allocator::new(session, mem)?;
+        let upload = |v: ArrayViewD<f32>| -> Result<Tensor<f32>> {
+            Ok(Tensor::from_array(v.as_standard_layout().into_owned())?
                 .to(AllocationDevice::CUDA, device_id)?)
+        };
+        let takes = |name: &str| session.inputs().iter().any(|i| i.name() == name);
+        let wanted = l.algorithm.output();
+        Ok(Resident {
+            a: Tensor::<f32>::new(&alloc, shape)?,
+            b: Tensor::<f32>::new(&alloc, shape)?,
+            params: l.params.map(|p| upload(p.into_dyn())).transpose()?,
+            class: l.class.map(|c| on_device(c, device_id)).transpose()?,
+            tables: l
+                .tables
+                .iter()
+                .filter(|(name, _)| takes(name))
+                .map(|(name, v)| Ok((*name, upload(v.view())?)))
+                .collect::<Result<_>>()?,
+            spares: session
+                .outputs()
+                .iter()
+                .map(|o| o.name().to_string())
+                .filter(|n| n != wanted)
+                .map(|n| Ok((n, Tensor::<f32>::new(&alloc, shape)?)))
+                .collect::<Result<_>>()?,
         })
-        .transpose()?;
-    let takes = |name: &str| session.inputs().iter().any(|i| i.name() == name);
-    let device_tables = tables
-        .iter()
-        .filter(|(name, _)| takes(name))
-        .map(|(name, v)| -> Result<(&str, Tensor<f32>)> {
-            let t = Tensor::from_array(v.as_standard_layout().into_owned())?
-                .to(AllocationDevice::CUDA, device_id)?;
-            Ok((name, t))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let device_class = class.map(on_device).transpose()?;
-    let mut binding = session.create_binding()?;
-    if let Some(p) = &device_params {
-        binding.bind_input(io::PARAMS, p)?;
     }
-    if let Some(c) = &device_class {
-        binding.bind_input(io::CLASS, c)?;
+
+    /// Binds everything but the state and the levels.
+    fn bind(&mut self, binding: &mut IoBinding) -> Result<()> {
+        if let Some(p) = &self.params {
+            binding.bind_input(io::PARAMS, p)?;
+        }
+        if let Some(c) = &self.class {
+            binding.bind_input(io::CLASS, c)?;
+        }
+        for (name, t) in &self.tables {
+            binding.bind_input(*name, t)?;
+        }
+        for (name, spare) in &mut self.spares {
+            binding.bind_output(name.as_str(), &mut *spare)?;
+        }
+        Ok(())
     }
-    for (name, t) in &device_tables {
-        binding.bind_input(*name, t)?;
-    }
-    for (name, spare) in others.iter().zip(spares.iter_mut()) {
-        binding.bind_output(name, spare)?;
-    }
-    // Without per-step synchronisation the steps queue on the session's stream; the last one
-    // synchronises, so the result is complete before it is copied back.
-    let mut queued = RunOptions::new()?;
-    if no_sync {
-        queued.disable_device_sync()?;
-    }
-    let synced = RunOptions::new()?;
-    let n = device_levels.len();
-    for (k, (s, p)) in device_levels.iter().enumerate() {
-        let (cur, next) = if k % 2 == 0 {
-            (&a, &mut b)
+
+    /// Binds step `k`'s state (`a -> b` on even steps, `b -> a` on odd ones) and levels.
+    fn bind_step(
+        &mut self,
+        binding: &mut IoBinding,
+        k: usize,
+        wanted: &str,
+        (s, s_prev): (&Tensor<i64>, &Tensor<i64>),
+    ) -> Result<()> {
+        let (cur, next) = if k.is_multiple_of(2) {
+            (&self.a, &mut self.b)
         } else {
-            (&b, &mut a)
+            (&self.b, &mut self.a)
         };
         binding.bind_input(io::X_S, cur)?;
         binding.bind_input(io::S, s)?;
-        binding.bind_input(io::S_PREV, p)?;
+        binding.bind_input(io::S_PREV, s_prev)?;
         binding.bind_output(wanted, &mut *next)?;
-        let options = if k + 1 < n { &queued } else { &synced };
-        let outputs = session.run_binding_with_options(&binding, options)?;
-        drop(outputs);
+        Ok(())
     }
-    let last = if n.is_multiple_of(2) { &a } else { &b };
-    to_host(last)
+
+    /// The state after `steps` steps, on the host.
+    fn result(&self, steps: usize) -> Result<Array4<f32>> {
+        let last = if steps.is_multiple_of(2) {
+            &self.a
+        } else {
+            &self.b
+        };
+        let host = last.to(AllocationDevice::CPU, 0)?;
+        let view = host.extract_array();
+        view.into_dimensionality::<ndarray::Ix4>()
+            .map(|v| v.to_owned())
+            .map_err(|e| Error::OnnxRuntime(e.to_string()))
+    }
 }
 
-fn to_host(t: &Tensor<f32>) -> Result<Array4<f32>> {
-    let host = t.to(AllocationDevice::CPU, 0)?;
-    let view = host.extract_array();
-    view.into_dimensionality::<ndarray::Ix4>()
-        .map(|v| v.to_owned())
-        .map_err(|e| Error::OnnxRuntime(e.to_string()))
+/// The options of step `k` of `n`: without per-step synchronisation the steps queue on the
+/// session's stream, and the last one synchronises, so the result is complete before it is
+/// copied back.
+fn step_options(k: usize, n: usize, no_sync: bool) -> Result<RunOptions> {
+    let mut o = RunOptions::new()?;
+    if no_sync && k + 1 < n {
+        o.disable_device_sync()?;
+    }
+    Ok(o)
+}
+
+/// Runs the loop of a step-graph `session` that was created with the CUDA (or TensorRT)
+/// provider on GPU `device_id`.
+pub(crate) fn run(session: &mut Session, device_id: i32, l: &LoopInputs) -> Result<Array4<f32>> {
+    let mut r = Resident::new(session, device_id, l)?;
+    Tensor::from_array(l.x.as_standard_layout().into_owned())?.copy_into(&mut r.a)?;
+    let levels: Vec<(Tensor<i64>, Tensor<i64>)> = l
+        .levels
+        .iter()
+        .map(|v| {
+            Ok((
+                on_device(&v.s, device_id)?,
+                on_device(&v.s_prev, device_id)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let wanted = l.algorithm.output();
+    let mut binding = session.create_binding()?;
+    r.bind(&mut binding)?;
+    let n = levels.len();
+    let (queued, synced) = (step_options(0, n, l.no_sync)?, step_options(n, n, false)?);
+    for (k, (s, s_prev)) in levels.iter().enumerate() {
+        r.bind_step(&mut binding, k, wanted, (s, s_prev))?;
+        let options = if k + 1 < n { &queued } else { &synced };
+        drop(session.run_binding_with_options(&binding, options)?);
+    }
+    r.result(n)
 }
 
 /// The CUDA graphs of one step session: the loop last run (its buffers, bindings and graph ids,
@@ -133,188 +186,84 @@ pub(crate) struct Graphs {
     next_id: i32,
 }
 
-/// One sampling loop at fixed device addresses: the state's two buffers, the levels, parameters
-/// and tables on the device, and one binding and graph id per step.
+/// One sampling loop at fixed device addresses, with one binding and graph id per step.
 struct GraphLoop {
     shape: [usize; 4],
     levels: Vec<StepLevels>,
     wanted: &'static str,
-    a: Tensor<f32>,
-    b: Tensor<f32>,
-    params: Option<Tensor<f32>>,
-    class: Option<Tensor<i64>>,
+    resident: Resident,
     bindings: Vec<IoBinding>,
     options: Vec<RunOptions>,
     // Kept alive for the bindings (ONNX Runtime reads them at the captured addresses).
-    _held: Vec<Tensor<i64>>,
-    _tables: Vec<Tensor<f32>>,
-    _spares: Vec<Tensor<f32>>,
+    _levels: Vec<Tensor<i64>>,
 }
 
 /// [`run`] with every step captured as a CUDA graph (the session was created with
 /// `enable_cuda_graph` and fixed sizes). A loop of the same shape and levels as the last call
-/// replays its graphs: only the images (and parameters) are copied into the same buffers.
-#[allow(clippy::too_many_arguments)]
+/// replays its graphs: only the images (parameters, classes) are copied into the same buffers.
 pub(crate) fn run_graphed(
     session: &mut Session,
     device_id: i32,
-    x: ArrayView4<f32>,
-    params: Option<ArrayView2<f32>>,
-    tables: &[(&'static str, ArrayViewD<f32>)],
-    class: Option<&[i64]>,
-    levels: &[StepLevels],
-    algorithm: Algorithm,
+    l: &LoopInputs,
     graphs: &mut Graphs,
-    no_sync: bool,
 ) -> Result<Array4<f32>> {
-    let dim = x.dim();
-    let shape = [dim.0, dim.1, dim.2, dim.3];
-    let wanted = algorithm.output();
+    let shape = l.shape();
+    let wanted = l.algorithm.output();
     let same = graphs
         .current
         .as_ref()
-        .is_some_and(|g| g.shape == shape && g.levels == levels && g.wanted == wanted);
+        .is_some_and(|g| g.shape == shape && g.levels == l.levels && g.wanted == wanted);
     if !same {
         graphs.current = None;
-        let g = GraphLoop::new(
-            session,
-            device_id,
-            shape,
-            params,
-            class.is_some(),
-            tables,
-            levels,
-            wanted,
-            graphs.next_id,
-            no_sync,
-        )?;
-        graphs.next_id += levels.len() as i32;
+        let g = GraphLoop::new(session, device_id, l, graphs.next_id)?;
+        graphs.next_id += l.levels.len() as i32;
         graphs.current = Some(g);
     }
     let g = graphs.current.as_mut().expect("set above");
-    Tensor::from_array(x.as_standard_layout().into_owned())?.copy_into(&mut g.a)?;
-    if let (Some(p), Some(dp)) = (params, g.params.as_mut()) {
+    let r = &mut g.resident;
+    Tensor::from_array(l.x.as_standard_layout().into_owned())?.copy_into(&mut r.a)?;
+    if let (Some(p), Some(dp)) = (l.params, r.params.as_mut()) {
         Tensor::from_array(p.as_standard_layout().into_owned())?.copy_into(dp)?;
     }
-    if let (Some(c), Some(dc)) = (class, g.class.as_mut()) {
+    if let (Some(c), Some(dc)) = (l.class, r.class.as_mut()) {
         Tensor::from_array(([c.len()], c.to_vec()))?.copy_into(dc)?;
     }
     for (binding, options) in g.bindings.iter().zip(&g.options) {
         drop(session.run_binding_with_options(binding, options)?);
     }
-    to_host(if levels.len().is_multiple_of(2) {
-        &g.a
-    } else {
-        &g.b
-    })
+    g.resident.result(l.levels.len())
 }
 
 impl GraphLoop {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        session: &Session,
-        device_id: i32,
-        shape: [usize; 4],
-        params: Option<ArrayView2<f32>>,
-        with_class: bool,
-        tables: &[(&'static str, ArrayViewD<f32>)],
-        levels: &[StepLevels],
-        wanted: &'static str,
-        first_id: i32,
-        no_sync: bool,
-    ) -> Result<Self> {
-        let mem = MemoryInfo::new(
-            AllocationDevice::CUDA,
-            device_id,
-            AllocatorType::Device,
-            MemoryType::Default,
-        )?;
-        let alloc = Allocator::new(session, mem)?;
-        let mut a = Tensor::<f32>::new(&alloc, shape)?;
-        let mut b = Tensor::<f32>::new(&alloc, shape)?;
-        let device = |v: &[i64]| -> Result<Tensor<i64>> {
-            Ok(Tensor::from_array(([v.len()], v.to_vec()))?
-                .to(AllocationDevice::CUDA, device_id)?)
-        };
-        let takes = |name: &str| session.inputs().iter().any(|i| i.name() == name);
-        let device_params = params
-            .map(|p| -> Result<Tensor<f32>> {
-                Ok(Tensor::from_array(p.as_standard_layout().into_owned())?
-                    .to(AllocationDevice::CUDA, device_id)?)
-            })
-            .transpose()?;
-        // Its values are copied in at every call (run_graphed).
-        let device_class = with_class.then(|| device(&vec![0; shape[0]])).transpose()?;
-        let device_tables = tables
-            .iter()
-            .filter(|(name, _)| takes(name))
-            .map(|(name, v)| -> Result<(&str, Tensor<f32>)> {
-                let t = Tensor::from_array(v.as_standard_layout().into_owned())?
-                    .to(AllocationDevice::CUDA, device_id)?;
-                Ok((name, t))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let others: Vec<String> = session
-            .outputs()
-            .iter()
-            .map(|o| o.name().to_string())
-            .filter(|n| n != wanted)
-            .collect();
-        // The outputs the loop does not read: one buffer each, shared by every step.
-        let mut spares = others
-            .iter()
-            .map(|_| Tensor::<f32>::new(&alloc, shape))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+    fn new(session: &Session, device_id: i32, l: &LoopInputs, first_id: i32) -> Result<Self> {
+        let mut resident = Resident::new(session, device_id, l)?;
+        let wanted = l.algorithm.output();
+        let n = l.levels.len();
         let mut held = Vec::new();
         let mut bindings = Vec::new();
         let mut options = Vec::new();
-        let n = levels.len();
-        for (k, l) in levels.iter().enumerate() {
-            let (s, s_prev) = (device(&l.s)?, device(&l.s_prev)?);
+        for (k, v) in l.levels.iter().enumerate() {
+            let (s, s_prev) = (
+                on_device(&v.s, device_id)?,
+                on_device(&v.s_prev, device_id)?,
+            );
             let mut binding = session.create_binding()?;
-            let (cur, next) = if k % 2 == 0 {
-                (&a, &mut b)
-            } else {
-                (&b, &mut a)
-            };
-            binding.bind_input(io::X_S, cur)?;
-            binding.bind_input(io::S, &s)?;
-            binding.bind_input(io::S_PREV, &s_prev)?;
-            binding.bind_output(wanted, &mut *next)?;
-            if let Some(p) = &device_params {
-                binding.bind_input(io::PARAMS, p)?;
-            }
-            if let Some(c) = &device_class {
-                binding.bind_input(io::CLASS, c)?;
-            }
-            for (name, t) in &device_tables {
-                binding.bind_input(*name, t)?;
-            }
-            for (name, spare) in others.iter().zip(spares.iter_mut()) {
-                binding.bind_output(name.as_str(), &mut *spare)?;
-            }
-            let mut o = RunOptions::new()?;
+            resident.bind(&mut binding)?;
+            resident.bind_step(&mut binding, k, wanted, (&s, &s_prev))?;
+            let mut o = step_options(k, n, l.no_sync)?;
             o.set("gpu_graph_id", (first_id + k as i32).to_string())?;
-            if no_sync && k + 1 < n {
-                o.disable_device_sync()?;
-            }
             held.extend([s, s_prev]);
             bindings.push(binding);
             options.push(o);
         }
         Ok(GraphLoop {
-            shape,
-            levels: levels.to_vec(),
+            shape: l.shape(),
+            levels: l.levels.to_vec(),
             wanted,
-            a,
-            b,
-            params: device_params,
-            class: device_class,
+            resident,
             bindings,
             options,
-            _held: held,
-            _tables: device_tables.into_iter().map(|(_, t)| t).collect(),
-            _spares: spares,
+            _levels: held,
         })
     }
 }

@@ -63,65 +63,41 @@ impl Engine {
                 "--guidance {guidance} must be a number"
             )));
         }
-        if guidance != 1.0 {
-            let d = &self.bundle.manifest.degradation;
-            if algorithm != Algorithm::Direct && !d.transform.is_affine() {
-                return Err(Error::invalid(format!(
-                    "--guidance needs a degradation affine in the image, and {} is not (it clips \
-                     or thresholds): use --guidance 1",
-                    d.transform.kind()
-                )));
-            }
-            return self.restore_guided(
-                x,
-                t,
-                params,
-                algorithm,
-                steps,
-                progression,
-                classes,
-                guidance,
-            );
+        let d = &self.bundle.manifest.degradation;
+        if guidance != 1.0 && algorithm != Algorithm::Direct && !d.transform.is_affine() {
+            return Err(Error::invalid(format!(
+                "--guidance needs a degradation affine in the image, and {} is not (it clips or \
+                 thresholds): use --guidance 1",
+                d.transform.kind()
+            )));
         }
         self.class = Some(classes.to_vec());
-        let r = self.restore(x, t, params, algorithm, steps, progression);
-        self.class = None;
-        r
-    }
-
-    /// The host loop of the step graph on `[x; x]` with classes `[c; null]`, each step's two
-    /// halves combined as `u + w (c - u)`.
-    #[allow(clippy::too_many_arguments)]
-    fn restore_guided(
-        &mut self,
-        x: ArrayView4<f32>,
-        t: &[usize],
-        params: ArrayView2<f32>,
-        algorithm: Algorithm,
-        steps: Option<usize>,
-        progression: bool,
-        classes: &[i64],
-        w: f32,
-    ) -> Result<Restored> {
-        self.check_input(&x, t, &params)?;
-        self.check_algorithm(algorithm)?;
-        let params = self
-            .takes_params()
-            .then(|| params.as_standard_layout().into_owned());
-        let levels = sampler::plan(t, algorithm, steps);
-        let tables = self.tables.clone();
-        self.class = Some(classes.to_vec());
-        let x = x.as_standard_layout().into_owned();
-        let r = self.host_loop(
-            Graph::Step,
-            &tables,
-            x,
-            params,
-            levels,
-            algorithm,
-            progression,
-            Some(w),
-        );
+        let r = if guidance == 1.0 {
+            self.restore(x, t, params, algorithm, steps, progression)
+        } else {
+            // The host loop of the step graph on `[x; x]` with classes `[c; null]`, each step's
+            // two halves combined as `u + w (c - u)`.
+            self.check_input(&x, t, &params)
+                .and_then(|_| self.check_algorithm(algorithm))
+                .and_then(|_| {
+                    let params = self
+                        .takes_params()
+                        .then(|| params.as_standard_layout().into_owned());
+                    let levels = sampler::plan(t, algorithm, steps);
+                    let tables = self.tables.clone();
+                    let x = x.as_standard_layout().into_owned();
+                    self.host_loop(
+                        Graph::Step,
+                        &tables,
+                        x,
+                        params,
+                        levels,
+                        algorithm,
+                        progression,
+                        Some(guidance),
+                    )
+                })
+        };
         self.class = None;
         r
     }
