@@ -6,7 +6,7 @@ use burn::prelude::*;
 use cold_core::generation::{Component, Generation};
 use cold_core::training::TrainingSummary;
 use cold_runtime::engine::{Algorithm, Engine, EngineOptions};
-use cold_runtime::generation::{GenerateOptions, generate};
+use cold_runtime::generation::{ClassChoice, GenerateOptions, generate};
 use cold_testkit::{max_abs_diff, random_images, tiny_model};
 use cold_trainer::CpuBackend as B;
 use cold_trainer::export;
@@ -27,6 +27,7 @@ fn mixture(mean: f64) -> Generation {
         fitted_on: "test".into(),
         images: 0,
         by_class: Vec::new(),
+        guidance: None,
     }
 }
 
@@ -198,13 +199,17 @@ fn a_class_conditioned_bundle_restores_and_generates_by_class() {
     // constant 0.5, and the samples differ from the unconditioned ones.
     let out_c = tmp.path().join("gen-two");
     let o = GenerateOptions {
-        class: Some(2),
+        class: Some(ClassChoice::One(2)),
         ..options()
     };
     let r = generate(&mut engine, &out_c, &o).expect("generate --class");
     assert_eq!(r.written, 3);
     let out_u = tmp.path().join("gen-none");
-    generate(&mut engine, &out_u, &options()).expect("generate");
+    let null = GenerateOptions {
+        class: Some(ClassChoice::Null),
+        ..options()
+    };
+    generate(&mut engine, &out_u, &null).expect("generate --class none");
     let read = |d: &std::path::Path| {
         cold_core::imageio::read_image(&d.join("samples/00000.png"))
             .expect("png")
@@ -216,7 +221,7 @@ fn a_class_conditioned_bundle_restores_and_generates_by_class() {
         &mut engine,
         &tmp.path().join("gen-bad"),
         &GenerateOptions {
-            class: Some(3),
+            class: Some(ClassChoice::One(3)),
             ..options()
         },
     )
@@ -227,17 +232,17 @@ fn a_class_conditioned_bundle_restores_and_generates_by_class() {
         &tmp.path().join("gen-guided"),
         &GenerateOptions {
             guidance: 3.0,
-            ..options()
+            ..null.clone()
         },
     )
-    .expect_err("guidance without a class");
-    assert!(e.to_string().contains("give --class"), "{e}");
+    .expect_err("guidance with the null class");
+    assert!(e.to_string().contains("no class to weigh"), "{e}");
     let guided_dir = tmp.path().join("gen-guided");
     generate(
         &mut engine,
         &guided_dir,
         &GenerateOptions {
-            class: Some(2),
+            class: Some(ClassChoice::One(2)),
             guidance: 3.0,
             ..options()
         },
@@ -250,12 +255,68 @@ fn a_class_conditioned_bundle_restores_and_generates_by_class() {
         &mut engine,
         &out_c,
         &GenerateOptions {
-            class: Some(1),
+            class: Some(ClassChoice::One(1)),
             ..options()
         },
     )
     .expect_err("another class in the same folder");
     assert!(e.to_string().contains("another job"), "{e}");
+
+    // By default a conditioned model draws each sample's class in the training proportions and
+    // generates it as that class: with every training image in class 2 (and starts without
+    // spread), the default job writes what --class 2 does, and not what the null class does.
+    let manifest = dir.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).expect("read")).expect("json");
+    for (k, c) in m["generation"]["by_class"]
+        .as_array_mut()
+        .expect("by_class")
+        .iter_mut()
+        .enumerate()
+    {
+        c["images"] = (if k == 2 { 5 } else { 0 }).into();
+        c["components"][0]["covariance"] = serde_json::json!([[1e-12]]);
+    }
+    std::fs::write(&manifest, m.to_string()).expect("write");
+    // The default guidance weight a bundle carries (`cold-train steps --guidance`).
+    cold_trainer::steps::recommend_guidance(&dir, Some(3.0), "a test").expect("guidance");
+    let mut engine = Engine::open(&dir, EngineOptions::default()).expect("engine");
+    let g = engine.bundle.manifest.generation.clone().expect("mixture");
+    assert_eq!(g.guidance.map(|w| w.weight), Some(3.0));
+    assert!(cold_trainer::steps::recommend_guidance(&dir, Some(f32::NAN), "").is_err());
+    let (drawn, two) = (
+        tmp.path().join("gen-drawn"),
+        tmp.path().join("gen-two-again"),
+    );
+    generate(&mut engine, &drawn, &options()).expect("generate, default classes");
+    generate(&mut engine, &two, &o).expect("generate --class 2");
+    for i in 0..3 {
+        let png = |d: &std::path::Path| {
+            cold_core::imageio::read_image(&d.join(format!("samples/0000{i}.png")))
+                .expect("png")
+                .to_luma8()
+                .into_raw()
+        };
+        // The same up to the rounding of 8-bit files (the starts differ by ~1e-6).
+        let diff = |a: Vec<u8>, b: Vec<u8>| {
+            let d: Vec<f64> = a
+                .iter()
+                .zip(&b)
+                .map(|(&p, &q)| (f64::from(p) - f64::from(q)).abs())
+                .collect();
+            (
+                d.iter().copied().fold(0.0, f64::max),
+                d.iter().sum::<f64>() / d.len() as f64,
+            )
+        };
+        let (max, _) = diff(png(&drawn), png(&two));
+        assert!(max <= 1.0, "sample {i}: {max} levels from --class 2");
+        let (_, mean) = diff(png(&drawn), png(&out_u));
+        assert!(
+            mean > 5.0,
+            "sample {i}: {mean} levels from the null class on average"
+        );
+    }
 }
 
 #[test]
@@ -267,7 +328,7 @@ fn class_requests_on_an_unconditioned_bundle_are_refused() {
         &mut engine,
         tmp.path(),
         &GenerateOptions {
-            class: Some(0),
+            class: Some(ClassChoice::One(0)),
             ..options()
         },
     )

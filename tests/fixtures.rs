@@ -23,6 +23,7 @@ fn tiny_bundle_fixture_is_current() {
         fitted_on: "none (test fixture)".into(),
         images: 0,
         by_class: Vec::new(),
+        guidance: None,
     });
     let fixture = tiny_bundle_dir();
     if std::env::var_os("COLD_UPDATE_FIXTURES").is_some() {

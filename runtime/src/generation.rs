@@ -1,10 +1,13 @@
 //! Unconditional generation (the paper's blur-based generation): starting images drawn from the
 //! bundle's Gaussian mixture over channel means ([`cold_core::generation`]), restored by
 //! Algorithm 2 from t = T. Models of noise (and animorphosis) start from their z at T instead and
-//! sample with the estimated noise, as hot diffusion generates.
+//! sample with the estimated noise, as hot diffusion generates. A class-conditioned model draws
+//! a class per sample in the training data's proportions by default and generates it as that
+//! class ([`ClassChoice`]).
 
 use std::path::Path;
 
+use cold_core::generation::Generation;
 use cold_core::imageio;
 use cold_core::shard::Shard;
 use cold_core::task::TaskReport;
@@ -24,11 +27,25 @@ pub struct GenerateOptions {
     pub overwrite: bool,
     /// This task's share of the samples (`i mod N == K`).
     pub shard: Option<Shard>,
-    /// Generate images of this class (an index into the network's classes: a class-conditioned
-    /// model), starting from the class's own mixture; `None`: unconditionally.
-    pub class: Option<usize>,
-    /// Classifier-free guidance with `class` (1: none).
+    /// Which class a class-conditioned model generates; `None`: the default ([`ClassChoice::Drawn`]
+    /// for a class-conditioned model, no class for the others).
+    pub class: Option<ClassChoice>,
+    /// Classifier-free guidance with a class (1: none).
     pub guidance: f32,
+}
+
+/// What a class-conditioned model generates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClassChoice {
+    /// Each sample's class drawn in the training data's proportions (from the sample's own
+    /// generator), then the sample generated as that class from the class's mixture: the model's
+    /// `p(x) = sum_c p(c) p(x | c)`. The default of a class-conditioned model.
+    Drawn,
+    /// The null class (the network's unconditional path, learnt from the dropped labels), from the
+    /// overall mixture.
+    Null,
+    /// This class (an index into the network's classes), from its own mixture.
+    One(usize),
 }
 
 /// What a generate task did.
@@ -54,12 +71,57 @@ fn sample_rng(seed: u64, i: usize) -> StdRng {
 fn settings(model: &str, o: &GenerateOptions) -> serde_json::Value {
     let mut v =
         serde_json::json!({"model": model, "count": o.count, "seed": o.seed, "noise": o.noise});
-    if let Some(c) = o.class {
-        // Only when set: jobs written before classes existed still resume.
-        v["class"] = c.into();
+    // Only when a class is chosen: jobs written before classes existed (and null-class jobs,
+    // which compute what they did) still resume.
+    let class: Option<serde_json::Value> = match o.class {
+        Some(ClassChoice::One(c)) => Some(c.into()),
+        Some(ClassChoice::Drawn) => Some("drawn".into()),
+        Some(ClassChoice::Null) | None => None,
+    };
+    if let Some(c) = class {
+        v["class"] = c;
         v["guidance"] = o.guidance.into();
     }
     v
+}
+
+/// The class choice in effect: the default resolved for the model, checked against its classes
+/// and the guidance.
+fn resolve_class(o: &GenerateOptions, null: Option<i64>) -> Result<Option<ClassChoice>> {
+    let choice = match (o.class, null) {
+        (None, None) => None,
+        (None, Some(_)) => Some(ClassChoice::Drawn),
+        (Some(_), None) => {
+            return Err(Error::invalid(
+                "--class: this model is not conditioned on classes (train one with \
+                 `cold-train train --classes`)",
+            ));
+        }
+        (Some(ClassChoice::One(c)), Some(n)) if c as i64 >= n => {
+            return Err(Error::invalid(format!(
+                "--class {c}: the model has {n} classes (0..{})",
+                n - 1
+            )));
+        }
+        (Some(c), Some(_)) => Some(c),
+    };
+    if o.guidance != 1.0 {
+        match choice {
+            None => {
+                return Err(Error::invalid(
+                    "--guidance weighs a class against none: this model is not conditioned on \
+                     classes",
+                ));
+            }
+            Some(ClassChoice::Null) => {
+                return Err(Error::invalid(
+                    "--guidance weighs a class against none: --class none has no class to weigh",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(choice)
 }
 
 /// Generates `count` images into `out_dir/samples/` (`00000.png`, ...) and a grid of the first 64
@@ -74,32 +136,20 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
     // paper's hot-diffusion generation); the other kinds from the mixture over channel means.
     let mix = m.degradation.transform.is_mix();
     let null = m.network.config.null_class();
-    if let Some(c) = o.class {
-        match null {
-            None => {
-                return Err(Error::invalid(
-                    "--class: this model is not conditioned on classes (train one with \
-                     `cold-train train --classes`)",
-                ));
-            }
-            Some(n) if c as i64 >= n => {
-                return Err(Error::invalid(format!(
-                    "--class {c}: the model has {n} classes (0..{})",
-                    n - 1
-                )));
-            }
-            _ => {}
-        }
-    }
-    if o.guidance != 1.0 && o.class.is_none() {
-        return Err(Error::invalid(
-            "--guidance weighs a class against none: give --class too",
-        ));
-    }
+    let choice = resolve_class(o, null)?;
+    let o = &GenerateOptions {
+        class: choice,
+        ..o.clone()
+    };
     let g = if mix {
         None
     } else {
-        Some(m.mixture()?.for_class(o.class).clone())
+        Some(m.mixture()?.clone())
+    };
+    let prior = match (choice, null, &g) {
+        (Some(ClassChoice::Drawn), Some(n), Some(g)) => g.class_prior(n as usize),
+        (Some(ClassChoice::Drawn), Some(n), None) => vec![1.0 / n as f64; n as usize],
+        _ => Vec::new(),
     };
     if o.count == 0 {
         return Err(Error::invalid("--count must be at least 1"));
@@ -166,12 +216,19 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
     for chunk in todo.chunks(o.batch.max(1)) {
         let mut starts = Vec::with_capacity(chunk.len());
         let mut params = Vec::with_capacity(chunk.len());
+        let mut classes = Vec::with_capacity(chunk.len());
         for &i in chunk {
             let mut rng = sample_rng(o.seed, i);
+            let class = match choice {
+                Some(ClassChoice::Drawn) => Some(Generation::draw_class(&prior, &mut rng)),
+                Some(ClassChoice::One(c)) => Some(c),
+                Some(ClassChoice::Null) | None => None,
+            };
             if let Some(g) = &g {
-                starts.push(g.starts(&mut rng, 1, shape, o.noise)?);
+                starts.push(g.for_class(class).starts(&mut rng, 1, shape, o.noise)?);
             }
             params.push(m.degradation.sample_params(&mut rng, 1)?);
+            classes.push(class.map_or(null.unwrap_or(0), |c| c as i64));
         }
         let cat2: Vec<_> = params.iter().map(|a| a.view()).collect();
         let p: Array2<f32> =
@@ -187,15 +244,15 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
             }
         };
         let levels = vec![t; chunk.len()];
-        let out = match (o.class, null) {
-            (Some(c), Some(_)) => engine.restore_conditioned(
+        let out = match choice {
+            Some(ClassChoice::Drawn | ClassChoice::One(_)) => engine.restore_conditioned(
                 x.view(),
                 &levels,
                 p.view(),
                 algorithm,
                 None,
                 false,
-                &vec![c as i64; chunk.len()],
+                &classes,
                 o.guidance,
             )?,
             _ => engine.restore(x.view(), &levels, p.view(), algorithm, None, false)?,

@@ -46,6 +46,16 @@ pub fn describe(b: &Bundle) -> String {
         )),
         Err(_) => s.push_str("generation   none (cold-train mixture adds one)\n"),
     }
+    if m.network.config.classes.is_some() {
+        let w = m.generation.as_ref().and_then(|g| g.guidance.as_ref());
+        s.push_str(&match w {
+            Some(w) => format!(
+                "             by class: a class per sample drawn in the training proportions unless --class; guidance {} by default ({})\n",
+                w.weight, w.chosen_by
+            ),
+            None => "             by class: a class per sample drawn in the training proportions unless --class; guidance 1 by default\n".into(),
+        });
+    }
     s.push_str(&format!("network      {}\n", m.network.describe()));
     let t = &m.training;
     s.push_str(&format!(

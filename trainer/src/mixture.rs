@@ -107,6 +107,7 @@ fn fit_means(means: &[Vec<f64>], c: usize, components: usize, name: &str) -> Res
         fitted_on: name.to_string(),
         images: n,
         by_class: Vec::new(),
+        guidance: None,
     };
     g.validate(c)?;
     Ok(g)

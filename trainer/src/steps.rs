@@ -1,9 +1,11 @@
 //! `cold-train steps`: a bundle's default number of sampling steps, and the quality/speed curve
-//! (`steps.png`) it is chosen from, drawn from `cold eval --steps-curve`'s report.
+//! (`steps.png`) it is chosen from, drawn from `cold eval --steps-curve`'s report; and a
+//! class-conditioned bundle's default guidance weight.
 
 use std::path::{Path, PathBuf};
 
 use cold_core::bundle::{Bundle, MANIFEST, SamplingDefaults};
+use cold_core::generation::GuidanceDefault;
 use cold_core::report::EvalReport;
 
 use crate::error::{Result, TrainError};
@@ -46,6 +48,36 @@ pub fn recommend(model: &Path, k: usize, because: &str) -> Result<()> {
     }
     m.sampling = (k > 0).then(|| SamplingDefaults {
         recommended_steps: k,
+        chosen_by: because.into(),
+    });
+    cold_core::files::write(&model.join(MANIFEST), &m)?;
+    Ok(())
+}
+
+/// Stores `w` as the classifier-free guidance weight a class-conditioned bundle generates with by
+/// default (`cold generate`), with the measurement it was chosen by; `None` removes it (1).
+pub fn recommend_guidance(model: &Path, w: Option<f32>, because: &str) -> Result<()> {
+    let mut m = Bundle::open(model, true)?.manifest;
+    if m.network.config.classes.is_none() {
+        return Err(TrainError::Config(
+            "--guidance: this model is not conditioned on classes".into(),
+        ));
+    }
+    if let Some(w) = w
+        && !(w.is_finite() && w >= 0.0)
+    {
+        return Err(TrainError::Config(format!(
+            "--guidance {w} must be a non-negative weight"
+        )));
+    }
+    let Some(g) = m.generation.as_mut() else {
+        return Err(TrainError::Config(
+            "--guidance: the bundle has no generation mixture (`cold-train mixture` fits one)"
+                .into(),
+        ));
+    };
+    g.guidance = w.map(|weight| GuidanceDefault {
+        weight,
         chosen_by: because.into(),
     });
     cold_core::files::write(&model.join(MANIFEST), &m)?;

@@ -82,6 +82,10 @@ fn train_export_reexport_and_recommend() {
     // A recommendation beyond T.
     let o = cold_train(&["steps", "--model", bundle_s, "--recommend", "99"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("beyond the model's T = 20"));
+    // A default guidance weight needs a class-conditioned model.
+    let o = cold_train(&["steps", "--model", bundle_s, "--guidance", "3"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not conditioned on classes"));
 }
 
 /// Images of mixed sizes and formats, flat in `dir`.

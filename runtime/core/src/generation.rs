@@ -36,6 +36,19 @@ pub struct Generation {
     /// fitted on that class's images, for `cold generate --class`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_class: Vec<Generation>,
+    /// The classifier-free guidance weight `cold generate` uses by default with a class (chosen
+    /// by measurement for the model, `cold-train steps --guidance`; 1 where absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<GuidanceDefault>,
+}
+
+/// A class-conditioned model's default guidance weight.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GuidanceDefault {
+    pub weight: f32,
+    /// Why: the measurement it was chosen by.
+    #[serde(default)]
+    pub chosen_by: String,
 }
 
 impl Generation {
@@ -71,6 +84,33 @@ impl Generation {
     /// The mixture to draw a start of `class` from: the class's own when fitted, else this one.
     pub fn for_class(&self, class: Option<usize>) -> &Generation {
         class.and_then(|c| self.by_class.get(c)).unwrap_or(self)
+    }
+
+    /// The share of each of `classes` classes in the training data (the image counts the
+    /// per-class mixtures were fitted on), for drawing a class per sample; equal shares where
+    /// the counts are missing (no per-class mixtures, or none of their counts).
+    pub fn class_prior(&self, classes: usize) -> Vec<f64> {
+        let counts: Vec<f64> = (0..classes)
+            .map(|c| self.by_class.get(c).map_or(0.0, |g| g.images as f64))
+            .collect();
+        let total: f64 = counts.iter().sum();
+        if self.by_class.len() != classes || total <= 0.0 {
+            return vec![1.0 / classes.max(1) as f64; classes];
+        }
+        counts.iter().map(|n| n / total).collect()
+    }
+
+    /// Draws a class from `prior` (shares summing to 1) with one uniform number.
+    pub fn draw_class(prior: &[f64], rng: &mut impl Rng) -> usize {
+        let u: f64 = rng.random();
+        let mut acc = 0.0;
+        for (c, p) in prior.iter().enumerate() {
+            acc += p;
+            if u < acc {
+                return c;
+            }
+        }
+        prior.len().saturating_sub(1)
     }
 
     /// Draws `n` starting images `[n, C, H, W]`: a mean per image from the mixture, constant
@@ -149,6 +189,39 @@ mod tests {
             fitted_on: "test".into(),
             images: 0,
             by_class: Vec::new(),
+            guidance: None,
+        }
+    }
+
+    #[test]
+    fn classes_are_drawn_in_the_training_proportions() {
+        let mut g = mixture();
+        assert_eq!(
+            g.class_prior(4),
+            vec![0.25; 4],
+            "no per-class mixtures: equal shares"
+        );
+        for (k, n) in [100usize, 300, 600].into_iter().enumerate() {
+            let mut c = mixture();
+            c.fitted_on = format!("class {k}");
+            c.images = n;
+            g.by_class.push(c);
+        }
+        let prior = g.class_prior(3);
+        assert!((prior[0] - 0.1).abs() < 1e-12 && (prior[2] - 0.6).abs() < 1e-12);
+        assert_eq!(
+            g.class_prior(4),
+            vec![0.25; 4],
+            "counts for 3 of 4 classes: equal shares"
+        );
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut seen = [0usize; 3];
+        for _ in 0..20_000 {
+            seen[Generation::draw_class(&prior, &mut rng)] += 1;
+        }
+        for (k, want) in prior.iter().enumerate() {
+            let got = seen[k] as f64 / 20_000.0;
+            assert!((got - want).abs() < 0.015, "class {k}: {got} vs {want}");
         }
     }
 
@@ -191,6 +264,7 @@ mod tests {
             fitted_on: String::new(),
             images: 0,
             by_class: Vec::new(),
+            guidance: None,
         };
         let y = one.starts(&mut rng, 200, (1, 8, 8), 0.002).expect("starts");
         let within: Vec<f64> = y

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use cold_runtime::engine::Engine;
-use cold_runtime::generation::{self, GenerateOptions};
+use cold_runtime::generation::{self, ClassChoice, GenerateOptions};
 
 use crate::args::{ModelArgs, ShardArgs};
 
@@ -27,15 +27,18 @@ pub struct GenerateArgs {
     /// Images per model call.
     #[arg(long, default_value_t = 64)]
     batch: usize,
-    /// Generate images of this class, by name or index (a class-conditioned model: `cold info`
-    /// lists its classes); without it, unconditionally.
-    #[arg(long, value_name = "NAME|INDEX")]
+    /// A class-conditioned model (`cold info` lists its classes): generate this class, by name
+    /// or index; `drawn` (the default for such a model): a class per sample, drawn in the training
+    /// data's proportions, each sample generated as its class; `none`: the null class, the
+    /// network's unconditional path. A class named `drawn` or `none` is meant by its name.
+    #[arg(long, value_name = "NAME|INDEX|drawn|none")]
     class: Option<String>,
-    /// With --class: classifier-free guidance weight W (x0 = u + W (c - u), c the class's
-    /// restoration, u the unconditional one): 1 uses the class alone, above 1 pushes further
-    /// from the unconditional (costs twice the network runs).
-    #[arg(long, value_name = "W", default_value_t = 1.0)]
-    guidance: f32,
+    /// Classifier-free guidance weight W for a class (x0 = u + W (c - u), c the class's
+    /// restoration, u the null class's): 1 uses the class alone, above 1 pushes further from the
+    /// unconditional (costs twice the network runs). Default: the model's own (its manifest's
+    /// `generation.guidance`), else 1.
+    #[arg(long, value_name = "W")]
+    guidance: Option<f32>,
     /// Replace images already in OUT_DIR (a rerun of the same job skips the samples already
     /// there without it).
     #[arg(long)]
@@ -48,13 +51,29 @@ pub struct GenerateArgs {
 pub fn run(a: GenerateArgs) -> Result<ExitCode> {
     let shard = a.shard.resolve()?;
     let mut engine = Engine::open(&a.model.model, a.model.options()?)?;
+    let cfg = &engine.bundle.manifest.network.config;
     let class = a
         .class
         .as_deref()
-        .map(|c| engine.bundle.manifest.network.config.class_index(c))
-        .transpose()
-        .map_err(anyhow::Error::msg)?
-        .map(|c| c as usize);
+        .map(|c| match (cfg.class_index(c), c) {
+            (Ok(i), _) => Ok(ClassChoice::One(i as usize)),
+            (Err(_), "drawn") if cfg.classes.is_some() => Ok(ClassChoice::Drawn),
+            (Err(_), "none") if cfg.classes.is_some() => Ok(ClassChoice::Null),
+            (Err(e), _) => Err(anyhow::Error::msg(e)),
+        })
+        .transpose()?;
+    let guidance = a
+        .guidance
+        .or_else(|| {
+            engine
+                .bundle
+                .manifest
+                .generation
+                .as_ref()
+                .and_then(|g| g.guidance.as_ref())
+                .map(|g| g.weight)
+        })
+        .unwrap_or(1.0);
     let o = GenerateOptions {
         count: a.count,
         seed: a.seed,
@@ -63,7 +82,7 @@ pub fn run(a: GenerateArgs) -> Result<ExitCode> {
         overwrite: a.overwrite,
         shard,
         class,
-        guidance: a.guidance,
+        guidance,
     };
     let g = generation::generate(&mut engine, &a.out_dir, &o)?;
     let share = o.shard.as_ref().map_or(String::new(), |s| {

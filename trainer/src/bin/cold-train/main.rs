@@ -51,7 +51,8 @@ enum Command {
     /// List the paper's degradation schedules that --degradation names, with their fields.
     Schedules,
     /// Set the number of sampling steps a bundle restores with by default, and plot the
-    /// quality/speed curve it was chosen from (`cold eval --steps-curve ... --out DIR`).
+    /// quality/speed curve it was chosen from (`cold eval --steps-curve ... --out DIR`); set a
+    /// class-conditioned bundle's default guidance weight.
     Steps(steps::StepsArgs),
 }
 

@@ -18,6 +18,10 @@ pub struct StepsArgs {
     /// The recommended number of steps to store in the bundle (0: remove the recommendation).
     #[arg(long)]
     recommend: Option<usize>,
+    /// A class-conditioned bundle: the classifier-free guidance weight `cold generate` uses by
+    /// default (a negative value removes it: 1).
+    #[arg(long, value_name = "W", allow_hyphen_values = true)]
+    guidance: Option<f32>,
     /// Why (stored with it), e.g. "best FID on 2,000 test digits".
     #[arg(long, default_value = "")]
     because: String,
@@ -36,6 +40,20 @@ pub fn run(a: StepsArgs) -> Result<ExitCode> {
                 "{}: no recommendation, restores with every level by default",
                 a.model.display()
             );
+        }
+    }
+    if let Some(w) = a.guidance {
+        let w = (w >= 0.0).then_some(w);
+        steps::recommend_guidance(&a.model, w, &a.because)?;
+        match w {
+            Some(w) => println!(
+                "{}: generates with guidance {w} by default",
+                a.model.display()
+            ),
+            None => println!(
+                "{}: generates with guidance 1 by default",
+                a.model.display()
+            ),
         }
     }
     Ok(ExitCode::SUCCESS)
