@@ -22,6 +22,7 @@ pub mod fid;
 pub mod generation;
 pub mod info;
 pub mod jobs;
+pub mod nearest;
 pub mod ortlib;
 pub mod setup;
 

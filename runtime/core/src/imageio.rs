@@ -23,7 +23,7 @@ pub(crate) const MAX_SIDE: u32 = 16_384;
 
 /// 8-bit pixel to [-1, 1].
 #[inline]
-pub(crate) fn u8_to_unit(p: u8) -> f32 {
+pub fn u8_to_unit(p: u8) -> f32 {
     f32::from(p) / 127.5 - 1.0
 }
 

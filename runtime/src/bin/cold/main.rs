@@ -12,6 +12,7 @@ mod eval;
 mod fid;
 mod generate;
 mod info;
+mod nearest;
 mod report;
 mod restore;
 
@@ -45,6 +46,9 @@ enum Command {
     /// Which classes a folder of samples falls in, by a small classifier (`cold-train
     /// classifier`), and how many it recognises with confidence.
     Classify(classify::ClassifyArgs),
+    /// Are samples memorised? Each one's nearest training images, against how near held-out
+    /// images come (and a PNG of strips).
+    Nearest(nearest::NearestArgs),
     /// Fréchet Inception Distance between two folders of images (or saved statistics).
     Fid(fid::FidArgs),
     /// Generate images from nothing: Algorithm 2 from constant images drawn from the bundle's
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::Classify(a) => classify::run(a),
         Command::Fid(a) => fid::run(a),
+        Command::Nearest(a) => nearest::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Report(a) => report::run(a),
         Command::Setup => cold_runtime::setup::fetch_all()
