@@ -316,6 +316,8 @@ fn every_degradation_kind_exports_matching_graphs() {
         "mnist-animorph",
         "cifar10-decolor",
         "mnist-generation-blur",
+        "mnist-mask-generation-28",
+        "cifar10-mask-generation-32",
     ]
     .into_iter()
     .enumerate()
@@ -407,4 +409,77 @@ fn a_reexported_bundle_keeps_its_weights_record_and_files() {
     assert_eq!(b.manifest.training.steps, 7);
     assert_eq!(b.manifest.sampling.map(|s| s.recommended_steps), Some(3));
     check_parity(&dir, &net, 42);
+}
+
+/// A reversed-mask bundle (the paper's mask generation, a fewer-level variant) generates without
+/// a mixture: each sample starts from its drawn fill colour (level T is that constant image),
+/// the same seed gives the same samples, and the start is what the bundle's own D gives at T.
+#[test]
+fn a_mask_generation_bundle_generates_from_its_fill_colours() {
+    use cold_core::degradation::Spec;
+    use cold_runtime::generation::{GenerateOptions, generate};
+    let d = Spec::parse("mask-generation-28:T=12,kernel_std=1.0")
+        .and_then(|s| s.at(1, 16, 16))
+        .expect("spec");
+    let cfg = cold_core::training::TrainConfig::with_degradation("mnist", d, "tiny").expect("cfg");
+    let dev = Default::default();
+    B::seed(&dev, 5);
+    let net = cold_trainer::model::InitUNet::init::<B>(&cfg.model, &dev);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("maskgen");
+    export::export_model(&net, &cfg, TrainingSummary::default(), None, &dir, false)
+        .expect("export");
+    let mut engine = Engine::open(&dir, EngineOptions::default()).expect("engine");
+    // Level T of the bundle's D is each image's colour, whatever the image.
+    let x = random_images((3, 1, 16, 16), 8);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    let p = engine
+        .bundle
+        .manifest
+        .degradation
+        .sample_params(&mut rng, 3)
+        .expect("p");
+    let y = engine
+        .degrade(x.view(), &[12, 12, 12], p.view())
+        .expect("D");
+    for (i, img) in y.outer_iter().enumerate() {
+        assert!(
+            img.iter().all(|&v| (v - p[[i, 0]]).abs() <= 1e-6),
+            "image {i}"
+        );
+    }
+    let o = GenerateOptions {
+        count: 3,
+        seed: 4,
+        noise: 0.002,
+        batch: 2,
+        overwrite: false,
+        shard: None,
+        class: None,
+        guidance: 1.0,
+    };
+    let read = |d: &Path, i: usize| {
+        cold_core::imageio::read_image(&d.join(format!("samples/0000{i}.png")))
+            .expect("png")
+            .to_luma8()
+            .into_raw()
+    };
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    assert_eq!(generate(&mut engine, &a, &o).expect("generate").written, 3);
+    generate(
+        &mut engine,
+        &b,
+        &GenerateOptions {
+            seed: 5,
+            ..o.clone()
+        },
+    )
+    .expect("generate");
+    let again = tmp.path().join("a2");
+    generate(&mut engine, &again, &o).expect("generate");
+    for i in 0..3 {
+        assert_eq!(read(&a, i), read(&again, i), "sample {i}: the same seed");
+    }
+    assert_ne!(read(&a, 0), read(&b, 0), "another seed");
+    assert_ne!(read(&a, 0), read(&a, 1), "samples of one job differ");
 }

@@ -13,6 +13,7 @@ use cold_core::shard::Shard;
 use cold_core::task::TaskReport;
 use ndarray::{Array2, Array4, Axis};
 use rand::{SeedableRng, rngs::StdRng};
+use rand_distr::StandardNormal;
 
 use crate::engine::{Algorithm, Engine};
 use crate::error::{Error, Result};
@@ -135,13 +136,16 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
     // the image's share sqrt(abar_T) is nearly 0, and sample with the estimated noise (the
     // paper's hot-diffusion generation); the other kinds from the mixture over channel means.
     let mix = m.degradation.transform.is_mix();
+    // Kinds whose level T is a function of the parameters alone (the mixes' z, a reversed mask's
+    // fill colour) start from D(0, T, p); the others from the mixture.
+    let from_params = m.degradation.transform.starts_from_params();
     let null = m.network.config.null_class();
     let choice = resolve_class(o, null)?;
     let o = &GenerateOptions {
         class: choice,
         ..o.clone()
     };
-    let g = if mix {
+    let g = if from_params {
         None
     } else {
         Some(m.mixture()?.clone())
@@ -202,12 +206,13 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
     task.write(out_dir)?;
     let shape = (m.image.channels, m.image.height, m.image.width);
     let t = m.degradation.steps;
-    let algorithm = if g.is_some() {
-        Algorithm::Two
-    } else {
+    let algorithm = if mix {
         Algorithm::Estimated
+    } else {
+        Algorithm::Two
     };
-    // Mixes start from D(0, T) with each sample's z: the degradation is prepared once.
+    // Mixes start from D(0, T) with each sample's z, reversed masks from D(0, T) with each
+    // sample's fill colour (plus the broken-symmetry noise): the degradation is prepared once.
     let mix_d = match &g {
         Some(_) => None,
         None => Some(m.degradation.prepare()?),
@@ -229,6 +234,15 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
             }
             params.push(m.degradation.sample_params(&mut rng, 1)?);
             classes.push(class.map_or(null.unwrap_or(0), |c| c as i64));
+            if from_params && !mix {
+                starts.push(Array4::from_shape_fn(
+                    (1, shape.0, shape.1, shape.2),
+                    |_| {
+                        let e: f64 = rand_distr::Distribution::sample(&StandardNormal, &mut rng);
+                        (o.noise * e) as f32
+                    },
+                ));
+            }
         }
         let cat2: Vec<_> = params.iter().map(|a| a.view()).collect();
         let p: Array2<f32> =
@@ -236,7 +250,11 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
         let x = match &mix_d {
             Some(d) => {
                 let zeros = Array4::<f32>::zeros((chunk.len(), shape.0, shape.1, shape.2));
-                d.apply_uniform(zeros.view(), t, p.view())?
+                let mut x = d.apply_uniform(zeros.view(), t, p.view())?;
+                for (mut xi, n) in x.outer_iter_mut().zip(&starts) {
+                    xi += &n.index_axis(Axis(0), 0);
+                }
+                x
             }
             None => {
                 let cat4: Vec<_> = starts.iter().map(|a| a.view()).collect();

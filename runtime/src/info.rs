@@ -38,6 +38,9 @@ pub fn describe(b: &Bundle) -> String {
         _ if m.degradation.transform.is_mix() => s.push_str(
             "generation   from z at T with the estimated-noise sampler (cold generate)\n",
         ),
+        _ if m.degradation.transform.starts_from_params() => s.push_str(
+            "generation   from D(0, T) with each sample's drawn parameters (its fill colour) and Algorithm 2 (cold generate)\n",
+        ),
         Ok(g) => s.push_str(&format!(
             "generation   Gaussian mixture of {} component(s) over channel means, fitted on {} images of {}\n",
             g.components.len(),

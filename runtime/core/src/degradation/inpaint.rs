@@ -7,6 +7,14 @@
 //!
 //! The products of masks are precomputed once on a `2H x 2W` canvas centred at `(H-1, W-1)`; an
 //! image's masks are the canvas cropped at its centre, as the reference does.
+//!
+//! Two options give the reference's mask *generation* schedule (`defading-generation-diffusion-
+//! pytorch`, `--reverse`): `reverse` runs the masks the other way (level t keeps
+//! `a_t = 1 - prod_{i < T-t} mask_i` of the image, so the image fades from the border inwards and
+//! level T is nothing of it; level 0 stays the identity), and `fill` fades to a colour per image
+//! instead of 0 (`D = a_t x + (1 - a_t) c`, c a per-image parameter per channel, drawn uniform in
+//! `[low, high]`: the reference's `torch.rand(3) - 0.5`). Level T of the two together is exactly
+//! the constant image c, which generation starts from.
 
 use std::any::Any;
 
@@ -41,6 +49,19 @@ pub struct Inpaint {
     pub kernel_std: f64,
     pub initial_mask: f64,
     pub centre: Centre,
+    /// The reference's `--reverse`: level t keeps `1 - prod_{i < T-t} mask_i` of the image.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reverse: bool,
+    /// What the masked pixels fade to: 0 when absent, else a colour per image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill: Option<Fill>,
+}
+
+/// A fill colour per image and channel (a per-image parameter), drawn uniform in `[low, high]`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fill {
+    pub low: f64,
+    pub high: f64,
 }
 
 impl Inpaint {
@@ -49,15 +70,61 @@ impl Inpaint {
         self.kernel_std * (i as f64 + self.initial_mask)
     }
 
-    /// Per-image parameters: the centre `(row, column)` for the random variant.
-    pub fn param_names(&self) -> &'static [&'static str] {
+    /// Per-image parameters: the centre `(row, column)` for the random variant, then the fill
+    /// colour (one value per channel) when it has one.
+    pub fn param_names(&self, channels: usize) -> Vec<String> {
+        let mut v: Vec<String> = match self.centre {
+            Centre::Random => vec!["centre_row".into(), "centre_col".into()],
+            Centre::Centred => Vec::new(),
+        };
+        if self.fill.is_some() {
+            v.push(format!("fill[{channels}]"));
+        }
+        v
+    }
+
+    /// P: 2 for a random centre, plus one per channel with a fill colour.
+    pub fn param_count(&self, channels: usize) -> usize {
+        self.centre_params() + if self.fill.is_some() { channels } else { 0 }
+    }
+
+    /// Where the fill colour starts in a parameter row.
+    fn centre_params(&self) -> usize {
         match self.centre {
-            Centre::Random => &["centre_row", "centre_col"],
-            Centre::Centred => &[],
+            Centre::Random => 2,
+            Centre::Centred => 0,
         }
     }
 
+    /// The share of the image level `t` keeps at squared distance `d2` from the centre, for
+    /// every level `0..=steps`: the products of the masks taken cumulatively (the same
+    /// multiplications, in the same order, as one product per level).
+    fn kept(&self, steps: usize, d2: f64) -> Vec<f64> {
+        let mut prods = Vec::with_capacity(steps + 1);
+        let mut p = 1.0f64;
+        prods.push(p);
+        for i in 0..steps {
+            let s = self.sigma(i);
+            p *= 1.0 - (-d2 / (2.0 * s * s)).exp();
+            prods.push(p);
+        }
+        if !self.reverse {
+            return prods;
+        }
+        (0..=steps)
+            .map(|t| if t == 0 { 1.0 } else { 1.0 - prods[steps - t] })
+            .collect()
+    }
+
     fn check(&self, steps: usize) -> Result<()> {
+        if let Some(f) = self.fill
+            && !(f.low.is_finite() && f.high.is_finite() && f.low <= f.high)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "inpainting fill colours between {} and {}: give finite low <= high",
+                f.low, f.high
+            )));
+        }
         for i in 0..steps {
             let s = self.sigma(i);
             if !(s.is_finite() && s > 0.0) {
@@ -69,40 +136,48 @@ impl Inpaint {
         Ok(())
     }
 
-    /// Draws `n` random centres `[n, 2]` (none for the centred variant).
-    pub(crate) fn sample_centres<R: Rng + ?Sized>(
+    /// Draws the parameters of `n` images `[n, P]`: random centres (none for the centred
+    /// variant), then a fill colour per channel (uniform in `[low, high]`) when there is one.
+    pub(crate) fn sample_params_of<R: Rng + ?Sized>(
         &self,
         rng: &mut R,
         n: usize,
-        h: usize,
-        w: usize,
+        (c, h, w): (usize, usize, usize),
     ) -> Array2<f32> {
-        match self.centre {
-            Centre::Random => Array2::from_shape_fn((n, 2), |(_, k)| {
-                let side = if k == 0 { h } else { w };
-                rng.random_range(-1..side as i64) as f32
-            }),
-            Centre::Centred => Array2::zeros((n, 0)),
+        let k = self.centre_params();
+        let mut out = Array2::zeros((n, self.param_count(c)));
+        for mut row in out.outer_iter_mut() {
+            if self.centre == Centre::Random {
+                row[0] = rng.random_range(-1..h as i64) as f32;
+                row[1] = rng.random_range(-1..w as i64) as f32;
+            }
+            if let Some(f) = self.fill {
+                for ch in 0..c {
+                    row[k + ch] = (f.low + (f.high - f.low) * rng.random::<f64>()) as f32;
+                }
+            }
         }
+        out
     }
 
-    /// The mask products of an image of `height x width`.
-    pub fn masks(&self, steps: usize, height: usize, width: usize) -> Masks {
-        let canvas = Array3::from_shape_fn((steps + 1, 2 * height, 2 * width), |(t, a, b)| {
-            let dy = a as f64 - (height as f64 - 1.0);
-            let dx = b as f64 - (width as f64 - 1.0);
-            let d2 = dy * dy + dx * dx;
-            (0..t)
-                .map(|i| {
-                    let s = self.sigma(i);
-                    1.0 - (-d2 / (2.0 * s * s)).exp()
-                })
-                .product::<f64>() as f32
-        });
+    /// The mask products of an image of `height x width` (`channels` for the fill colours).
+    pub fn masks(&self, steps: usize, channels: usize, height: usize, width: usize) -> Masks {
+        let (ch, cw) = (2 * height, 2 * width);
+        let mut canvas = Array3::<f32>::zeros((steps + 1, ch, cw));
+        for a in 0..ch {
+            for b in 0..cw {
+                let dy = a as f64 - (height as f64 - 1.0);
+                let dx = b as f64 - (width as f64 - 1.0);
+                for (t, v) in self.kept(steps, dy * dy + dx * dx).into_iter().enumerate() {
+                    canvas[[t, a, b]] = v as f32;
+                }
+            }
+        }
         let mut m = Masks {
             canvas,
             cropped: None,
             centre: self.centre,
+            fill: self.fill.map(|_| (self.centre_params(), channels)),
             height,
             width,
         };
@@ -137,21 +212,31 @@ impl Kind for Inpaint {
             Centre::Random => "random centre per image",
             Centre::Centred => "centred",
         };
+        let order = if self.reverse {
+            ", reversed (level t keeps 1 - the product of the first T - t masks: the image fades \
+             from the border in)"
+        } else {
+            ""
+        };
+        let fill = match self.fill {
+            Some(f) => format!(
+                ", fading to a colour per image (uniform in [{}, {}])",
+                f.low, f.high
+            ),
+            None => String::new(),
+        };
         format!(
-            "inpainting, Gaussian masks of sigma {} * (i + {}), {c}",
+            "inpainting, Gaussian masks of sigma {} * (i + {}), {c}{order}{fill}",
             self.kernel_std, self.initial_mask
         )
     }
 
-    fn param_names(&self, _d: &Degradation) -> Vec<String> {
-        Inpaint::param_names(self)
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+    fn param_names(&self, d: &Degradation) -> Vec<String> {
+        Inpaint::param_names(self, d.channels)
     }
 
-    fn param_count(&self, _d: &Degradation) -> usize {
-        Inpaint::param_names(self).len()
+    fn param_count(&self, d: &Degradation) -> usize {
+        Inpaint::param_count(self, d.channels)
     }
 
     fn sample_params(
@@ -160,11 +245,16 @@ impl Kind for Inpaint {
         rng: &mut dyn RngCore,
         n: usize,
     ) -> Result<Array2<f32>> {
-        Ok(self.sample_centres(rng, n, d.height, d.width))
+        Ok(self.sample_params_of(rng, n, (d.channels, d.height, d.width)))
     }
 
     fn tables(&self, d: &Degradation) -> Result<Box<dyn Tables>> {
-        Ok(Box::new(self.masks(d.steps, d.height, d.width)))
+        Ok(Box::new(self.masks(d.steps, d.channels, d.height, d.width)))
+    }
+
+    /// Reversed, level T keeps nothing of the image: `D(x, T)` is the fill (0 without one).
+    fn starts_from_params(&self) -> bool {
+        self.reverse
     }
 
     fn table_inputs(&self, d: &Degradation) -> Vec<TableInput> {
@@ -182,8 +272,9 @@ impl Kind for Inpaint {
 
     /// `x * mask(t, centre)`: the level's masks gathered from the input by t; with random centres
     /// the canvas is cropped at each image's centre (two GatherElements with per-image row and
-    /// column indices, from the image's own size); every channel is multiplied.
-    fn lower(&self, _d: &Degradation, g: &mut GraphBuilder, io: Lowering) -> String {
+    /// column indices, from the image's own size); every channel is multiplied. With a fill
+    /// colour, `c + mask * (x - c)`, c the parameters' colour columns as `[B, C, 1, 1]`.
+    fn lower(&self, d: &Degradation, g: &mut GraphBuilder, io: Lowering) -> String {
         g.scoped("degradation", |g| {
             let levelled = g.op1("Gather", &[MASKS, io.t], vec![("axis", Attr::Int(0))]);
             let mask = match (self.centre, io.params) {
@@ -192,7 +283,20 @@ impl Kind for Inpaint {
             };
             let ax = g.const_i64(&[1], &[1]);
             let mask = g.op1("Unsqueeze", &[&mask, &ax], vec![]); // [B, 1, H, W]
-            g.op1("Mul", &[io.x, &mask], vec![])
+            match (self.fill, io.params) {
+                (Some(_), Some(p)) => {
+                    let k = self.centre_params() as i64;
+                    let st = g.const_i64(&[k], &[1]);
+                    let en = g.const_i64(&[k + d.channels as i64], &[1]);
+                    let colour = g.op1("Slice", &[p, &st, &en, &ax], vec![]); // [B, C]
+                    let shape = g.const_i64(&[-1, d.channels as i64, 1, 1], &[4]);
+                    let colour = g.op1("Reshape", &[&colour, &shape], vec![]);
+                    let diff = g.op1("Sub", &[io.x, &colour], vec![]);
+                    let kept = g.op1("Mul", &[&diff, &mask], vec![]);
+                    g.op1("Add", &[&colour, &kept], vec![])
+                }
+                _ => g.op1("Mul", &[io.x, &mask], vec![]),
+            }
         })
     }
 }
@@ -265,6 +369,8 @@ pub struct Masks {
     /// `[T+1, H, W]`: the canvas cropped at the fixed centre (the centred variant).
     pub cropped: Option<Array3<f32>>,
     pub centre: Centre,
+    /// With a fill colour: where its columns start in a parameter row, and the channels.
+    pub fill: Option<(usize, usize)>,
     pub height: usize,
     pub width: usize,
 }
@@ -318,9 +424,18 @@ impl Masks {
         let mut out = x.to_owned();
         for (i, mut img) in out.outer_iter_mut().enumerate() {
             let row = params.row(i);
-            let m = self.mask(t[i], self.centre_of(row.as_slice().unwrap_or(&[]))?);
-            for mut ch in img.outer_iter_mut() {
-                ch *= &m;
+            let row = row.as_slice().unwrap_or(&[]);
+            let m = self.mask(t[i], self.centre_of(row)?);
+            for (k, mut ch) in img.outer_iter_mut().enumerate() {
+                match self.fill {
+                    Some((start, _)) => {
+                        let c = row[start + k];
+                        ndarray::Zip::from(&mut ch)
+                            .and(&m)
+                            .for_each(|v, &a| *v = c + a * (*v - c));
+                    }
+                    None => ch *= &m,
+                }
             }
         }
         Ok(out)

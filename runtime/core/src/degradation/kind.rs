@@ -106,6 +106,13 @@ pub trait Kind: Debug + Sync {
     fn is_mix(&self) -> bool {
         false
     }
+
+    /// Whether generation starts from `D(0, T, p)` with each sample's drawn parameters (level T
+    /// is, or nearly is, a function of the parameters alone: the mixes' z, a reversed mask's
+    /// fill colour) rather than from the mixture over channel means.
+    fn starts_from_params(&self) -> bool {
+        self.is_mix()
+    }
 }
 
 /// What D needs at one image size, and D itself on the host.

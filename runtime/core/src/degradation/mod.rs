@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use blur::{Blur, BlurSchedule, Padding, iterated_blur, iterated_blur_to};
 pub use decolor::{Decolor, DecolorRoutine};
-pub use inpaint::{Centre, Inpaint, Masks};
+pub use inpaint::{Centre, Fill, Inpaint, Masks};
 pub use kind::{Kind, Lowering, TableInput, Tables};
 pub use mix::{Animorph, AnimorphSource, MixTables, Noise};
 pub use operators::Operators;
@@ -95,6 +95,12 @@ impl Transform {
     /// gives the estimated-noise sampler.
     pub fn is_mix(&self) -> bool {
         self.as_kind().is_mix()
+    }
+
+    /// Whether generation starts from `D(0, T, p)` with drawn parameters (see
+    /// `Kind::starts_from_params`).
+    pub fn starts_from_params(&self) -> bool {
+        self.as_kind().starts_from_params()
     }
 
     /// Whether D is affine in the image (see `Kind::is_affine`): classifier-free guidance

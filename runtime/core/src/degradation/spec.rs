@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{
-    Animorph, AnimorphSource, Blur, BlurSchedule, Centre, Decolor, Degradation, Inpaint, Noise,
-    Padding, Snow, SuperRes, Transform, check_kind,
+    Animorph, AnimorphSource, Blur, BlurSchedule, Centre, Decolor, Degradation, Fill, Inpaint,
+    Noise, Padding, Snow, SuperRes, Transform, check_kind,
 };
 use crate::error::{Error, Result};
 
@@ -47,8 +47,29 @@ fn inpaint(kernel_std: f64, initial_mask: f64, centre: Centre, steps: usize) -> 
             kernel_std,
             initial_mask,
             centre,
+            reverse: false,
+            fill: None,
         }),
         steps,
+    }
+}
+
+/// The reference's mask generation (`defading-generation-diffusion-pytorch`, `--reverse
+/// --kernel_std 0.05 --initial_mask 1 --time_steps 750` at 128 px), with `kernel_std` scaled to
+/// the image side (0.05 * side / 128, written out so that it reads back from its line).
+fn mask_generation(kernel_std: f64) -> Spec {
+    Spec {
+        transform: Transform::Inpaint(Inpaint {
+            kernel_std,
+            initial_mask: 1.0,
+            centre: Centre::Centred,
+            reverse: true,
+            fill: Some(Fill {
+                low: -0.5,
+                high: 0.5,
+            }),
+        }),
+        steps: 750,
     }
 }
 
@@ -124,6 +145,24 @@ pub const SCHEDULES: &[Schedule] = &[
         name: "celeba-inpaint",
         about: "CelebA inpainting: kernel_std 0.2, initial 1, centred, T 100",
         make: || inpaint(0.2, 1.0, Centre::Centred, 100),
+    },
+    Schedule {
+        name: "mask-generation",
+        about: "the paper's mask generation (CelebA 128): reversed centred Gaussian masks, \
+                kernel_std 0.05, initial 1, T 750, fading from the border in to a colour per image \
+                (uniform in [-0.5, 0.5]); level T is that constant colour",
+        make: || mask_generation(0.05),
+    },
+    Schedule {
+        name: "mask-generation-28",
+        about: "the same scaled to 28 px (kernel_std 0.05 * 28/128); fewer levels need wider \
+                masks (T=100,kernel_std=0.12: level 1 then keeps 99.6% of the corners, as here)",
+        make: || mask_generation(0.0109375),
+    },
+    Schedule {
+        name: "mask-generation-32",
+        about: "the same scaled to 32 px (kernel_std 0.0125)",
+        make: || mask_generation(0.0125),
     },
     Schedule {
         name: "superres",
