@@ -475,4 +475,6 @@ impl Prepared {
 }
 
 #[cfg(test)]
+mod inpaint_tests;
+#[cfg(test)]
 mod tests;
