@@ -236,13 +236,7 @@ fn write_grid(path: &Path, columns: &[&Array4<f32>]) -> Result<()> {
     let rows: Vec<Vec<_>> = (0..n)
         .map(|i| columns.iter().map(|c| c.index_axis(Axis(0), i)).collect())
         .collect();
-    let im = imageio::grid(&rows)?;
-    let im = im.resize(
-        im.width() * 4,
-        im.height() * 4,
-        image::imageops::FilterType::Nearest,
-    );
-    Ok(imageio::save_png(path, &im)?)
+    Ok(imageio::save_grid(path, &rows, 4)?)
 }
 
 /// The test set of `cold eval`: `source` as on the command line (`mnist` is fetched into the

@@ -332,11 +332,5 @@ fn write_grid(path: &Path, images: &Array4<f32>) -> Result<()> {
                 .collect()
         })
         .collect();
-    let im = imageio::grid(&rows)?;
-    let im = im.resize(
-        im.width() * 3,
-        im.height() * 3,
-        image::imageops::FilterType::Nearest,
-    );
-    Ok(imageio::save_png(path, &im)?)
+    Ok(imageio::save_grid(path, &rows, 3)?)
 }

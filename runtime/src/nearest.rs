@@ -157,13 +157,7 @@ pub fn nearest_report(
                     .collect()
             })
             .collect();
-        let im = imageio::grid(&rows)?;
-        let im = im.resize(
-            im.width() * 3,
-            im.height() * 3,
-            image::imageops::FilterType::Nearest,
-        );
-        imageio::save_png(path, &im)?;
+        imageio::save_grid(path, &rows, 3)?;
     }
     Ok(NearestReport {
         dataset: train.name.clone(),

@@ -366,6 +366,17 @@ pub(crate) fn output_path(out_dir: &Path, rel: &Path, suffix: &str) -> Result<Pa
     Ok(out_dir.join(rel.with_file_name(name)))
 }
 
+/// [`grid`] scaled up `scale` times (nearest neighbour, so pixels stay sharp) and saved as a PNG.
+pub fn save_grid(path: &Path, rows: &[Vec<ArrayView3<f32>>], scale: u32) -> Result<()> {
+    let im = grid(rows)?;
+    let im = im.resize(
+        im.width() * scale,
+        im.height() * scale,
+        image::imageops::FilterType::Nearest,
+    );
+    save_png(path, &im)
+}
+
 /// Lays out images side by side in a grid: `rows` of `[C, H, W]` images, 2-pixel gaps (white).
 pub fn grid(rows: &[Vec<ArrayView3<f32>>]) -> Result<DynamicImage> {
     let first = rows

@@ -68,13 +68,7 @@ pub fn write_sample_grid<B: TrainBackend>(
         .collect();
     let rows: Vec<Array4<f32>> = std::iter::once(xt).chain(rows).collect();
     let views: Vec<Vec<_>> = rows.iter().map(|a| a.outer_iter().collect()).collect();
-    let im = imageio::grid(&views)?;
-    let im = im.resize(
-        im.width() * 3,
-        im.height() * 3,
-        image::imageops::FilterType::Nearest,
-    );
-    imageio::save_png(path, &im)?;
+    imageio::save_grid(path, &views, 3)?;
     Ok(())
 }
 
