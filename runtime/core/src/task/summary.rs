@@ -89,6 +89,12 @@ fn share_of(r: &TaskReport) -> String {
         .map_or("all".into(), |s| format!("{}/{}", s.index, s.count))
 }
 
+/// A task's share of a split into several tasks; `None` for a task that did the whole job, as
+/// `--shard 0/1` does.
+fn split(r: &TaskReport) -> Option<&crate::shard::Shard> {
+    r.shard.as_ref().filter(|s| s.count > 1)
+}
+
 fn summarise_job(
     out_dir: &Path,
     job: String,
@@ -113,14 +119,14 @@ fn summarise_job(
     // The newest count, when tasks of several splits wrote here.
     let shards = reports
         .iter()
-        .filter(|(_, r)| r.shard.is_some())
+        .filter(|(_, r)| split(r).is_some())
         .max_by_key(|(_, r)| r.started)
-        .and_then(|(_, r)| r.shard.as_ref())
+        .and_then(|(_, r)| split(r))
         .map(|s| s.count);
-    let whole = reports.iter().any(|(_, r)| r.shard.is_none());
+    let whole = reports.iter().any(|(_, r)| split(r).is_none());
     let reported: BTreeSet<usize> = reports
         .iter()
-        .filter_map(|(_, r)| r.shard.as_ref())
+        .filter_map(|(_, r)| split(r))
         .filter(|s| Some(s.count) == shards)
         .map(|s| s.index)
         .collect();
@@ -233,4 +239,81 @@ fn summarise_job(
         items,
         missing,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::Shard;
+
+    fn report(shard: Option<(usize, usize)>, started: u64) -> TaskReport {
+        let shard = shard.map(|(index, count)| Shard {
+            index,
+            count,
+            from: "--shard".into(),
+        });
+        let mut r = TaskReport::start("generate", None, "m", shard.as_ref());
+        r.started = started;
+        r.state = State::Finished;
+        r.settings = serde_json::json!({ "count": 6 });
+        r
+    }
+
+    fn summary_of(dir: &Path) -> Summary {
+        let (mut jobs, bad) = summarise(dir).expect("summarise");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(jobs.len(), 1);
+        jobs.remove(0)
+    }
+
+    #[test]
+    fn a_later_one_of_one_task_is_the_whole_job_not_a_new_split() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let samples = dir.path().join("samples");
+        std::fs::create_dir_all(&samples).expect("mkdir");
+        for i in [0, 1, 2, 3, 5] {
+            std::fs::write(samples.join(format!("{i:05}.png")), b"x").expect("w");
+        }
+        for k in 0..3 {
+            report(Some((k, 3)), 100).write(dir.path()).expect("w");
+        }
+        // Started a second later than the split's tasks: before, its count (1) was the job's.
+        report(Some((0, 1)), 101).write(dir.path()).expect("w");
+        let s = summary_of(dir.path());
+        assert_eq!(s.shards, Some(3));
+        assert!(s.shards_without_report.is_empty());
+        assert_eq!((s.items, s.done), (6, 5));
+        assert_eq!(s.missing.len(), 1);
+        assert_eq!(s.missing[0].item, "00004.png");
+        assert_eq!(s.missing[0].shard.as_deref(), Some("1/3"));
+        assert_eq!(s.tasks.len(), 4);
+        assert!(s.tasks.iter().any(|t| t.share == "0/1"));
+
+        // A split without its whole-job task: the shard that never reported is named.
+        std::fs::remove_file(TaskReport::path(
+            dir.path(),
+            "generate",
+            Some(&Shard {
+                index: 0,
+                count: 1,
+                from: String::new(),
+            }),
+        ))
+        .expect("rm");
+        std::fs::remove_file(TaskReport::path(
+            dir.path(),
+            "generate",
+            Some(&Shard {
+                index: 2,
+                count: 3,
+                from: String::new(),
+            }),
+        ))
+        .expect("rm");
+        let s = summary_of(dir.path());
+        assert_eq!(
+            (s.shards, s.shards_without_report.clone()),
+            (Some(3), vec![2])
+        );
+    }
 }
