@@ -30,8 +30,10 @@ pub fn describe(b: &Bundle) -> String {
     }
     if let Some(sm) = &m.sampling {
         s.push_str(&format!(
-            "sampling     {} steps by default ({})\n",
-            sm.recommended_steps, sm.chosen_by
+            "sampling     {} step{} by default ({})\n",
+            sm.recommended_steps,
+            if sm.recommended_steps == 1 { "" } else { "s" },
+            sm.chosen_by
         ));
     }
     match m.mixture() {

@@ -34,7 +34,11 @@ pub fn run(a: StepsArgs) -> Result<ExitCode> {
     if let Some(k) = a.recommend {
         steps::recommend(&a.model, k, &a.because)?;
         if k > 0 {
-            println!("{}: restores with {k} steps by default", a.model.display());
+            let steps = if k == 1 { "step" } else { "steps" };
+            println!(
+                "{}: restores with {k} {steps} by default",
+                a.model.display()
+            );
         } else {
             println!(
                 "{}: no recommendation, restores with every level by default",
