@@ -90,6 +90,7 @@ L=['# Photo training set (deblurring) — sources','',
 for r in rows: L.append('| '+' | '.join(r)+' |')
 L+=['','## Counts','','| Package | Photos |','|---|---|']
 for k,v in collections.Counter(r[1] for r in rows).items(): L.append(f'| {k} | {v} |')
+L+=['| lomiri-wallpapers (20.04.0-2), sway-backgrounds (1.7-6) | 0 (renders) |']
 L+=['| ukui-wallpapers (20.04.3-1.1, CC-BY-SA-3.0) | 0 (all illustrations/renders) |','| gnome-backgrounds (43.1-1) | 0 (all renders/vector/plain colour) |']
 L+=['','| Licence | Photos |','|---|---|']
 for k,v in collections.Counter(r[6] for r in rows).items(): L.append(f'| {k} | {v} |')
