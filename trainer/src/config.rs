@@ -58,6 +58,8 @@ pub struct Overrides {
     pub shift: Option<usize>,
     /// Round the degraded inputs to this many bits (`TrainConfig::input_bits`).
     pub input_bits: Option<u32>,
+    /// The share of SSIM in the loss (`TrainConfig::ssim_weight`).
+    pub ssim_weight: Option<f64>,
     pub seed: Option<u64>,
     pub sample_every: Option<usize>,
     pub checkpoint_every: Option<usize>,
@@ -201,6 +203,9 @@ impl Overrides {
         }
         if self.input_bits.is_some() {
             cfg.input_bits = self.input_bits;
+        }
+        if let Some(w) = self.ssim_weight {
+            cfg.ssim_weight = w;
         }
         if let Some(p) = self.label_dropout {
             cfg.label_dropout = p;

@@ -19,6 +19,7 @@ pub mod ema;
 mod error;
 pub mod export;
 pub mod import;
+pub mod loss;
 mod mixture;
 pub mod model;
 pub mod ops;

@@ -60,14 +60,20 @@ pub(crate) fn loss_title(cfg: &TrainConfig) -> String {
         .unwrap_or(&cfg.dataset);
     let data = cold_core::data::display_name(data);
     let g = &cfg.degradation;
-    format!(
+    let title = format!(
         "{data} / {}, T {}, {}x{}x{}",
         g.transform.kind(),
         g.steps,
         g.channels,
         g.height,
         g.width
-    )
+    );
+    if cfg.ssim_weight > 0.0 {
+        let w = cfg.ssim_weight;
+        format!("{title}, loss {:.2} L1 + {w:.2} (1 - SSIM)", 1.0 - w)
+    } else {
+        title
+    }
 }
 
 /// Copies a run's record into a bundle folder for its model card: `losses` (the log up to the

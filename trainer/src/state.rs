@@ -12,6 +12,7 @@ use crate::batches::Batch;
 use crate::config::TrainConfig;
 use crate::ema::ema_update;
 use crate::error::{Result, TrainError};
+use crate::loss::loss;
 use crate::model::{InitUNet, UNet};
 use crate::ops::TrainBackend;
 
@@ -65,13 +66,6 @@ impl<B: AutodiffBackend> TrainState<B> {
     }
 }
 
-/// The L1 loss of the model on a batch.
-pub fn loss<B: TrainBackend>(model: &UNet<B>, batch: &Batch<B>) -> Tensor<B, 1> {
-    (model.forward_with(batch.xt.clone(), batch.t.clone(), batch.class.clone()) - batch.x0.clone())
-        .abs()
-        .mean()
-}
-
 /// One optimiser step (and the EMA schedule); returns the loss before the step.
 pub fn train_step<B: AutodiffBackend + TrainBackend>(
     cfg: &TrainConfig,
@@ -85,7 +79,7 @@ pub fn train_step<B: AutodiffBackend + TrainBackend>(
         step,
         seconds,
     } = state;
-    let l = loss(&model, batch);
+    let l = loss(&model, batch, cfg.ssim_weight);
     let value: f32 = l.clone().into_scalar().elem();
     let grads = GradientsParams::from_grads(l.backward(), &model);
     let model = optim.step(cfg.learning_rate_at(step), model, grads);

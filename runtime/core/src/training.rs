@@ -22,6 +22,10 @@ fn one() -> u32 {
     1
 }
 
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 /// Everything that defines a training run. Saved as `config.json` in the run folder.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TrainConfig {
@@ -49,6 +53,11 @@ pub struct TrainConfig {
     /// amplifies. `None`: float inputs (the reference's training).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_bits: Option<u32>,
+    /// The share of the loss given to SSIM: `(1 - w) L1 + w (1 - SSIM)`, SSIM as the metric
+    /// computes it (11x11 Gaussian window, sigma 1.5, on [0, 1]). 0: L1 alone, the reference's
+    /// loss (the default, and what configs without the field mean).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ssim_weight: f64,
     pub model: UNetConfig,
     pub batch_size: usize,
     /// The learning rate (the peak one under a decaying schedule).
@@ -155,6 +164,7 @@ impl TrainConfig {
             init: None,
             image_size: None,
             input_bits: None,
+            ssim_weight: 0.0,
             degradation,
             model: model_cfg,
             batch_size: 32,
@@ -202,6 +212,18 @@ impl TrainConfig {
             )));
         }
         let side = self.degradation.height.min(self.degradation.width);
+        if !(0.0..=1.0).contains(&self.ssim_weight) {
+            return Err(Error::InvalidArgument(format!(
+                "ssim_weight (--ssim-weight) {} must be in [0, 1]",
+                self.ssim_weight
+            )));
+        }
+        if self.ssim_weight > 0.0 && side < 11 {
+            return Err(Error::InvalidArgument(format!(
+                "ssim_weight needs training images of at least 11 pixels (SSIM's window), not \
+                 {side}"
+            )));
+        }
         if self.shift >= side {
             return Err(Error::InvalidArgument(format!(
                 "shift {} must be smaller than the images ({side} pixels)",

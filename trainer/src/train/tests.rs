@@ -54,7 +54,9 @@ fn a_class_conditioned_network_trains_and_its_class_changes_its_output() {
     let state = TrainState::<AD>::new(&cfg, &dev);
     let batch = make_batch::<AD>(&cfg, &data, &deg, 0, &dev);
     let (state, before) = train_step(&cfg, state, &batch);
-    let after: f32 = loss(&state.model, &batch).into_scalar().elem();
+    let after: f32 = loss(&state.model, &batch, cfg.ssim_weight)
+        .into_scalar()
+        .elem();
     assert!(
         before.is_finite() && after < before,
         "loss {before} -> {after}"
@@ -84,11 +86,61 @@ fn one_step_lowers_the_loss_on_a_fixed_batch() {
     let state = TrainState::<AD>::new(&cfg, &dev);
     let batch = make_batch::<AD>(&cfg, &data, &deg, 0, &dev);
     let (state, before) = train_step(&cfg, state, &batch);
-    let after: f32 = loss(&state.model, &batch).into_scalar().elem();
+    let after: f32 = loss(&state.model, &batch, cfg.ssim_weight)
+        .into_scalar()
+        .elem();
     assert!(
         before.is_finite() && after < before,
         "loss {before} -> {after}"
     );
+}
+
+#[test]
+fn the_ssim_loss_mixes_l1_with_the_metrics_ssim_and_a_step_lowers_it() {
+    let mut cfg = tiny_config();
+    cfg.ssim_weight = 0.84;
+    cfg.validate().expect("valid");
+    let dev = Default::default();
+    let data = cfg.load_data(Split::Test).expect("data");
+    let deg = cfg.degradation.prepare().expect("deg");
+    let state = TrainState::<AD>::new(&cfg, &dev);
+    let batch = make_batch::<AD>(&cfg, &data, &deg, 0, &dev);
+    let value =
+        |w: f64, net: &crate::model::UNet<AD>| -> f32 { loss(net, &batch, w).into_scalar().elem() };
+    let (l1, dissim, mixed) = (
+        value(0.0, &state.model),
+        value(1.0, &state.model),
+        value(0.84, &state.model),
+    );
+    assert!(
+        (mixed - (0.16 * l1 + 0.84 * dissim)).abs() < 1e-5,
+        "{mixed} {l1} {dissim}"
+    );
+    // 1 - SSIM is the metric's: cold eval's SSIM of the same outputs.
+    let out = state
+        .model
+        .forward_with(batch.xt.clone(), batch.t.clone(), batch.class.clone())
+        .inner();
+    let mut m = cold_core::metrics::MetricSet::default();
+    m.add(
+        crate::tensor_io::to_array(out).view(),
+        crate::tensor_io::to_array(batch.x0.clone().inner()).view(),
+    );
+    let want = 1.0 - m.scores().ssim;
+    assert!(
+        (f64::from(dissim) - want).abs() < 1e-4,
+        "{dissim} vs {want}"
+    );
+    let (state, before) = train_step(&cfg, state, &batch);
+    assert!(
+        (before - mixed).abs() < 1e-5,
+        "train_step's loss is the mixed one"
+    );
+    let after = value(0.84, &state.model);
+    assert!(after < before, "loss {before} -> {after}");
+    // Out of range is refused.
+    cfg.ssim_weight = 1.5;
+    assert!(cfg.validate().is_err());
 }
 
 #[test]

@@ -83,6 +83,10 @@ pub struct TrainArgs {
     /// restorer learns from what it will read; default: float inputs, as the reference.
     #[arg(long, value_name = "N")]
     input_bits: Option<u32>,
+    /// Mix SSIM into the loss: (1 - W) L1 + W (1 - SSIM), SSIM as `cold eval` measures it
+    /// (0.84 is Zhao et al.'s mix). Default 0: L1 alone, the reference's loss.
+    #[arg(long, value_name = "W")]
+    ssim_weight: Option<f64>,
     /// Start a new run from this bundle's network (fine-tuning) instead of a fresh one; its
     /// network, degradation and data set are the run's unless --model / --preset / --dataset say
     /// otherwise.
@@ -140,6 +144,7 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
         flip: a.flip,
         shift: a.shift,
         input_bits: a.input_bits,
+        ssim_weight: a.ssim_weight,
         seed: a.seed,
         sample_every: a.sample_every,
         checkpoint_every: a.checkpoint_every,
