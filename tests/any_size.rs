@@ -126,6 +126,52 @@ fn odd_sizes_restore_whole_and_in_tiles() {
 }
 
 #[test]
+fn batches_of_different_sizes_restored_together_equal_each_alone() {
+    // Their tiles share R's calls (3 per call here), in lockstep over the levels; each batch's
+    // D and update stay its own, so every output equals the batch restored by itself.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = bundle(tmp.path(), "mnist-inpaint");
+    let mut e = engine(&dir, TileSize::Side(16), 4);
+    let d = e.bundle.manifest.degradation.clone();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(6);
+    let groups: Vec<_> = [(2, 29, 45), (1, 40, 31), (3, 20, 20)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(b, h, w))| {
+            let p = d
+                .at_size(h, w)
+                .expect("size")
+                .sample_params(&mut rng, b)
+                .expect("p");
+            let t = vec![d.steps - i; b];
+            (random_images((b, 1, h, w), i as u64), t, p)
+        })
+        .collect();
+    for algorithm in [Algorithm::Two, Algorithm::Direct] {
+        let alone: Vec<_> = groups
+            .iter()
+            .map(|(x, t, p)| {
+                e.restore(x.view(), t, p.view(), algorithm, Some(4), true)
+                    .expect("alone")
+            })
+            .collect();
+        let together = e.restore_groups(groups.clone(), algorithm, Some(4), true);
+        for (a, b) in alone.iter().zip(together) {
+            let b = b.expect("together");
+            assert_eq!(a.output.dim(), b.output.dim());
+            assert_eq!(a.progression.len(), b.progression.len());
+            let err = max_abs_diff(a.output.iter(), b.output.iter());
+            assert!(err < 1e-5, "{algorithm:?}: {err}");
+        }
+    }
+    // A batch with a wrong level fails alone.
+    let mut bad = groups.clone();
+    bad[1].1 = vec![d.steps + 1];
+    let r = e.restore_groups(bad, Algorithm::Two, Some(4), false);
+    assert!(r[0].is_ok() && r[1].is_err() && r[2].is_ok());
+}
+
+#[test]
 fn images_too_large_for_tables_restore_with_d_computed_directly() {
     // A limit of 0 bytes sends every size but the bundle's own to D without tables: the same
     // restorations as with the kind's tables (blur), to float32 rounding.

@@ -3,14 +3,14 @@
 use std::path::Path;
 
 use cold_core::degrade::{self, DegradeOptions};
-use cold_core::folder::{self, FolderRun, Item, Report, Resize, Shape};
+use cold_core::folder::{self, FolderRun, Item, Outputs, Report, Resize, Shape};
 use cold_core::imageio;
 use cold_core::shard::Shard;
 use cold_core::sidecar::Sidecar;
 use cold_core::task::TaskReport;
-use ndarray::{Array3, Axis, concatenate};
+use ndarray::{Array2, Array3, Array4, Axis, concatenate};
 
-use crate::engine::{Algorithm, Engine};
+use crate::engine::{Algorithm, Engine, Restored};
 use crate::error::{Error, Result};
 
 /// Options of `cold restore`.
@@ -139,6 +139,7 @@ pub fn restore_folder(
         any_size: engine.takes_any_size(),
         max_pixels: o.max_pixels,
         batch: o.batch,
+        chunk_pixels: engine.options.tiling.shared_pixels(),
         what: "restoring",
     };
     // Images without parameters, or with parameters for another size, are reported and skipped;
@@ -147,43 +148,70 @@ pub fn restore_folder(
         Some(s) => s.entry(in_dir, &it.rel, h, w).map(|_| ()),
         None => Ok(()),
     };
-    let report = folder::run_vetted(&run, report, &vet, |x, batch: &[&Item]| {
-        let (b, _, h, w) = x.dim();
-        let params = match side.as_ref().filter(|_| needs_params) {
-            Some(s) => {
-                let rels: Vec<&Path> = batch.iter().map(|it| it.rel.as_path()).collect();
-                s.lookup(in_dir, &rels, h, w).map_err(Error::invalid)?
-            }
-            None => ndarray::Array2::zeros((b, 0)),
-        };
-        let r = engine.restore_owned(
-            x,
-            &vec![t; b],
-            params.view(),
-            o.algorithm,
-            steps,
-            o.progression,
-        )?;
-        (0..b)
-            .map(|i| {
-                let mut outs = vec![(
-                    String::new(),
-                    imageio::unit_to_image(r.output.index_axis(Axis(0), i))?,
-                )];
-                if o.progression {
-                    let frames: Vec<Array3<f32>> = r
-                        .progression
-                        .iter()
-                        .map(|p| p.index_axis(Axis(0), i).to_owned())
-                        .collect();
-                    outs.push(("_progression".into(), strip(&frames)?));
+    let report = folder::run_groups(
+        &run,
+        report,
+        &vet,
+        |groups: Vec<(Array4<f32>, Vec<&Item>)>| {
+            // Each batch's parameters; a batch whose lookup fails fails alone.
+            let mut jobs = Vec::new();
+            let mut results: Vec<Option<Result<Vec<Outputs>>>> = Vec::new();
+            for (x, batch) in groups {
+                let (b, _, h, w) = x.dim();
+                let params = match side.as_ref().filter(|_| needs_params) {
+                    Some(s) => {
+                        let rels: Vec<&Path> = batch.iter().map(|it| it.rel.as_path()).collect();
+                        s.lookup(in_dir, &rels, h, w).map_err(Error::invalid)
+                    }
+                    None => Ok(Array2::zeros((b, 0))),
+                };
+                match params {
+                    Ok(p) => {
+                        jobs.push((x, vec![t; b], p));
+                        results.push(None);
+                    }
+                    Err(e) => results.push(Some(Err(e))),
                 }
-                Ok(outs)
-            })
-            .collect::<Result<Vec<_>>>()
-    })?;
+            }
+            let mut restored = engine
+                .restore_groups(jobs, o.algorithm, steps, o.progression)
+                .into_iter();
+            results
+                .into_iter()
+                .map(|r| {
+                    r.unwrap_or_else(|| {
+                        restored
+                            .next()
+                            .expect("a result per batch")
+                            .and_then(|r| outputs(&r, o.progression))
+                    })
+                })
+                .collect()
+        },
+    )?;
     task.finish_folder(&report).write(out_dir)?;
     Ok(report)
+}
+
+/// The files of each restored image: the output and, when asked, its progression strip.
+fn outputs(r: &Restored, progression: bool) -> Result<Vec<Outputs>> {
+    (0..r.output.dim().0)
+        .map(|i| {
+            let mut outs = vec![(
+                String::new(),
+                imageio::unit_to_image(r.output.index_axis(Axis(0), i))?,
+            )];
+            if progression {
+                let frames: Vec<Array3<f32>> = r
+                    .progression
+                    .iter()
+                    .map(|p| p.index_axis(Axis(0), i).to_owned())
+                    .collect();
+                outs.push(("_progression".into(), strip(&frames)?));
+            }
+            Ok(outs)
+        })
+        .collect()
 }
 
 /// Degrades every image under `in_dir` to level `o.t` with the bundle's D graph, and writes

@@ -272,6 +272,61 @@ fn progression_strips_and_resize() {
 }
 
 #[test]
+fn tile_batch_shares_calls_across_image_sizes_and_changes_no_output() {
+    // Images of three sizes, each cut into tiles of 16: restored with one tile per call of R
+    // and with 5 tiles per call taken from all of them, the outputs agree.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let inp = tmp.path().join("in");
+    write_digits(&inp, "", 3);
+    for (i, (w, h)) in [(56u32, 40u32), (45, 70), (56, 40)].into_iter().enumerate() {
+        let p = inp.join(format!("digit{i}.png"));
+        let im = image::open(&p).expect("open").to_luma8();
+        image::imageops::resize(&im, w, h, image::imageops::FilterType::Triangle)
+            .save(&p)
+            .expect("save");
+    }
+    let model = bundle();
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "restore",
+            "--model",
+            model.to_str().expect("utf8"),
+            "--t",
+            "6",
+            "--steps",
+            "3",
+            "--tile",
+            "16",
+            "--tile-overlap",
+            "4",
+        ];
+        args.extend(extra);
+        args.extend([inp.to_str().expect("p"), out.to_str().expect("p")]);
+        let o = cold(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    };
+    let (one, shared) = (tmp.path().join("one"), tmp.path().join("shared"));
+    run(&one, &["--tile-batch", "1"]);
+    run(&shared, &["--tile-batch", "5"]);
+    for i in 0..3 {
+        let name = format!("digit{i}.png");
+        let a = image::open(one.join(&name)).expect("a").to_luma8();
+        let b = image::open(shared.join(&name)).expect("b").to_luma8();
+        let src = image::open(inp.join(&name)).expect("in");
+        assert_eq!(a.dimensions(), (src.width(), src.height()), "its own size");
+        assert_eq!(a.dimensions(), b.dimensions());
+        // The same maths in other batches: at most a rounding step of the 8-bit output.
+        let worst = a
+            .iter()
+            .zip(b.iter())
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .expect("pixels");
+        assert!(worst <= 1, "{name}: {worst}");
+    }
+}
+
+#[test]
 fn degrade_matches_the_exact_operators() {
     let tmp = tempfile::tempdir().expect("tmp");
     let inp = tmp.path().join("in");

@@ -119,6 +119,7 @@ where
         any_size,
         max_pixels: o.max_pixels,
         batch: o.batch,
+        chunk_pixels: 0,
         what: "degrading",
     };
     let report = folder::run_batched(&run, report, |x, batch: &[&Item]| {

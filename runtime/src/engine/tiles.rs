@@ -38,6 +38,20 @@ impl Tiling {
     }
 }
 
+impl Tiling {
+    /// Pixels of images worth loading together so that their tiles fill one call of R: a batch
+    /// of tiles, when it holds more than one (`--tile-batch`); 0 otherwise (one tile per call
+    /// gains nothing from sharing, and each loaded image costs memory).
+    pub fn shared_pixels(&self) -> u64 {
+        let side = match self.tile {
+            TileSize::Side(n) => n,
+            TileSize::Auto | TileSize::Whole => AUTO_TILE,
+        };
+        let n = self.batch_for((side, side));
+        if n > 1 { (n * side * side) as u64 } else { 0 }
+    }
+}
+
 /// Images of at most this many pixels go through R whole with `--tile auto`.
 pub const AUTO_WHOLE_PIXELS: usize = 512 * 512;
 /// The tile side of `--tile auto` on larger images.
@@ -161,54 +175,97 @@ pub fn restore_tiled<E>(
     levels: &[i64],
     plan: &Plan,
     batch: usize,
-    mut r: impl FnMut(ArrayView4<f32>, &[i64]) -> Result<Array4<f32>, E>,
+    r: impl FnMut(ArrayView4<f32>, &[i64]) -> Result<Array4<f32>, E>,
 ) -> Result<Array4<f32>, E> {
-    let (b, c, h, w) = x.dim();
-    let (th, tw) = plan.tile;
-    // The weighted sums of the tiles' outputs over the image (parts past its edge dropped).
-    let mut acc = Array4::<f32>::zeros((b, c, h, w));
-    let mut wsum = Array3::<f32>::zeros((b, h, w));
-    let jobs: Vec<(usize, (usize, usize))> = (0..b)
-        .flat_map(|i| plan.corners.iter().map(move |&k| (i, k)))
+    let input = Tiled { x, levels, plan };
+    let mut out = restore_tiled_many(&[input], |_| batch, r)?;
+    Ok(out.pop().expect("one output per input"))
+}
+
+/// One batch of images of one size for [`restore_tiled_many`]: the images, a level each, and
+/// their plan.
+#[derive(Clone, Copy)]
+pub struct Tiled<'a> {
+    pub x: ArrayView4<'a, f32>,
+    pub levels: &'a [i64],
+    pub plan: &'a Plan,
+}
+
+/// One tile: its input, the image in that input's batch, and its top-left corner.
+type TileJob = (usize, usize, (usize, usize));
+
+/// [`restore_tiled`] over batches of images of different sizes at once: tiles of one shape from
+/// every image share the calls of `r`, at most `batch(tile shape)` per call, so a few images of
+/// a few tiles each fill a batch together. Returns each input's output, in order.
+pub fn restore_tiled_many<E>(
+    inputs: &[Tiled],
+    batch: impl Fn((usize, usize)) -> usize,
+    mut r: impl FnMut(ArrayView4<f32>, &[i64]) -> Result<Array4<f32>, E>,
+) -> Result<Vec<Array4<f32>>, E> {
+    // The weighted sums of the tiles' outputs over each image (parts past its edge dropped).
+    let mut acc: Vec<Array4<f32>> = inputs.iter().map(|t| Array4::zeros(t.x.dim())).collect();
+    let mut wsum: Vec<Array3<f32>> = inputs
+        .iter()
+        .map(|t| {
+            let (b, _, h, w) = t.x.dim();
+            Array3::zeros((b, h, w))
+        })
         .collect();
-    for group in jobs.chunks(batch.max(1)) {
-        let mut tiles = Array4::<f32>::zeros((group.len(), c, th, tw));
-        for (n, &(i, (y0, x0))) in group.iter().enumerate() {
-            for k in 0..c {
-                let src = x.slice(s![i, k, .., ..]);
-                tiles
-                    .slice_mut(s![n, k, .., ..])
-                    .indexed_iter_mut()
-                    .for_each(|((y, xx), v)| {
-                        *v = src[[(y0 + y).min(h - 1), (x0 + xx).min(w - 1)]];
-                    });
-            }
-        }
-        let lv: Vec<i64> = group.iter().map(|&(i, _)| levels[i]).collect();
-        let out = r(tiles.view(), &lv)?;
-        drop(tiles);
-        for (n, &(i, (y0, x0))) in group.iter().enumerate() {
-            if y0 >= h || x0 >= w {
-                continue;
-            }
-            let (y1, x1) = ((y0 + th).min(h), (x0 + tw).min(w));
-            let wt = plan.weights((y0, x0));
-            let wt = wt.slice(s![..y1 - y0, ..x1 - x0]);
-            for k in 0..c {
-                ndarray::Zip::from(acc.slice_mut(s![i, k, y0..y1, x0..x1]))
-                    .and(out.slice(s![n, k, ..y1 - y0, ..x1 - x0]))
-                    .and(&wt)
-                    .for_each(|a, &v, &wgt| *a += v * wgt);
-            }
-            let mut ws = wsum.slice_mut(s![i, y0..y1, x0..x1]);
-            ws += &wt;
+    // Every tile as (input, image, corner), grouped by tile shape in order of appearance.
+    let mut shapes: Vec<((usize, usize), Vec<TileJob>)> = Vec::new();
+    for (g, t) in inputs.iter().enumerate() {
+        let jobs = (0..t.x.dim().0).flat_map(|i| t.plan.corners.iter().map(move |&k| (g, i, k)));
+        match shapes.iter_mut().find(|(shape, _)| *shape == t.plan.tile) {
+            Some((_, v)) => v.extend(jobs),
+            None => shapes.push((t.plan.tile, jobs.collect())),
         }
     }
-    for i in 0..b {
-        for k in 0..c {
-            ndarray::Zip::from(acc.slice_mut(s![i, k, .., ..]))
-                .and(wsum.slice(s![i, .., ..]))
-                .for_each(|a, &ws| *a /= ws);
+    for ((th, tw), jobs) in shapes {
+        for group in jobs.chunks(batch((th, tw)).max(1)) {
+            let c = inputs[group[0].0].x.dim().1;
+            let mut tiles = Array4::<f32>::zeros((group.len(), c, th, tw));
+            for (n, &(g, i, (y0, x0))) in group.iter().enumerate() {
+                let x = inputs[g].x;
+                let (_, _, h, w) = x.dim();
+                for k in 0..c {
+                    let src = x.slice(s![i, k, .., ..]);
+                    tiles
+                        .slice_mut(s![n, k, .., ..])
+                        .indexed_iter_mut()
+                        .for_each(|((y, xx), v)| {
+                            *v = src[[(y0 + y).min(h - 1), (x0 + xx).min(w - 1)]];
+                        });
+                }
+            }
+            let lv: Vec<i64> = group.iter().map(|&(g, i, _)| inputs[g].levels[i]).collect();
+            let out = r(tiles.view(), &lv)?;
+            drop(tiles);
+            for (n, &(g, i, (y0, x0))) in group.iter().enumerate() {
+                let (_, _, h, w) = inputs[g].x.dim();
+                if y0 >= h || x0 >= w {
+                    continue;
+                }
+                let (y1, x1) = ((y0 + th).min(h), (x0 + tw).min(w));
+                let wt = inputs[g].plan.weights((y0, x0));
+                let wt = wt.slice(s![..y1 - y0, ..x1 - x0]);
+                for k in 0..c {
+                    ndarray::Zip::from(acc[g].slice_mut(s![i, k, y0..y1, x0..x1]))
+                        .and(out.slice(s![n, k, ..y1 - y0, ..x1 - x0]))
+                        .and(&wt)
+                        .for_each(|a, &v, &wgt| *a += v * wgt);
+                }
+                let mut ws = wsum[g].slice_mut(s![i, y0..y1, x0..x1]);
+                ws += &wt;
+            }
+        }
+    }
+    for (a, ws) in acc.iter_mut().zip(&wsum) {
+        for (mut im, wi) in a.outer_iter_mut().zip(ws.outer_iter()) {
+            for mut ch in im.outer_iter_mut() {
+                ndarray::Zip::from(&mut ch)
+                    .and(&wi)
+                    .for_each(|a, &w| *a /= w);
+            }
         }
     }
     Ok(acc)
@@ -290,6 +347,74 @@ mod tests {
             let err = (&got - &want).mapv(f32::abs).fold(0.0f32, |a, &v| a.max(v));
             assert!(err < 1e-6, "tile {tile} overlap {overlap}: {err}");
         }
+    }
+
+    #[test]
+    fn tiles_of_images_of_different_sizes_share_calls_and_match_each_alone() {
+        // R that depends on the whole tile (its mean), so a tile mixed up with another image's
+        // would show; the outputs equal each image tiled alone, in fewer calls.
+        let mut rng = StdRng::seed_from_u64(5);
+        let sizes = [(2, 40, 52), (1, 33, 30), (3, 64, 64)];
+        let xs: Vec<Array4<f32>> = sizes
+            .iter()
+            .map(|&(b, h, w)| {
+                Array4::from_shape_fn((b, 2, h, w), |_| rng.random_range(-1.0f32..1.0))
+            })
+            .collect();
+        let levels: Vec<Vec<i64>> = sizes
+            .iter()
+            .map(|&(b, _, _)| (1..=b as i64).collect())
+            .collect();
+        let plans: Vec<Plan> = sizes
+            .iter()
+            .map(|&(_, h, w)| Plan::new(&tiling(TileSize::Side(16), 4), 4, h, w))
+            .collect();
+        let f = |t: ArrayView4<f32>, lv: &[i64]| -> Result<Array4<f32>, ()> {
+            let mut o = t.to_owned();
+            for (n, mut im) in o.outer_iter_mut().enumerate() {
+                let m = im.mean().expect("mean");
+                im.mapv_inplace(|v| v * lv[n] as f32 + m);
+            }
+            Ok(o)
+        };
+        let (mut alone_calls, mut shared_calls) = (0, 0);
+        let alone: Vec<Array4<f32>> = (0..3)
+            .map(|g| {
+                restore_tiled(xs[g].view(), &levels[g], &plans[g], 7, |t, lv| {
+                    alone_calls += 1;
+                    f(t, lv)
+                })
+                .expect("alone")
+            })
+            .collect();
+        let inputs: Vec<Tiled> = (0..3)
+            .map(|g| Tiled {
+                x: xs[g].view(),
+                levels: &levels[g],
+                plan: &plans[g],
+            })
+            .collect();
+        let shared = restore_tiled_many(
+            &inputs,
+            |_| 7,
+            |t, lv| {
+                assert!(t.dim().0 <= 7);
+                shared_calls += 1;
+                f(t, lv)
+            },
+        )
+        .expect("shared");
+        for (a, b) in alone.iter().zip(&shared) {
+            assert_eq!(a.dim(), b.dim());
+            let err = (a - b).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+            assert!(err < 1e-6, "{err}");
+        }
+        let tiles: usize = (0..3).map(|g| sizes[g].0 * plans[g].corners.len()).sum();
+        assert_eq!(shared_calls, tiles.div_ceil(7));
+        assert!(
+            shared_calls < alone_calls,
+            "{shared_calls} vs {alone_calls}"
+        );
     }
 
     #[test]

@@ -264,7 +264,7 @@ fn load_one(run: &FolderRun, item: &Item) -> Result<Loaded> {
 }
 
 /// Outputs for one image: `(suffix, image)`; the suffix "" is the main output.
-pub(crate) type Outputs = Vec<(String, DynamicImage)>;
+pub type Outputs = Vec<(String, DynamicImage)>;
 
 /// A batched pass over planned items.
 #[derive(Clone, Debug)]
@@ -281,6 +281,10 @@ pub struct FolderRun<'a> {
     pub max_pixels: u64,
     /// Images per model call (at the model's size; fewer of larger images, as many pixels).
     pub batch: usize,
+    /// Pixels a chunk of images loaded together may hold when that is more than `batch`
+    /// model-sized images (0: no more): lets several large images share a chunk, so that the
+    /// tiles of images of different sizes fill one call of the restorer ([`run_groups`]).
+    pub chunk_pixels: u64,
     /// Label of the progress bar.
     pub what: &'a str,
 }
@@ -289,12 +293,13 @@ pub struct FolderRun<'a> {
 /// alone (e.g. a sidecar entry for another size).
 pub type Vet<'v> = &'v (dyn Fn(&Item, usize, usize) -> std::result::Result<(), String> + Sync);
 
-/// Groups of items that go to the model together: at most `batch` images and `batch` model-sized
-/// images' worth of pixels (at least one image), in order. Sizes come from the files' headers;
-/// an unreadable one counts as one model-sized image (and fails when it is loaded).
+/// Groups of items loaded together: at most `batch` images and `batch` model-sized images' worth
+/// of pixels (or `chunk_pixels` where more; at least one image), in order. Sizes come from the
+/// files' headers; an unreadable one counts as one model-sized image (and fails when it is
+/// loaded).
 fn chunks(run: &FolderRun) -> Vec<std::ops::Range<usize>> {
     let model = (run.shape.height * run.shape.width) as u64;
-    let budget = run.batch as u64 * model;
+    let budget = (run.batch as u64 * model).max(run.chunk_pixels);
     let pixels: Vec<u64> = run
         .items
         .par_iter()
@@ -333,9 +338,27 @@ where
 }
 
 /// [`run_batched`] with a check of each image at its working size.
-pub fn run_vetted<F, E>(run: &FolderRun, mut report: Report, vet: Vet, mut f: F) -> Result<Report>
+pub fn run_vetted<F, E>(run: &FolderRun, report: Report, vet: Vet, mut f: F) -> Result<Report>
 where
     F: FnMut(Array4<f32>, &[&Item]) -> std::result::Result<Vec<Outputs>, E>,
+    E: std::fmt::Display,
+{
+    run_groups(
+        run,
+        report,
+        vet,
+        |groups: Vec<(Array4<f32>, Vec<&Item>)>| {
+            groups.into_iter().map(|(x, items)| f(x, &items)).collect()
+        },
+    )
+}
+
+/// [`run_vetted`] with every size group of a chunk given to `f` at once: `f` gets each group's
+/// `[B, C, H, W]` batch and items, and returns each group's outputs (or its error), in order. A
+/// restorer that runs on tiles batches the tiles of images of different sizes together.
+pub fn run_groups<F, E>(run: &FolderRun, mut report: Report, vet: Vet, mut f: F) -> Result<Report>
+where
+    F: FnMut(Vec<(Array4<f32>, Vec<&Item>)>) -> Vec<std::result::Result<Vec<Outputs>, E>>,
     E: std::fmt::Display,
 {
     let run = &FolderRun {
@@ -347,7 +370,7 @@ where
     for range in chunks(run) {
         let chunk = &run.items[range];
         let loaded: Vec<_> = chunk.par_iter().map(|it| load_one(run, it)).collect();
-        // Images of one size go to `f` together, in the order of their first appearance.
+        // Images of one size are batched together, in the order of their first appearance.
         let mut groups: Vec<((usize, usize), Group)> = Vec::new();
         for (it, r) in chunk.iter().zip(loaded) {
             let (a, size) = match r {
@@ -372,8 +395,30 @@ where
                 None => groups.push(((h, w), vec![(it, size, a)])),
             }
         }
+        // (A chunk holds at most `batch` images, so every group is one batch.)
+        let mut metas = Vec::new();
+        let mut inputs = Vec::new();
         for (_, group) in groups {
-            run_group(run, &mut report, group, &mut f);
+            let (meta, images): (Vec<_>, Vec<_>) = group
+                .into_iter()
+                .map(|(it, size, a)| ((it, size), a))
+                .unzip();
+            // One image (a large one, typically) is moved, not copied.
+            let x = if images.len() == 1 {
+                images.into_iter().next().expect("one").insert_axis(Axis(0))
+            } else {
+                let views: Vec<_> = images.iter().map(|a| a.view()).collect();
+                ndarray::stack(Axis(0), &views).expect("same shapes")
+            };
+            inputs.push((x, meta.iter().map(|(it, _)| *it).collect()));
+            metas.push(meta);
+        }
+        if !inputs.is_empty() {
+            let results = f(inputs);
+            assert_eq!(results.len(), metas.len(), "one result per group");
+            for (meta, r) in metas.into_iter().zip(results) {
+                write_group(run, &mut report, meta, r);
+            }
         }
         pb.inc(chunk.len() as u64);
     }
@@ -384,25 +429,14 @@ where
 /// Images of one working size: each item, its own size `(w, h)` and the loaded image.
 type Group<'a> = Vec<(&'a Item, (u32, u32), Array3<f32>)>;
 
-/// `f` on one batch of images of one size, and their outputs written.
-fn run_group<F, E>(run: &FolderRun, report: &mut Report, group: Group, f: &mut F)
-where
-    F: FnMut(Array4<f32>, &[&Item]) -> std::result::Result<Vec<Outputs>, E>,
-    E: std::fmt::Display,
-{
-    let (group, images): (Vec<_>, Vec<_>) = group
-        .into_iter()
-        .map(|(it, size, a)| ((it, size), a))
-        .unzip();
-    // One image (a large one, typically) is moved, not copied.
-    let x = if images.len() == 1 {
-        images.into_iter().next().expect("one").insert_axis(Axis(0))
-    } else {
-        let views: Vec<_> = images.iter().map(|a| a.view()).collect();
-        ndarray::stack(Axis(0), &views).expect("same shapes")
-    };
-    let items: Vec<&Item> = group.iter().map(|(it, _)| *it).collect();
-    match f(x, &items) {
+/// One group's outputs written (or its error recorded for each of its images).
+fn write_group<E: std::fmt::Display>(
+    run: &FolderRun,
+    report: &mut Report,
+    group: Vec<(&Item, (u32, u32))>,
+    result: std::result::Result<Vec<Outputs>, E>,
+) {
+    match result {
         Ok(outs) => {
             let results: Vec<_> = group
                 .par_iter()

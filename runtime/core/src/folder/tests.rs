@@ -89,6 +89,7 @@ fn conversions_are_reported_and_exif_orientation_is_applied() {
         any_size: true,
         max_pixels: DEFAULT_MAX_PIXELS,
         batch: 4,
+        chunk_pixels: 0,
         what: "test",
     };
     let report = run_batched(&run, report, |x: Array4<f32>, _: &[&Item]| {
@@ -122,4 +123,59 @@ fn conversions_are_reported_and_exif_orientation_is_applied() {
     assert_eq!(turned.dimensions(), (6, 10));
     assert_eq!(turned.get_pixel(5, 0).0, [255, 255, 255]);
     assert_eq!(turned.get_pixel(0, 0).0, [0, 0, 0]);
+}
+
+#[test]
+fn chunk_pixels_let_images_of_several_sizes_reach_one_call() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (inp, out) = (dir.path().join("in"), dir.path().join("out"));
+    fs::create_dir_all(&inp).expect("mkdir");
+    // Three images larger than the model's 8x8, two of one size.
+    for (name, w, h) in [("a.png", 20, 12), ("b.png", 9, 30), ("c.png", 20, 12)] {
+        image::RgbImage::new(w, h).save(inp.join(name)).expect("w");
+    }
+    let (items, _) = plan(&inp, &out, true).expect("plan");
+    let calls = |chunk_pixels: u64| {
+        let run = FolderRun {
+            items: &items,
+            out_dir: &out,
+            shape: Shape {
+                channels: 3,
+                height: 8,
+                width: 8,
+            },
+            resize: Resize::Keep,
+            any_size: true,
+            max_pixels: DEFAULT_MAX_PIXELS,
+            batch: 4,
+            chunk_pixels,
+            what: "test",
+        };
+        let mut seen: Vec<Vec<(usize, usize, usize)>> = Vec::new();
+        let report = plan(&inp, &out, true).expect("plan").1;
+        let rep = run_groups(&run, report, &|_, _, _| Ok(()), |groups| {
+            seen.push(
+                groups
+                    .iter()
+                    .map(|(x, it)| (it.len(), x.dim().2, x.dim().3))
+                    .collect(),
+            );
+            groups
+                .into_iter()
+                .map(|(x, _)| {
+                    x.outer_iter()
+                        .map(|im| Ok::<_, Error>((String::new(), imageio::unit_to_image(im)?)))
+                        .map(|r| r.map(|o| vec![o]))
+                        .collect()
+                })
+                .collect()
+        })
+        .expect("run");
+        assert_eq!(rep.written, 3, "{:?}", rep.failed);
+        seen
+    };
+    // By default a chunk holds `batch` model-sized images' worth of pixels: one image each.
+    assert_eq!(calls(0).len(), 3);
+    // With room for all three: one call, a batch per size, in order of appearance.
+    assert_eq!(calls(2_000), vec![vec![(2, 12, 20), (1, 30, 9)]]);
 }

@@ -43,6 +43,11 @@ pub struct RestoreArgs {
     /// Pixels neighbouring tiles share, blended linearly.
     #[arg(long, default_value_t = tiles::DEFAULT_OVERLAP)]
     tile_overlap: usize,
+    /// Tiles per call of the restorer, taken from every image of a batch, whatever their sizes
+    /// (several large images are then loaded together). Default 0: as many as make 256x256
+    /// pixels, one 512 tile (the CPU's best); raise it on a GPU.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    tile_batch: usize,
     /// Redo outputs that already exist.
     #[arg(long)]
     overwrite: bool,
@@ -69,7 +74,7 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
     options.tiling = Tiling {
         tile: a.tile,
         overlap: a.tile_overlap,
-        ..Tiling::default()
+        batch: a.tile_batch,
     };
     let mut engine = Engine::open(&a.model.model, options)?;
     tracing::info!(
