@@ -43,6 +43,25 @@ fn a_killed_run_s_temporary_files_of_this_share_are_removed() {
     assert!(theirs.exists(), "not this run's image");
 }
 
+/// A run of 4 images per batch for a colour model of 8x8 that takes any size.
+fn rgb8_run<'a>(items: &'a [Item], out: &'a Path, chunk_pixels: u64) -> FolderRun<'a> {
+    FolderRun {
+        items,
+        out_dir: out,
+        shape: Shape {
+            channels: 3,
+            height: 8,
+            width: 8,
+        },
+        resize: Resize::Keep,
+        any_size: true,
+        max_pixels: DEFAULT_MAX_PIXELS,
+        batch: 4,
+        chunk_pixels,
+        what: "test",
+    }
+}
+
 /// A `w x h` RGB PNG whose EXIF orientation says "rotate 90 degrees clockwise", bright at
 /// its top-left pixel.
 fn rotated_png(path: &Path, w: u32, h: u32) {
@@ -77,21 +96,7 @@ fn conversions_are_reported_and_exif_orientation_is_applied() {
         .expect("w");
     rotated_png(&inp.join("turned.png"), 10, 6);
     let (items, report) = plan(&inp, &out, false).expect("plan");
-    let run = FolderRun {
-        items: &items,
-        out_dir: &out,
-        shape: Shape {
-            channels: 3,
-            height: 8,
-            width: 8,
-        },
-        resize: Resize::Keep,
-        any_size: true,
-        max_pixels: DEFAULT_MAX_PIXELS,
-        batch: 4,
-        chunk_pixels: 0,
-        what: "test",
-    };
+    let run = rgb8_run(&items, &out, 0);
     let report = run_batched(&run, report, |x: Array4<f32>, _: &[&Item]| {
         x.outer_iter()
             .map(|im| Ok::<_, Error>(vec![(String::new(), imageio::unit_to_image(im)?)]))
@@ -136,21 +141,7 @@ fn chunk_pixels_let_images_of_several_sizes_reach_one_call() {
     }
     let (items, _) = plan(&inp, &out, true).expect("plan");
     let calls = |chunk_pixels: u64| {
-        let run = FolderRun {
-            items: &items,
-            out_dir: &out,
-            shape: Shape {
-                channels: 3,
-                height: 8,
-                width: 8,
-            },
-            resize: Resize::Keep,
-            any_size: true,
-            max_pixels: DEFAULT_MAX_PIXELS,
-            batch: 4,
-            chunk_pixels,
-            what: "test",
-        };
+        let run = rgb8_run(&items, &out, chunk_pixels);
         let mut seen: Vec<Vec<(usize, usize, usize)>> = Vec::new();
         let report = plan(&inp, &out, true).expect("plan").1;
         let rep = run_groups(&run, report, &|_, _, _| Ok(()), |groups| {
