@@ -2,19 +2,104 @@
 //! whole: R (the restorer graph) runs on padded, overlapping tiles ([`super::tiles`]) and D (the
 //! degradation graph, or for images too large for the kind's tables its direct host path, one
 //! channel at a time) on the whole image at its own size, so every step's update is the paper's
-//! exactly; only R sees tiles.
+//! exactly; only R sees tiles. Batches of several sizes run in lockstep, their tiles sharing R's
+//! calls (`--tile-batch`).
 
 use cold_core::degradation::{Degradation, MixTables};
-use cold_core::sampler::StepLevels;
+use cold_core::sampler::{self, StepLevels};
 use cold_core::{bundle::io, update};
 use ndarray::{Array2, Array4, ArrayView4, Axis, concatenate, s};
 use ort::value::{Tensor, TensorRef};
 
-use super::tiles::{self, Plan};
+use super::tiles::{self, Plan, TileSize};
 use super::{Algorithm, Engine, Graph, Restored};
 use crate::error::{Error, Result};
 
 impl Engine {
+    /// The tiles R runs on for images of `h x w`, or `None` where the step graph takes them
+    /// whole. The fused step graph runs an image whole at its own size, which R can take when
+    /// the sides are multiples of its stride (`--tile auto` on an image small enough); otherwise
+    /// R runs on padded tiles (or the whole padded image) and D on the whole image, step by
+    /// step, with the same update.
+    pub(super) fn tile_plan(&self, h: usize, w: usize) -> Result<Option<tiles::Plan>> {
+        if self.is_native(h, w) {
+            return Ok(None);
+        }
+        let stride = self.bundle.manifest.network.config.stride();
+        let plan = tiles::Plan::new(&self.options.tiling, stride, h, w);
+        let whole = plan.corners.len() == 1 && plan.padded == (h, w);
+        let direct = self
+            .bundle
+            .manifest
+            .degradation
+            .at_size(h, w)?
+            .needs_direct_within(self.options.max_table_bytes);
+        Ok((!(whole && self.options.tiling.tile == TileSize::Auto) || direct).then_some(plan))
+    }
+
+    /// [`Engine::restore_owned`] over batches of images of different sizes (one size per batch):
+    /// batches that run on tiles and visit as many levels go in lockstep, their tiles sharing
+    /// R's calls (`--tile-batch`); the others one by one. Each batch's result, in order.
+    pub fn restore_groups(
+        &mut self,
+        groups: Vec<(Array4<f32>, Vec<usize>, Array2<f32>)>,
+        algorithm: Algorithm,
+        steps: Option<usize>,
+        progression: bool,
+    ) -> Vec<Result<Restored>> {
+        let mut results: Vec<Option<Result<Restored>>> = groups.iter().map(|_| None).collect();
+        // Tiled jobs by the number of levels they visit: (levels, [(index, job)]).
+        let mut tiled: Vec<(usize, Vec<(usize, TiledJob)>)> = Vec::new();
+        for (i, (x, t, params)) in groups.into_iter().enumerate() {
+            let (_, _, h, w) = x.dim();
+            let plan = (|| -> Result<Option<tiles::Plan>> {
+                self.check_input(&x.view(), &t, &params.view())?;
+                self.check_algorithm(algorithm)?;
+                self.tile_plan(h, w)
+            })();
+            match plan {
+                Err(e) => results[i] = Some(Err(e)),
+                Ok(None) => {
+                    let r = self.restore_owned(x, &t, params.view(), algorithm, steps, progression);
+                    results[i] = Some(r);
+                }
+                Ok(Some(plan)) => {
+                    let job = TiledJob {
+                        x,
+                        params: self.takes_params().then_some(params),
+                        levels: sampler::plan(&t, algorithm, steps),
+                        plan,
+                    };
+                    let n = job.levels.len();
+                    match tiled.iter_mut().find(|(m, _)| *m == n) {
+                        Some((_, v)) => v.push((i, job)),
+                        None => tiled.push((n, vec![(i, job)])),
+                    }
+                }
+            }
+        }
+        for (_, jobs) in tiled {
+            let (index, jobs): (Vec<usize>, Vec<_>) = jobs.into_iter().unzip();
+            match self.restore_tiled_many(jobs, algorithm, progression) {
+                Ok(out) => {
+                    for (i, r) in index.into_iter().zip(out) {
+                        results[i] = Some(Ok(r));
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for i in index {
+                        results[i] = Some(Err(Error::invalid(msg.clone())));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every batch has a result"))
+            .collect()
+    }
+
     /// R on one batch of tiles of one size, with a level per tile.
     fn restorer(&mut self, x: ArrayView4<f32>, levels: &[i64]) -> Result<Array4<f32>> {
         let x = x.as_standard_layout();

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
+use ndarray::{Array4, ArrayView2, ArrayView4};
 use ort::AsPointer;
 use ort::session::Session;
 use ort::session::builder::SessionBuilder;
@@ -303,90 +303,6 @@ impl Engine {
         Ok(y.into_dimensionality::<ndarray::Ix4>()
             .map_err(|e| Error::OnnxRuntime(e.to_string()))?
             .to_owned())
-    }
-
-    /// The tiles R runs on for images of `h x w`, or `None` where the step graph takes them
-    /// whole. The fused step graph runs an image whole at its own size, which R can take when
-    /// the sides are multiples of its stride (`--tile auto` on an image small enough); otherwise
-    /// R runs on padded tiles (or the whole padded image) and D on the whole image, step by
-    /// step, with the same update.
-    fn tile_plan(&self, h: usize, w: usize) -> Result<Option<tiles::Plan>> {
-        if self.is_native(h, w) {
-            return Ok(None);
-        }
-        let stride = self.bundle.manifest.network.config.stride();
-        let plan = tiles::Plan::new(&self.options.tiling, stride, h, w);
-        let whole = plan.corners.len() == 1 && plan.padded == (h, w);
-        let direct = self
-            .bundle
-            .manifest
-            .degradation
-            .at_size(h, w)?
-            .needs_direct_within(self.options.max_table_bytes);
-        Ok((!(whole && self.options.tiling.tile == TileSize::Auto) || direct).then_some(plan))
-    }
-
-    /// [`Engine::restore_owned`] over batches of images of different sizes (one size per batch):
-    /// batches that run on tiles and visit as many levels go in lockstep, their tiles sharing
-    /// R's calls (`--tile-batch`); the others one by one. Each batch's result, in order.
-    pub fn restore_groups(
-        &mut self,
-        groups: Vec<(Array4<f32>, Vec<usize>, Array2<f32>)>,
-        algorithm: Algorithm,
-        steps: Option<usize>,
-        progression: bool,
-    ) -> Vec<Result<Restored>> {
-        let mut results: Vec<Option<Result<Restored>>> = groups.iter().map(|_| None).collect();
-        // Tiled jobs by the number of levels they visit: (levels, [(index, job)]).
-        let mut tiled: Vec<(usize, Vec<(usize, any_size::TiledJob)>)> = Vec::new();
-        for (i, (x, t, params)) in groups.into_iter().enumerate() {
-            let (_, _, h, w) = x.dim();
-            let plan = (|| -> Result<Option<tiles::Plan>> {
-                self.check_input(&x.view(), &t, &params.view())?;
-                self.check_algorithm(algorithm)?;
-                self.tile_plan(h, w)
-            })();
-            match plan {
-                Err(e) => results[i] = Some(Err(e)),
-                Ok(None) => {
-                    let r = self.restore_owned(x, &t, params.view(), algorithm, steps, progression);
-                    results[i] = Some(r);
-                }
-                Ok(Some(plan)) => {
-                    let job = any_size::TiledJob {
-                        x,
-                        params: self.takes_params().then_some(params),
-                        levels: sampler::plan(&t, algorithm, steps),
-                        plan,
-                    };
-                    let n = job.levels.len();
-                    match tiled.iter_mut().find(|(m, _)| *m == n) {
-                        Some((_, v)) => v.push((i, job)),
-                        None => tiled.push((n, vec![(i, job)])),
-                    }
-                }
-            }
-        }
-        for (_, jobs) in tiled {
-            let (index, jobs): (Vec<usize>, Vec<_>) = jobs.into_iter().unzip();
-            match self.restore_tiled_many(jobs, algorithm, progression) {
-                Ok(out) => {
-                    for (i, r) in index.into_iter().zip(out) {
-                        results[i] = Some(Ok(r));
-                    }
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    for i in index {
-                        results[i] = Some(Err(Error::invalid(msg.clone())));
-                    }
-                }
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every batch has a result"))
-            .collect()
     }
 
     /// Restores a batch degraded to levels `t` (one per image). With `steps`, Algorithms 1 and 2
