@@ -16,7 +16,7 @@ use cold_runtime::engine::{Algorithm, Engine, EngineOptions, TileSize, Tiling};
 use cold_runtime::jobs::{self, RestoreOptions};
 use cold_testkit::{max_abs_diff, random_images, tiny_model_for};
 use cold_trainer::export;
-use ndarray::Array2;
+use ndarray::{Array2, Array4};
 
 fn bundle(tmp: &Path, preset: &str) -> std::path::PathBuf {
     let (cfg, net) = tiny_model_for(preset, 5);
@@ -220,6 +220,89 @@ fn images_too_large_for_tables_restore_with_d_computed_directly() {
         err.to_string().contains("GB of precomputed tables"),
         "{err}"
     );
+}
+
+/// `x` turned by symmetry `g` of the square (bits: 4 transposes, 2 flips rows, 1 flips columns,
+/// in that order), written index by index, apart from the engine's views.
+fn turned(x: &Array4<f32>, g: u8) -> Array4<f32> {
+    let (b, c, h, w) = x.dim();
+    let (th, tw) = if g & 4 != 0 { (w, h) } else { (h, w) };
+    Array4::from_shape_fn((b, c, th, tw), |(n, k, i, j)| {
+        let i = if g & 2 != 0 { th - 1 - i } else { i };
+        let j = if g & 1 != 0 { tw - 1 - j } else { j };
+        if g & 4 != 0 {
+            x[[n, k, j, i]]
+        } else {
+            x[[n, k, i, j]]
+        }
+    })
+}
+
+/// The inverse of [`turned`]: where each pixel of the image went, read back.
+fn turned_back(y: &Array4<f32>, g: u8) -> Array4<f32> {
+    let (b, c, th, tw) = y.dim();
+    let (h, w) = if g & 4 != 0 { (tw, th) } else { (th, tw) };
+    Array4::from_shape_fn((b, c, h, w), |(n, k, i, j)| {
+        let (ti, tj) = if g & 4 != 0 { (j, i) } else { (i, j) };
+        let ti = if g & 2 != 0 { th - 1 - ti } else { ti };
+        let tj = if g & 1 != 0 { tw - 1 - tj } else { tj };
+        y[[n, k, ti, tj]]
+    })
+}
+
+#[test]
+fn the_self_ensemble_averages_r_over_the_eight_symmetries() {
+    // Direct restoration with the self-ensemble is the mean over the flips and transposes g of
+    // g⁻¹ R(g x_t), each R(g x_t) a plain engine's restoration of the turned image; with
+    // Algorithm 2 in one step (blur's D commutes with the symmetries) it is x_t - D(m) + m for
+    // that mean m, so the update applies D to the averaged estimate. At the bundle's own size
+    // too (28x28: the restorer graph instead of the fused step graph).
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = bundle(tmp.path(), "mnist");
+    let mut plain = engine(&dir, TileSize::Whole, 0);
+    let mut ens = Engine::open(
+        &dir,
+        EngineOptions {
+            self_ensemble: true,
+            ..plain.options.clone()
+        },
+    )
+    .expect("engine");
+    let none = Array2::<f32>::zeros((2, 0));
+    let t = [20, 7];
+    for (h, w) in [(20, 36), (28, 28)] {
+        let x = random_images((2, 1, h, w), 6);
+        for (algorithm, steps) in [(Algorithm::Direct, None), (Algorithm::Two, Some(1))] {
+            let got = ens
+                .restore(x.view(), &t, none.view(), algorithm, steps, false)
+                .expect("ensemble")
+                .output;
+            let mut want = Array4::<f32>::zeros(x.dim());
+            for g in 0..8 {
+                let y = plain
+                    .restore(
+                        turned(&x, g).view(),
+                        &t,
+                        none.view(),
+                        algorithm,
+                        steps,
+                        false,
+                    )
+                    .expect("plain")
+                    .output;
+                want += &turned_back(&y, g);
+            }
+            want /= 8.0;
+            let err = max_abs_diff(got.iter(), want.iter());
+            assert!(err < 1e-5, "{h}x{w} {algorithm:?}: {err}");
+            // The tiny network has no symmetry of its own: the average is not one restoration.
+            let one = plain
+                .restore(x.view(), &t, none.view(), algorithm, steps, false)
+                .expect("plain")
+                .output;
+            assert!(max_abs_diff(got.iter(), one.iter()) > 1e-3, "{h}x{w}");
+        }
+    }
 }
 
 fn write_png(path: &Path, h: usize, w: usize, seed: u64) {

@@ -11,6 +11,7 @@ use cold_core::{bundle::io, update};
 use ndarray::{Array2, Array4, ArrayView4, Axis, concatenate, s};
 use ort::value::{Tensor, TensorRef};
 
+use super::ensemble;
 use super::tiles::{self, Plan, TileSize};
 use super::{Algorithm, Engine, Graph, Restored};
 use crate::error::{Error, Result};
@@ -20,9 +21,17 @@ impl Engine {
     /// whole. The fused step graph runs an image whole at its own size, which R can take when
     /// the sides are multiples of its stride (`--tile auto` on an image small enough); otherwise
     /// R runs on padded tiles (or the whole padded image) and D on the whole image, step by
-    /// step, with the same update.
+    /// step, with the same update. With the self-ensemble every image goes that way (R runs on
+    /// the restorer graph), its own size included.
     pub(super) fn tile_plan(&self, h: usize, w: usize) -> Result<Option<tiles::Plan>> {
-        if self.is_native(h, w) {
+        let ensemble = self.options.self_ensemble;
+        if ensemble && !self.takes_any_size() {
+            return Err(Error::invalid(
+                "--self-ensemble runs the restorer graph, which this bundle (format version 1) \
+                 does not have: export the model again with `cold-train export`",
+            ));
+        }
+        if self.is_native(h, w) && !ensemble {
             return Ok(None);
         }
         let stride = self.bundle.manifest.network.config.stride();
@@ -34,7 +43,8 @@ impl Engine {
             .degradation
             .at_size(h, w)?
             .needs_direct_within(self.options.max_table_bytes);
-        Ok((!(whole && self.options.tiling.tile == TileSize::Auto) || direct).then_some(plan))
+        let fused = whole && self.options.tiling.tile == TileSize::Auto;
+        Ok((ensemble || !fused || direct).then_some(plan))
     }
 
     /// [`Engine::restore_owned`] over batches of images of different sizes (one size per batch):
@@ -100,8 +110,16 @@ impl Engine {
             .collect()
     }
 
-    /// R on one batch of tiles of one size, with a level per tile.
+    /// R on one batch of tiles of one size, with a level per tile (averaged over the eight
+    /// symmetries with the self-ensemble).
     fn restorer(&mut self, x: ArrayView4<f32>, levels: &[i64]) -> Result<Array4<f32>> {
+        if self.options.self_ensemble {
+            return ensemble::self_ensemble(x, levels, |v, lv| self.restorer_once(v, lv));
+        }
+        self.restorer_once(x, levels)
+    }
+
+    fn restorer_once(&mut self, x: ArrayView4<f32>, levels: &[i64]) -> Result<Array4<f32>> {
         let x = x.as_standard_layout();
         // Tiles run at other sizes than the model's: never class-conditioned
         // (`restore_conditioned` refuses them), the null class for a conditioned network.

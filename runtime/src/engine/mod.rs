@@ -20,6 +20,7 @@ use crate::ortlib;
 
 mod any_size;
 mod conditioning;
+pub mod ensemble;
 mod loops;
 pub mod options;
 mod providers;

@@ -83,6 +83,10 @@ pub struct EngineOptions {
     pub no_sync: bool,
     /// How R sees images of another size than the bundle's.
     pub tiling: super::tiles::Tiling,
+    /// R's estimate averaged over the eight flips and transposes of its input
+    /// ([`super::ensemble`]): eight runs of R per step, on the restorer graph (bundles of format
+    /// version 2), images of the bundle's own size included.
+    pub self_ensemble: bool,
     /// Images whose degradation tables would take more memory than this have D computed on the
     /// host without tables, one channel at a time (kinds that can; the others are refused).
     pub max_table_bytes: u64,
@@ -103,6 +107,7 @@ impl Default for EngineOptions {
             cuda_graph: false,
             no_sync: false,
             tiling: super::tiles::Tiling::default(),
+            self_ensemble: false,
             max_table_bytes: cold_core::degradation::MAX_TABLE_BYTES,
         }
     }

@@ -48,6 +48,11 @@ pub struct RestoreArgs {
     /// pixels, one 512 tile (the CPU's best); raise it on a GPU.
     #[arg(long, default_value_t = 0, value_name = "N")]
     tile_batch: usize,
+    /// Average the restorer's estimate over the eight flips and transposes of its input
+    /// (test-time augmentation): a little sharper and cleaner, eight times the restorer's time.
+    /// D and the sampler's update are unchanged. Bundles of format version 2.
+    #[arg(long, alias = "tta")]
+    self_ensemble: bool,
     /// Redo outputs that already exist.
     #[arg(long)]
     overwrite: bool,
@@ -76,6 +81,7 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
         overlap: a.tile_overlap,
         batch: a.tile_batch,
     };
+    options.self_ensemble = a.self_ensemble;
     let mut engine = Engine::open(&a.model.model, options)?;
     tracing::info!(
         "model {} on {}",
