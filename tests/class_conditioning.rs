@@ -6,7 +6,7 @@ use burn::prelude::*;
 use cold_core::generation::{Component, Generation};
 use cold_core::training::TrainingSummary;
 use cold_runtime::engine::{Algorithm, Engine, EngineOptions};
-use cold_runtime::generation::{ClassChoice, GenerateOptions, generate};
+use cold_runtime::generation::{CLASSES_FILE, ClassChoice, GenerateOptions, generate};
 use cold_testkit::{max_abs_diff, random_images, tiny_model};
 use cold_trainer::CpuBackend as B;
 use cold_trainer::export;
@@ -316,6 +316,65 @@ fn a_class_conditioned_bundle_restores_and_generates_by_class() {
             mean > 5.0,
             "sample {i}: {mean} levels from the null class on average"
         );
+    }
+
+    // classes.json names the class each sample was generated as: class 2 for every sample of
+    // both jobs here, none (null) for the null class's.
+    let recorded = |d: &std::path::Path, n: usize| -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(d.join(CLASSES_FILE)).expect("classes.json");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["classes"], serde_json::json!(CLASSES));
+        (0..n)
+            .map(|i| v["samples"][format!("{i:05}.png")].clone())
+            .collect()
+    };
+    assert!(recorded(&drawn, 3).iter().all(|c| c == "two"));
+    assert!(recorded(&two, 3).iter().all(|c| c == "two"));
+    assert!(recorded(&out_u, 3).iter().all(|c| c.is_null()));
+    // With two classes in the training data, the drawn classes vary, and each sample is what
+    // `--class` of its recorded class generates.
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).expect("read")).expect("json");
+    m["generation"]["by_class"][0]["images"] = 5.into();
+    std::fs::write(&manifest, m.to_string()).expect("write");
+    let mut engine = Engine::open(&dir, EngineOptions::default()).expect("engine");
+    let many = GenerateOptions {
+        count: 12,
+        ..options()
+    };
+    let mixed = tmp.path().join("gen-mixed");
+    generate(&mut engine, &mixed, &many).expect("generate, two classes drawn");
+    let classes = recorded(&mixed, 12);
+    assert!(classes.iter().any(|c| c == "zero") && classes.iter().any(|c| c == "two"));
+    assert!(!classes.iter().any(|c| c == "one"), "{classes:?}");
+    for (k, name) in [(0, "zero"), (2, "two")] {
+        let by = tmp.path().join(format!("gen-by-{name}"));
+        let o = GenerateOptions {
+            class: Some(ClassChoice::One(k)),
+            ..many.clone()
+        };
+        generate(&mut engine, &by, &o).expect("generate by class");
+        for (i, c) in classes.iter().enumerate() {
+            if c != name {
+                continue;
+            }
+            let png = |d: &std::path::Path| {
+                cold_core::imageio::read_image(&d.join(format!("samples/{i:05}.png")))
+                    .expect("png")
+                    .to_luma8()
+                    .into_raw()
+            };
+            let worst = png(&mixed)
+                .iter()
+                .zip(png(&by))
+                .map(|(p, q)| p.abs_diff(q))
+                .max()
+                .expect("pixels");
+            assert!(
+                worst <= 1,
+                "sample {i} ({name}): {worst} levels from --class {k}"
+            );
+        }
     }
 }
 

@@ -204,6 +204,9 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
         .map(|&i| sample_name(i))
         .collect();
     task.write(out_dir)?;
+    if let Some(names) = &m.network.config.classes {
+        write_classes(out_dir, o, choice, &prior, names)?;
+    }
     let shape = (m.image.channels, m.image.height, m.image.width);
     let t = m.degradation.steps;
     let algorithm = if mix {
@@ -224,11 +227,7 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
         let mut classes = Vec::with_capacity(chunk.len());
         for &i in chunk {
             let mut rng = sample_rng(o.seed, i);
-            let class = match choice {
-                Some(ClassChoice::Drawn) => Some(Generation::draw_class(&prior, &mut rng)),
-                Some(ClassChoice::One(c)) => Some(c),
-                Some(ClassChoice::Null) | None => None,
-            };
+            let class = sample_class(choice, &prior, &mut rng);
             if let Some(g) = &g {
                 starts.push(g.for_class(class).starts(&mut rng, 1, shape, o.noise)?);
             }
@@ -290,6 +289,47 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
         skipped: share.len() - todo.len(),
         grid,
     })
+}
+
+/// The class sample `i` is generated as: the first draw of its generator `rng` with drawn
+/// classes, the chosen class, or none.
+fn sample_class(choice: Option<ClassChoice>, prior: &[f64], rng: &mut StdRng) -> Option<usize> {
+    match choice {
+        Some(ClassChoice::Drawn) => Some(Generation::draw_class(prior, rng)),
+        Some(ClassChoice::One(c)) => Some(c),
+        Some(ClassChoice::Null) | None => None,
+    }
+}
+
+/// The file beside `samples/` that names the class each sample was generated as
+/// (class-conditioned models; `null` for the null class), so that a classifier's verdicts can be
+/// checked against it.
+pub const CLASSES_FILE: &str = "classes.json";
+
+/// Writes [`CLASSES_FILE`] for every sample of the job (the tasks of a sharded job write the same
+/// file: each sample's class depends on the seed and its index alone).
+fn write_classes(
+    out_dir: &Path,
+    o: &GenerateOptions,
+    choice: Option<ClassChoice>,
+    prior: &[f64],
+    names: &[String],
+) -> Result<()> {
+    let samples: serde_json::Map<String, serde_json::Value> = (0..o.count)
+        .map(|i| {
+            let c = sample_class(choice, prior, &mut sample_rng(o.seed, i));
+            (sample_name(i), c.map(|c| names[c].clone()).into())
+        })
+        .collect();
+    let v = serde_json::json!({
+        "classes": names,
+        "guidance": o.guidance,
+        "samples": samples,
+    });
+    let path = out_dir.join(CLASSES_FILE);
+    let bytes = serde_json::to_vec_pretty(&v).map_err(|e| Error::invalid(e.to_string()))?;
+    cold_core::atomic::write_atomic(&path, &bytes)?;
+    Ok(())
 }
 
 /// The file name of sample `i`.
