@@ -995,4 +995,24 @@ fn self_ensemble_makes_restoration_commute_with_flips() {
         asymmetry(&[], "plain") > 4,
         "the plain network is symmetric already"
     );
+    // A bundle of format version 1 has no restorer graph: refused up front, saying what to do.
+    let old = tmp.path().join("v1");
+    copy_bundle(&old);
+    let manifest = old.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&manifest).expect("read")).expect("json");
+    m["format_version"] = serde_json::json!(1);
+    fs::write(&manifest, m.to_string()).expect("write");
+    let out = tmp.path().join("v1-out");
+    let o = cold(&[
+        "restore",
+        "--model",
+        old.to_str().expect("utf8"),
+        "--self-ensemble",
+        inp.to_str().expect("p"),
+        out.to_str().expect("p"),
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("cold-train reexport"), "{}", stderr(&o));
+    assert!(!out.join("digit0.png").exists());
 }

@@ -28,7 +28,7 @@ impl Engine {
         if ensemble && !self.takes_any_size() {
             return Err(Error::invalid(
                 "--self-ensemble runs the restorer graph, which this bundle (format version 1) \
-                 does not have: export the model again with `cold-train export`",
+                 does not have: `cold-train reexport --model DIR` writes it again with one",
             ));
         }
         if self.is_native(h, w) && !ensemble {
