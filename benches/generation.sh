@@ -41,12 +41,20 @@ print(json.dumps(fields))
 EOF
 }
 
-# classify DIR: {"shares", "confident", "images"} of a folder of samples.
+# classify DIR: {"shares", "confident", "images"} of a folder of samples, and where cold generate
+# recorded each sample's class (DIR/../classes.json), the share classified as that class.
 classify() {
   "$cold" classify --json "$1" > "$1.classify.json"
   python3 -c "
-import json,sys; r=json.load(open(sys.argv[1])); s=r['summary']
-print(json.dumps({'shares': s['shares'], 'confident': s['confident'], 'images': s['images']}))" "$1.classify.json"
+import json,os,sys; r=json.load(open(sys.argv[1])); s=r['summary']
+out = {'shares': s['shares'], 'confident': s['confident'], 'images': s['images']}
+rec = os.path.join(os.path.dirname(os.path.abspath(sys.argv[2])), 'classes.json')
+if os.path.exists(rec):
+    want = json.load(open(rec))['samples']
+    ims = [i for i in r['images'] if want.get(i['file']) is not None]
+    if ims:
+        out['classified_as_generated'] = sum(i['class'] == want[i['file']] for i in ims) / len(ims)
+print(json.dumps(out))" "$1.classify.json" "$1"
 }
 
 # job NAME ARGS...: generate, classify, one row.

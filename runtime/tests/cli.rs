@@ -1016,3 +1016,29 @@ fn self_ensemble_makes_restoration_commute_with_flips() {
     assert!(stderr(&o).contains("cold-train reexport"), "{}", stderr(&o));
     assert!(!out.join("digit0.png").exists());
 }
+
+#[test]
+fn the_null_class_generates_on_a_bundle_with_a_default_guidance() {
+    // models/mnist-gen carries a default guidance weight (3); it weighs a class against none, so
+    // `--class none` runs without it instead of being refused, and an explicit weight is still
+    // refused there.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model = root().join("models/mnist-gen");
+    let run = |out: &str, extra: &[&str]| {
+        let out = tmp.path().join(out);
+        let mut args = vec!["generate", "--model", model.to_str().expect("utf8")];
+        args.extend(["--count", "2", "--class", "none"]);
+        args.extend(extra);
+        args.push(out.to_str().expect("p"));
+        (cold(&args), out)
+    };
+    let (o, out) = run("null", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(out.join("samples/00001.png").is_file());
+    let text = fs::read_to_string(out.join("classes.json")).expect("classes.json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert!(v["samples"]["00000.png"].is_null(), "{text}");
+    let (o, _) = run("null-guided", &["--guidance", "2"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("no class to weigh"), "{}", stderr(&o));
+}

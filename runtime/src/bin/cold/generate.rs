@@ -36,7 +36,7 @@ pub struct GenerateArgs {
     /// Classifier-free guidance weight W for a class (x0 = u + W (c - u), c the class's
     /// restoration, u the null class's): 1 uses the class alone, above 1 pushes further from the
     /// unconditional (costs twice the network runs). Default: the model's own (its manifest's
-    /// `generation.guidance`), else 1.
+    /// `generation.guidance`; not with `--class none`), else 1.
     #[arg(long, value_name = "W")]
     guidance: Option<f32>,
     /// Replace images already in OUT_DIR (a rerun of the same job skips the samples already
@@ -62,9 +62,12 @@ pub fn run(a: GenerateArgs) -> Result<ExitCode> {
             (Err(e), _) => Err(anyhow::Error::msg(e)),
         })
         .transpose()?;
+    // The bundle's default weighs a class against none: `--class none` has no class to weigh.
+    let default_guidance = class != Some(ClassChoice::Null);
     let guidance = a
         .guidance
         .or_else(|| {
+            default_guidance.then_some(())?;
             engine
                 .bundle
                 .manifest
