@@ -100,7 +100,7 @@ else
 fi
 
 first=$work/default
-[ -d "$work/drawn-w1" ] && first=$work/drawn-w1
+for w in $guidance; do [ -d "$work/drawn-w$w" ] && { first=$work/drawn-w$w; break; }; done
 "$cold" nearest --dataset mnist --count 16 --k 4 --grid "$work/nearest.png" --json "$first/samples" \
   > "$work/nearest.json"
 row "$(python3 -c "
