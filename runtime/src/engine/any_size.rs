@@ -24,13 +24,8 @@ impl Engine {
     /// step, with the same update. With the self-ensemble every image goes that way (R runs on
     /// the restorer graph), its own size included.
     pub(super) fn tile_plan(&self, h: usize, w: usize) -> Result<Option<tiles::Plan>> {
+        // (`Engine::open` refuses the self-ensemble on bundles without the restorer graph.)
         let ensemble = self.options.self_ensemble;
-        if ensemble && !self.takes_any_size() {
-            return Err(Error::invalid(
-                "--self-ensemble runs the restorer graph, which this bundle (format version 1) \
-                 does not have: `cold-train reexport --model DIR` writes it again with one",
-            ));
-        }
         if self.is_native(h, w) && !ensemble {
             return Ok(None);
         }

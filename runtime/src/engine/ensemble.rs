@@ -8,7 +8,7 @@ use ndarray::{Array4, ArrayView4, Axis};
 
 /// The symmetries, as bits: 4 transposes (height and width swap), 2 flips rows, 1 flips columns;
 /// applied in that order, undone in the reverse one.
-pub const SYMMETRIES: u8 = 8;
+const SYMMETRIES: u8 = 8;
 
 /// `x` turned by symmetry `g` (a view: no copy).
 fn turn(mut x: ArrayView4<f32>, g: u8) -> ArrayView4<f32> {

@@ -20,7 +20,7 @@ use crate::ortlib;
 
 mod any_size;
 mod conditioning;
-pub mod ensemble;
+mod ensemble;
 mod loops;
 pub mod options;
 mod providers;
@@ -111,6 +111,14 @@ impl Engine {
     /// ONNX Runtime. Sessions are created on first use.
     pub fn open(dir: &Path, options: EngineOptions) -> Result<Self> {
         let bundle = Bundle::open(dir, options.verify)?;
+        if options.self_ensemble && bundle.manifest.format_version < 2 {
+            return Err(Error::invalid(format!(
+                "--self-ensemble runs the restorer graph, which {} (format version 1) does not \
+                 have: `cold-train reexport --model {}` writes it again with one",
+                dir.display(),
+                dir.display()
+            )));
+        }
         let env = ortlib::environment()?;
         let wpath = bundle.path(&bundle.manifest.files.weights);
         let weights = match options.weights {

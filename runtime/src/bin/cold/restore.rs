@@ -83,14 +83,6 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
     };
     options.self_ensemble = a.self_ensemble;
     let mut engine = Engine::open(&a.model.model, options)?;
-    if a.self_ensemble && !engine.takes_any_size() {
-        anyhow::bail!(
-            "--self-ensemble runs the restorer graph, which {} (format version 1) does not have: \
-             `cold-train reexport --model {}` writes it again with one",
-            a.model.model.display(),
-            a.model.model.display()
-        );
-    }
     tracing::info!(
         "model {} on {}",
         engine.bundle.manifest.name,
