@@ -1,5 +1,5 @@
 //! Training batches: images drawn with replacement, random crops (with `image_size`), optional
-//! flips and shifts, levels t ~ U{1..T} and the
+//! flips and shifts, levels t ~ U{1..T} (or in proportion to t: `TrainConfig::levels`) and the
 //! degradation's per-image parameters, all from a generator seeded by (seed, step) so that a
 //! resumed run replays them; `x_t = D(x0, t)` by the shared implementation of D.
 
@@ -9,7 +9,7 @@ use cold_core::degradation::Prepared;
 use ndarray::Axis;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use crate::config::TrainConfig;
+use crate::config::{Levels, TrainConfig};
 use crate::tensor_io;
 
 /// One training batch: clean images, degraded images and their levels (and, for a
@@ -86,8 +86,13 @@ pub fn make_batch<B: Backend>(
             im.assign(&moved);
         }
     }
+    let steps = cfg.degradation.steps;
     let levels: Vec<i64> = (0..n)
-        .map(|_| rng.random_range(1..=cfg.degradation.steps as i64))
+        .map(|_| match cfg.levels {
+            // The reference's draw, kept as it was so that earlier runs replay.
+            Levels::Uniform => rng.random_range(1..=steps as i64),
+            w => w.level(rng.random_range(0..w.draws(steps)), steps) as i64,
+        })
         .collect();
     let params = cfg
         .degradation

@@ -7,7 +7,7 @@ use burn::optim::{Adam, AdamConfig};
 use burn::tensor::backend::AutodiffBackend;
 use cold_core::data::Source;
 use cold_core::degradation::Spec;
-pub use cold_core::training::{LrSchedule, TrainConfig};
+pub use cold_core::training::{Levels, LrSchedule, TrainConfig};
 
 use crate::model::UNet;
 
@@ -60,6 +60,8 @@ pub struct Overrides {
     pub input_bits: Option<u32>,
     /// The share of SSIM in the loss (`TrainConfig::ssim_weight`).
     pub ssim_weight: Option<f64>,
+    /// How the training levels are drawn (`TrainConfig::levels`).
+    pub levels: Option<Levels>,
     pub seed: Option<u64>,
     pub sample_every: Option<usize>,
     pub checkpoint_every: Option<usize>,
@@ -206,6 +208,9 @@ impl Overrides {
         }
         if let Some(w) = self.ssim_weight {
             cfg.ssim_weight = w;
+        }
+        if let Some(l) = self.levels {
+            cfg.levels = l;
         }
         if let Some(p) = self.label_dropout {
             cfg.label_dropout = p;

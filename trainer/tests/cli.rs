@@ -47,12 +47,17 @@ fn train_export_reexport_and_recommend() {
         "2",
         "--sample-every",
         "0",
+        "--levels",
+        "linear",
         "--out",
         run_s,
     ]));
     let summary: serde_json::Value = serde_json::from_str(&out).expect("summary JSON");
     assert_eq!(summary["steps"], 2);
     assert!(run.join("config.json").is_file() && run.join("loss.csv").is_file());
+    let written: cold_trainer::config::TrainConfig =
+        cold_core::files::read(&run.join("config.json")).expect("run config");
+    assert_eq!(written.levels, cold_trainer::config::Levels::Linear);
 
     let bundle = tmp.path().join("bundle");
     let bundle_s = bundle.to_str().expect("path");

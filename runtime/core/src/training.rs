@@ -58,6 +58,11 @@ pub struct TrainConfig {
     /// loss (the default, and what configs without the field mean).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub ssim_weight: f64,
+    /// How the training levels t in 1..=T are drawn: uniformly (the reference's, and what
+    /// configs without the field mean) or in proportion to t, which spends a small network's
+    /// capacity on the strong degradations where restoration is hardest.
+    #[serde(default, skip_serializing_if = "Levels::is_uniform")]
+    pub levels: Levels,
     pub model: UNetConfig,
     pub batch_size: usize,
     /// The learning rate (the peak one under a decaying schedule).
@@ -128,6 +133,63 @@ impl std::str::FromStr for LrSchedule {
     }
 }
 
+/// The distribution of the training levels t over 1..=T.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Levels {
+    /// P(t) = 1/T (the reference's).
+    #[default]
+    Uniform,
+    /// P(t) = t / (T (T + 1) / 2): level T drawn T times as often as level 1.
+    Linear,
+}
+
+impl Levels {
+    fn is_uniform(&self) -> bool {
+        *self == Levels::Uniform
+    }
+
+    /// The level for `u`, a uniform draw from `0..self.draws(steps)`.
+    pub fn level(self, u: u64, steps: usize) -> usize {
+        match self {
+            Levels::Uniform => u as usize + 1,
+            // The t whose block [t (t - 1) / 2, t (t + 1) / 2) holds u: t outcomes for level t.
+            Levels::Linear => {
+                let mut end = 0u64;
+                for t in 1..=steps {
+                    end += t as u64;
+                    if u < end {
+                        return t;
+                    }
+                }
+                steps
+            }
+        }
+    }
+
+    /// How many equally likely outcomes one draw chooses from.
+    pub fn draws(self, steps: usize) -> u64 {
+        let t = steps as u64;
+        match self {
+            Levels::Uniform => t,
+            Levels::Linear => t * (t + 1) / 2,
+        }
+    }
+}
+
+impl std::str::FromStr for Levels {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "uniform" => Ok(Levels::Uniform),
+            "linear" => Ok(Levels::Linear),
+            _ => Err(format!(
+                "unknown level weighting '{s}': choose uniform or linear"
+            )),
+        }
+    }
+}
+
 fn default_split() -> String {
     "train".into()
 }
@@ -165,6 +227,7 @@ impl TrainConfig {
             image_size: None,
             input_bits: None,
             ssim_weight: 0.0,
+            levels: Levels::Uniform,
             degradation,
             model: model_cfg,
             batch_size: 32,
@@ -484,6 +547,41 @@ impl Versioned for TrainingSummary {
 mod tests {
     use super::*;
     use crate::files::tests::{newer_is_refused, round_trip};
+
+    #[test]
+    fn linear_levels_draw_t_in_proportion_to_t_and_uniform_ones_as_before() {
+        for steps in [1, 2, 7, 50] {
+            for (levels, weight) in [
+                (Levels::Uniform, (|_| 1) as fn(usize) -> usize),
+                (Levels::Linear, |t| t),
+            ] {
+                let mut count = vec![0; steps + 1];
+                for u in 0..levels.draws(steps) {
+                    count[levels.level(u, steps)] += 1;
+                }
+                assert_eq!(count[0], 0);
+                for (t, &c) in count.iter().enumerate().skip(1) {
+                    assert_eq!(c, weight(t), "{levels:?} T={steps} t={t}");
+                }
+            }
+        }
+        assert_eq!("linear".parse::<Levels>(), Ok(Levels::Linear));
+        assert!(
+            "square"
+                .parse::<Levels>()
+                .unwrap_err()
+                .contains("uniform or linear")
+        );
+        // Configs without the field are uniform, and uniform ones are written without it.
+        let cfg = TrainConfig::new("mnist", "mnist", "compact").expect("config");
+        let json = serde_json::to_value(&cfg).expect("json");
+        assert!(json.get("levels").is_none());
+        let mut lin = cfg.clone();
+        lin.levels = Levels::Linear;
+        let back: TrainConfig =
+            serde_json::from_value(serde_json::to_value(&lin).expect("json")).expect("back");
+        assert_eq!(back.levels, Levels::Linear);
+    }
 
     #[test]
     fn the_training_files_round_trip_and_newer_versions_are_refused() {

@@ -87,6 +87,10 @@ pub struct TrainArgs {
     /// (0.84 is Zhao et al.'s mix). Default 0: L1 alone, the reference's loss.
     #[arg(long, value_name = "W")]
     ssim_weight: Option<f64>,
+    /// How the training levels t are drawn: uniform (the reference's) or linear (in proportion
+    /// to t, more training where the degradation is strongest).
+    #[arg(long, value_name = "uniform|linear")]
+    levels: Option<cold_trainer::config::Levels>,
     /// Start a new run from this bundle's network (fine-tuning) instead of a fresh one; its
     /// network, degradation and data set are the run's unless --model / --preset / --dataset say
     /// otherwise.
@@ -145,6 +149,7 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
         shift: a.shift,
         input_bits: a.input_bits,
         ssim_weight: a.ssim_weight,
+        levels: a.levels,
         seed: a.seed,
         sample_every: a.sample_every,
         checkpoint_every: a.checkpoint_every,
