@@ -24,6 +24,7 @@ fn tiny_bundle_fixture_is_current() {
         images: 0,
         by_class: Vec::new(),
         guidance: None,
+        subspace: None,
     });
     let fixture = tiny_bundle_dir();
     if std::env::var_os("COLD_UPDATE_FIXTURES").is_some() {

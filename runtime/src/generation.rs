@@ -1,6 +1,7 @@
 //! Unconditional generation (the paper's blur-based generation): starting images drawn from the
 //! bundle's Gaussian mixture over channel means ([`cold_core::generation`]), restored by
-//! Algorithm 2 from t = T. Models of noise (and animorphosis) start from their z at T instead and
+//! Algorithm 2 from t = T (or, for a mixture over a subspace of `D(x, L)`, images drawn in it,
+//! restored from t = L). Models of noise (and animorphosis) start from their z at T instead and
 //! sample with the estimated noise, as hot diffusion generates. A class-conditioned model draws
 //! a class per sample in the training data's proportions by default and generates it as that
 //! class ([`ClassChoice`]).
@@ -208,7 +209,10 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
         write_classes(out_dir, o, choice, &prior, names)?;
     }
     let shape = (m.image.channels, m.image.height, m.image.width);
-    let t = m.degradation.steps;
+    // From T, or from the level of the mixture's subspace.
+    let t = g
+        .as_ref()
+        .map_or(m.degradation.steps, |g| g.start_level(m.degradation.steps));
     let algorithm = if mix {
         Algorithm::Estimated
     } else {
@@ -229,7 +233,11 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
             let mut rng = sample_rng(o.seed, i);
             let class = sample_class(choice, &prior, &mut rng);
             if let Some(g) = &g {
-                starts.push(g.for_class(class).starts(&mut rng, 1, shape, o.noise)?);
+                let space = g.subspace.as_ref();
+                starts.push(
+                    g.for_class(class)
+                        .starts(space, &mut rng, 1, shape, o.noise)?,
+                );
             }
             params.push(m.degradation.sample_params(&mut rng, 1)?);
             classes.push(class.map_or(null.unwrap_or(0), |c| c as i64));

@@ -44,8 +44,18 @@ pub fn describe(b: &Bundle) -> String {
             "generation   from D(0, T) with each sample's drawn parameters (its fill colour) and Algorithm 2 (cold generate)\n",
         ),
         Ok(g) => s.push_str(&format!(
-            "generation   Gaussian mixture of {} component(s) over channel means, fitted on {} images of {}\n",
+            "generation   Gaussian mixture of {} component(s) over {}, fitted on {} images of {}\n",
             g.components.len(),
+            match &g.subspace {
+                Some(sp) => format!(
+                    "{} principal components of D(x, {}) ({:.2}% of its variance; restored from t = {})",
+                    sp.basis.len(),
+                    sp.level,
+                    100.0 * sp.explained,
+                    sp.level
+                ),
+                None => "channel means".into(),
+            },
             g.images,
             g.fitted_on
         )),

@@ -1,8 +1,11 @@
 //! The Gaussian mixture over per-channel image means that unconditional generation draws from
-//! (`cold_core::generation`), fitted with linfa's GMM (full covariances, k-means start).
+//! (`cold_core::generation`), fitted with linfa's GMM (full covariances, k-means start); or over
+//! the first principal components of the degraded images at a level (`fit_subspace`).
 
 use cold_core::data::Dataset;
-use cold_core::generation::{Component, Generation};
+use cold_core::degradation::Degradation;
+use cold_core::generation::{Component, Generation, Subspace};
+use faer::{Mat, Side};
 use linfa::prelude::*;
 use linfa_clustering::{GaussianMixtureModel, GmmCovarType};
 
@@ -42,7 +45,136 @@ pub(crate) fn fit(
     by_class: bool,
 ) -> Result<Generation> {
     let means = channel_means(data, limit);
-    let mut g = fit_means(&means, data.channels, components, &data.name)?;
+    let g = fit_points(data, &means, data.channels, components, by_class)?;
+    g.validate(data.channels)?;
+    Ok(g)
+}
+
+/// As [`fit`], over the coefficients of the first `dims` principal components of
+/// `D(x, level)` of the images (all when `limit` is 0) instead of their channel means: starts
+/// drawn from it are restored from `level` (`cold_core::generation::Subspace`).
+pub(crate) fn fit_subspace(
+    data: &Dataset,
+    degradation: &Degradation,
+    level: usize,
+    dims: usize,
+    components: usize,
+    limit: usize,
+    by_class: bool,
+) -> Result<Generation> {
+    let (space, coefficients) = principal_components(data, degradation, level, dims, limit)?;
+    tracing::info!(
+        "generation subspace: {dims} principal components of D(x, {level}) hold {:.4}% of its \
+         variance",
+        100.0 * space.explained
+    );
+    let mut g = fit_points(data, &coefficients, dims, components, by_class)?;
+    g.subspace = Some(space);
+    g.validate(data.channels)?;
+    Ok(g)
+}
+
+/// The first `dims` principal directions of `D(x, level)` over the images (all when `limit` is
+/// 0), and each image's coefficients along them.
+fn principal_components(
+    data: &Dataset,
+    degradation: &Degradation,
+    level: usize,
+    dims: usize,
+    limit: usize,
+) -> Result<(Subspace, Vec<Vec<f64>>)> {
+    let bad = |why: String| Err(TrainError::Config(format!("generation subspace: {why}")));
+    if !(1..=degradation.steps).contains(&level) {
+        return bad(format!(
+            "--level {level} must be in 1..={}",
+            degradation.steps
+        ));
+    }
+    let n = if limit == 0 {
+        data.len()
+    } else {
+        limit.min(data.len())
+    };
+    let p = data.channels * data.height * data.width;
+    if dims == 0 || dims > p.min(n.saturating_sub(1)) {
+        return bad(format!(
+            "--dims {dims} must be between 1 and {} ({n} images of {p} values)",
+            p.min(n.saturating_sub(1))
+        ));
+    }
+    let prepared = degradation.prepare()?;
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+    let mut x = Mat::<f64>::zeros(n, p);
+    for start in (0..n).step_by(1000) {
+        let idx: Vec<usize> = (start..(start + 1000).min(n)).collect();
+        let params = degradation.sample_params(&mut rng, idx.len())?;
+        if params.ncols() > 0 {
+            return bad(
+                "the degradation draws parameters per image (a start must not depend on them): \
+                 fit the channel-mean mixture instead (no --level)"
+                    .into(),
+            );
+        }
+        let y = prepared.apply_uniform(data.batch(&idx).view(), level, params.view())?;
+        for (r, img) in y.outer_iter().enumerate() {
+            for (k, &v) in img.iter().enumerate() {
+                x[(start + r, k)] = f64::from(v);
+            }
+        }
+    }
+    let mean: Vec<f64> = (0..p)
+        .map(|k| (0..n).map(|i| x[(i, k)]).sum::<f64>() / n as f64)
+        .collect();
+    for k in 0..p {
+        for i in 0..n {
+            x[(i, k)] -= mean[k];
+        }
+    }
+    let cov = x.transpose() * &x * faer::Scale(1.0 / n as f64);
+    let eig = cov
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| TrainError::Config(format!("generation subspace: {e:?}")))?;
+    let values: Vec<f64> = (0..p).map(|k| eig.S()[k]).collect();
+    let mut order: Vec<usize> = (0..p).collect();
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+    let total: f64 = values.iter().map(|v| v.max(0.0)).sum();
+    let top = &order[..dims];
+    let explained =
+        top.iter().map(|&k| values[k].max(0.0)).sum::<f64>() / total.max(f64::MIN_POSITIVE);
+    let basis: Vec<Vec<f64>> = top
+        .iter()
+        .map(|&k| (0..p).map(|i| eig.U()[(i, k)]).collect())
+        .collect();
+    let coefficients = (0..n)
+        .map(|i| {
+            basis
+                .iter()
+                .map(|b| (0..p).map(|k| x[(i, k)] * b[k]).sum())
+                .collect()
+        })
+        .collect();
+    let space = Subspace {
+        level,
+        mean: mean.iter().map(|&m| m as f32).collect(),
+        basis: basis
+            .iter()
+            .map(|b| b.iter().map(|&v| v as f32).collect())
+            .collect(),
+        explained,
+    };
+    Ok((space, coefficients))
+}
+
+/// The overall mixture of `points` (`[N, dims]`, the first N images of `data`) and, with
+/// `by_class`, one per class.
+fn fit_points(
+    data: &Dataset,
+    means: &[Vec<f64>],
+    dims: usize,
+    components: usize,
+    by_class: bool,
+) -> Result<Generation> {
+    let mut g = fit_means(means, dims, components, &data.name)?;
     if by_class {
         for (k, name) in data.class_names.iter().enumerate() {
             let own: Vec<Vec<f64>> = means
@@ -65,12 +197,11 @@ pub(crate) fn fit(
                     ..g.clone()
                 }
             } else {
-                fit_means(&own, data.channels, components.min(n / 2).max(1), &label)?
+                fit_means(&own, dims, components.min(n / 2).max(1), &label)?
             };
             g.by_class.push(class_mixture);
         }
     }
-    g.validate(data.channels)?;
     Ok(g)
 }
 
@@ -108,6 +239,7 @@ fn fit_means(means: &[Vec<f64>], c: usize, components: usize, name: &str) -> Res
         images: n,
         by_class: Vec::new(),
         guidance: None,
+        subspace: None,
     };
     g.validate(c)?;
     Ok(g)
@@ -141,6 +273,135 @@ mod tests {
         );
         assert!(mean < -0.5, "MNIST digits are mostly black: {mean}");
         assert_eq!(g.images, 48);
+    }
+
+    #[test]
+    fn the_subspace_holds_the_leading_eigenvectors_of_the_degraded_images() {
+        let fixture =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
+        let data = Dataset::load(
+            &cold_core::data::Source::Mnist(Some(fixture)),
+            cold_core::data::Split::Test,
+        )
+        .expect("fixture");
+        let d = cold_core::training::TrainConfig::new("mnist", "mnist", "tiny")
+            .expect("cfg")
+            .degradation;
+        let (level, dims) = (8, 5);
+        let g = fit_subspace(&data, &d, level, dims, 1, 0, true).expect("fit");
+        let s = g.subspace.as_ref().expect("subspace");
+        assert_eq!(
+            (s.level, s.basis.len(), g.by_class.len()),
+            (level, dims, 10)
+        );
+        // An independent covariance of D(x, level) in float64.
+        let y = d
+            .prepare()
+            .and_then(|p| {
+                let all: Vec<usize> = (0..data.len()).collect();
+                p.apply_uniform(
+                    data.batch(&all).view(),
+                    level,
+                    ndarray::Array2::zeros((48, 0)).view(),
+                )
+            })
+            .expect("D");
+        let n = data.len() as f64;
+        let p = 28 * 28;
+        let rows: Vec<Vec<f64>> = y
+            .outer_iter()
+            .map(|im| im.iter().map(|&v| f64::from(v)).collect())
+            .collect();
+        let mean: Vec<f64> = (0..p)
+            .map(|k| rows.iter().map(|r| r[k]).sum::<f64>() / n)
+            .collect();
+        for (k, m) in mean.iter().enumerate() {
+            assert!((f64::from(s.mean[k]) - m).abs() < 1e-5, "mean pixel {k}");
+        }
+        let cov = |u: &[f64], v: &[f32]| {
+            rows.iter()
+                .map(|r| {
+                    let a: f64 = (0..p).map(|k| (r[k] - mean[k]) * u[k]).sum();
+                    let b: f64 = (0..p).map(|k| (r[k] - mean[k]) * f64::from(v[k])).sum();
+                    a * b
+                })
+                .sum::<f64>()
+                / n
+        };
+        let trace: f64 = rows
+            .iter()
+            .map(|r| (0..p).map(|k| (r[k] - mean[k]).powi(2)).sum::<f64>())
+            .sum::<f64>()
+            / n;
+        let mut held = 0.0;
+        let mut last = f64::INFINITY;
+        for (j, b) in s.basis.iter().enumerate() {
+            let b64: Vec<f64> = b.iter().map(|&v| f64::from(v)).collect();
+            // Unit length, orthogonal to the others, and an eigenvector: C b = lambda b.
+            for (i, o) in s.basis.iter().enumerate() {
+                let dot: f64 = b64.iter().zip(o).map(|(x, &y)| x * f64::from(y)).sum();
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((dot - want).abs() < 1e-4, "basis {j}.{i}: {dot}");
+            }
+            let lambda = cov(&b64, b);
+            assert!(
+                lambda <= last * (1.0 + 1e-6),
+                "variances decrease: {lambda} after {last}"
+            );
+            last = lambda;
+            held += lambda;
+            let proj: Vec<f64> = rows
+                .iter()
+                .map(|r| (0..p).map(|i| (r[i] - mean[i]) * b64[i]).sum())
+                .collect();
+            let cb: Vec<f64> = (0..p)
+                .map(|k| {
+                    rows.iter()
+                        .zip(&proj)
+                        .map(|(r, a)| (r[k] - mean[k]) * a)
+                        .sum::<f64>()
+                        / n
+                })
+                .collect();
+            let off = (0..p)
+                .map(|k| (cb[k] - lambda * b64[k]).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(
+                off < 1e-4 * lambda.max(1e-9) + 1e-6,
+                "direction {j}: |Cb - lb| = {off}"
+            );
+        }
+        assert!(
+            (s.explained - held / trace).abs() < 1e-4,
+            "{} vs {}",
+            s.explained,
+            held / trace
+        );
+        // One component: the Gaussian of the coefficients, centred (their mean is 0).
+        assert!(
+            g.components[0].mean.iter().all(|m| m.abs() < 1e-4),
+            "{:?}",
+            g.components[0].mean
+        );
+        let v0 = g.components[0].covariance[0][0];
+        assert!(
+            (v0 - cov(
+                &s.basis[0].iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
+                &s.basis[0]
+            ))
+            .abs()
+                < 1e-4
+        );
+        // Refused: a level outside 1..=T, too many directions, per-image parameters.
+        assert!(fit_subspace(&data, &d, 0, 2, 1, 0, false).is_err());
+        assert!(fit_subspace(&data, &d, d.steps + 1, 2, 1, 0, false).is_err());
+        assert!(fit_subspace(&data, &d, 3, 48, 1, 0, false).is_err());
+        let snow = cold_core::training::TrainConfig::new("mnist", "mnist-inpaint", "tiny")
+            .expect("cfg")
+            .degradation;
+        let e = fit_subspace(&data, &snow, 3, 2, 1, 0, false).expect_err("per-image masks");
+        assert!(e.to_string().contains("per image"), "{e}");
     }
 
     #[test]

@@ -130,6 +130,10 @@ impl Manifest {
             )));
         };
         g.validate(self.image.channels)?;
+        if let Some(s) = &g.subspace {
+            let im = &self.image;
+            s.validate((im.channels, im.height, im.width), self.degradation.steps)?;
+        }
         Ok(g.clone())
     }
 }

@@ -2,6 +2,13 @@
 //! training images (fitted at export), and the starting images drawn from it. A drawn mean
 //! becomes a constant image, plus `N(0, noise^2)` per pixel ("broken symmetry"; 0 reproduces the
 //! "perfect symmetry" failure the paper shows), which Algorithm 2 then restores from t = T.
+//!
+//! Beyond the paper, a mixture may instead be over the first principal components of the
+//! degraded training images at a level `L < T` ([`Subspace`]): a start is the mean image of
+//! `D(x, L)` plus a drawn combination of those components, restored from t = L. For a grey
+//! image the channel mean is one number, so the paper's start holds one degree of freedom per
+//! sample; a strongly blurred image is still almost entirely a few low frequencies, which the
+//! components capture.
 
 use faer::{Mat, Side};
 use ndarray::Array4;
@@ -40,6 +47,57 @@ pub struct Generation {
     /// by measurement for the model, `cold-train steps --guidance`; 1 where absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guidance: Option<GuidanceDefault>,
+    /// When set, the mixtures (this one and the per-class ones) are over the coefficients of
+    /// this subspace of `D(x, level)`, not over channel means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subspace: Option<Subspace>,
+}
+
+/// Principal components of the degraded training images `D(x, level)`, flattened C x H x W.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Subspace {
+    /// The level starts are drawn at (and restored from), 1..=T.
+    pub level: usize,
+    /// The mean of `D(x, level)` over the images fitted on, C * H * W values.
+    pub mean: Vec<f32>,
+    /// Orthonormal principal directions, the largest variance first, each C * H * W values.
+    pub basis: Vec<Vec<f32>>,
+    /// The share of the variance of `D(x, level)` the directions hold.
+    pub explained: f64,
+}
+
+impl Subspace {
+    /// Checks the shapes against images of `c x h x w` and a degradation of `steps` levels.
+    pub fn validate(&self, (c, h, w): (usize, usize, usize), steps: usize) -> Result<()> {
+        let n = c * h * w;
+        let why = if !(1..=steps).contains(&self.level) {
+            format!("level {} is not in 1..={steps}", self.level)
+        } else if self.mean.len() != n {
+            format!(
+                "its mean image has {} values, not {c}x{h}x{w} = {n}: it was fitted at another \
+                 size",
+                self.mean.len()
+            )
+        } else if self.basis.is_empty() || self.basis.iter().any(|b| b.len() != n) {
+            format!("it needs at least one direction of {n} values")
+        } else {
+            return Ok(());
+        };
+        Err(Error::InvalidArgument(format!(
+            "generation subspace: {why}"
+        )))
+    }
+
+    /// The image of coefficients `z` (C x H x W values): the mean plus `sum_j z_j basis_j`.
+    pub fn image(&self, z: &[f64]) -> Vec<f64> {
+        let mut out: Vec<f64> = self.mean.iter().map(|&m| f64::from(m)).collect();
+        for (zj, b) in z.iter().zip(&self.basis) {
+            for (o, &v) in out.iter_mut().zip(b) {
+                *o += zj * f64::from(v);
+            }
+        }
+        out
+    }
 }
 
 /// A class-conditioned model's default guidance weight.
@@ -52,8 +110,35 @@ pub struct GuidanceDefault {
 }
 
 impl Generation {
-    /// Checks weights, shapes and that every covariance has a Cholesky factor.
+    /// The number of values a component is over: the subspace's directions when there is
+    /// one, else the channels.
+    pub fn dims(&self, channels: usize) -> usize {
+        self.subspace.as_ref().map_or(channels, |s| s.basis.len())
+    }
+
+    /// The level starts are restored from: the subspace's, else T.
+    pub fn start_level(&self, steps: usize) -> usize {
+        self.subspace.as_ref().map_or(steps, |s| s.level)
+    }
+
+    /// Checks weights, shapes and that every covariance has a Cholesky factor. `channels` is
+    /// the images' (the components' size unless there is a subspace).
     pub fn validate(&self, channels: usize) -> Result<()> {
+        let dims = self.dims(channels);
+        for g in &self.by_class {
+            if g.subspace.is_some() {
+                return Err(Error::InvalidArgument(
+                    "generation mixture: a per-class mixture has its own subspace (they share \
+                     the overall one)"
+                        .into(),
+                ));
+            }
+            g.validate_dims(dims)?;
+        }
+        self.validate_dims(dims)
+    }
+
+    fn validate_dims(&self, channels: usize) -> Result<()> {
         let bad = |why: String| Err(Error::InvalidArgument(format!("generation mixture: {why}")));
         if self.components.is_empty() {
             return bad("no components".into());
@@ -74,9 +159,6 @@ impl Generation {
                 return bad(format!("a component is not {channels}-dimensional"));
             }
             cholesky(&c.covariance)?;
-        }
-        for g in &self.by_class {
-            g.validate(channels)?;
         }
         Ok(())
     }
@@ -113,16 +195,25 @@ impl Generation {
         prior.len().saturating_sub(1)
     }
 
-    /// Draws `n` starting images `[n, C, H, W]`: a mean per image from the mixture, constant
-    /// over the image, plus independent `N(0, noise^2)` per pixel.
+    /// Draws `n` starting images `[n, C, H, W]`: from the mixture, a mean per channel constant
+    /// over the image, or with `subspace` (the overall mixture's, which the per-class ones share)
+    /// the coefficients of an image of it; plus independent `N(0, noise^2)` per pixel.
     pub fn starts(
         &self,
+        subspace: Option<&Subspace>,
         rng: &mut impl Rng,
         n: usize,
         (c, h, w): (usize, usize, usize),
         noise: f64,
     ) -> Result<Array4<f32>> {
-        self.validate(c)?;
+        let dims = match subspace {
+            Some(s) => {
+                s.validate((c, h, w), usize::MAX)?;
+                s.basis.len()
+            }
+            None => c,
+        };
+        self.validate_dims(dims)?;
         let factors: Vec<Mat<f64>> = self
             .components
             .iter()
@@ -140,15 +231,20 @@ impl Generation {
                     break;
                 }
             }
-            let z: Vec<f64> = (0..c).map(|_| StandardNormal.sample(rng)).collect();
+            let z: Vec<f64> = (0..dims).map(|_| StandardNormal.sample(rng)).collect();
             let l = &factors[k];
-            for (ch, mut plane) in img.outer_iter_mut().enumerate() {
-                let m =
-                    self.components[k].mean[ch] + (0..=ch).map(|j| l[(ch, j)] * z[j]).sum::<f64>();
-                plane.mapv_inplace(|_| {
-                    let e: f64 = StandardNormal.sample(rng);
-                    (m + noise * e) as f32
-                });
+            let drawn: Vec<f64> = (0..dims)
+                .map(|i| {
+                    self.components[k].mean[i] + (0..=i).map(|j| l[(i, j)] * z[j]).sum::<f64>()
+                })
+                .collect();
+            let base: Vec<f64> = match subspace {
+                Some(s) => s.image(&drawn),
+                None => (0..c * h * w).map(|i| drawn[i / (h * w)]).collect(),
+            };
+            for (v, b) in img.iter_mut().zip(base) {
+                let e: f64 = StandardNormal.sample(rng);
+                *v = (b + noise * e) as f32;
             }
         }
         Ok(out)
@@ -190,6 +286,7 @@ mod tests {
             images: 0,
             by_class: Vec::new(),
             guidance: None,
+            subspace: None,
         }
     }
 
@@ -230,7 +327,9 @@ mod tests {
         let g = mixture();
         g.validate(2).expect("valid");
         let mut rng = StdRng::seed_from_u64(5);
-        let x = g.starts(&mut rng, 4000, (2, 3, 3), 0.0).expect("starts");
+        let x = g
+            .starts(None, &mut rng, 4000, (2, 3, 3), 0.0)
+            .expect("starts");
         // perfect symmetry: every image is constant per channel
         for img in x.outer_iter() {
             for plane in img.outer_iter() {
@@ -250,7 +349,7 @@ mod tests {
         assert!((mean1 - want).abs() < 0.02, "{mean1} vs {want}");
         // broken symmetry: pixel noise of the asked standard deviation
         let mut rng = StdRng::seed_from_u64(6);
-        let y = g.starts(&mut rng, 200, (1, 8, 8), 0.002);
+        let y = g.starts(None, &mut rng, 200, (1, 8, 8), 0.002);
         assert!(
             y.is_err(),
             "a 2-channel mixture on 1-channel images is refused"
@@ -265,8 +364,11 @@ mod tests {
             images: 0,
             by_class: Vec::new(),
             guidance: None,
+            subspace: None,
         };
-        let y = one.starts(&mut rng, 200, (1, 8, 8), 0.002).expect("starts");
+        let y = one
+            .starts(None, &mut rng, 200, (1, 8, 8), 0.002)
+            .expect("starts");
         let within: Vec<f64> = y
             .outer_iter()
             .flat_map(|im| {
@@ -280,10 +382,10 @@ mod tests {
         assert!((sd - 0.002).abs() < 0.0002, "{sd}");
         // the same seed, the same draws
         let a = one
-            .starts(&mut StdRng::seed_from_u64(9), 3, (1, 2, 2), 0.002)
+            .starts(None, &mut StdRng::seed_from_u64(9), 3, (1, 2, 2), 0.002)
             .expect("a");
         let b = one
-            .starts(&mut StdRng::seed_from_u64(9), 3, (1, 2, 2), 0.002)
+            .starts(None, &mut StdRng::seed_from_u64(9), 3, (1, 2, 2), 0.002)
             .expect("b");
         assert_eq!(a, b);
     }

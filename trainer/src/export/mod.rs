@@ -184,6 +184,9 @@ pub struct MixtureOptions {
     pub components: usize,
     /// Fit on the first N training images (0 = all).
     pub images: usize,
+    /// Over the first `dims` principal components of `D(x, level)` (`(level, dims)`), not over
+    /// channel means.
+    pub subspace: Option<(usize, usize)>,
 }
 
 impl Default for MixtureOptions {
@@ -191,7 +194,31 @@ impl Default for MixtureOptions {
         MixtureOptions {
             components: 1,
             images: 0,
+            subspace: None,
         }
+    }
+}
+
+/// Fits the mixture `mixture` asks for on `data` for a network whose degradation is
+/// `degradation`, with per-class mixtures for a class-conditioned one.
+fn fit_mixture(
+    data: &cold_core::data::Dataset,
+    degradation: &cold_core::degradation::Degradation,
+    mixture: MixtureOptions,
+    conditioned: bool,
+) -> Result<cold_core::generation::Generation> {
+    let components = mixture.components.max(1);
+    match mixture.subspace {
+        Some((level, dims)) => crate::mixture::fit_subspace(
+            data,
+            degradation,
+            level,
+            dims,
+            components,
+            mixture.images,
+            conditioned,
+        ),
+        None => crate::mixture::fit(data, components, mixture.images, conditioned),
     }
 }
 
@@ -263,10 +290,10 @@ pub fn export_run(
     };
     let generation = if mixture.components > 0 {
         let data = cfg.load_data(cfg.split.parse()?)?;
-        let g = crate::mixture::fit(
+        let g = fit_mixture(
             &data,
-            mixture.components,
-            mixture.images,
+            &cfg.degradation,
+            mixture,
             cfg.model.classes.is_some(),
         )?;
         tracing::info!(
@@ -313,7 +340,13 @@ pub fn add_mixture(
         )));
     }
     let conditioned = classes.is_some();
-    let g = crate::mixture::fit(data, mixture.components.max(1), mixture.images, conditioned)?;
+    let mut g = fit_mixture(data, &b.manifest.degradation, mixture, conditioned)?;
+    // The default guidance was chosen for the network, not for the mixture: it stays.
+    g.guidance = b
+        .manifest
+        .generation
+        .as_ref()
+        .and_then(|old| old.guidance.clone());
     let mut m = b.manifest.clone();
     m.generation = Some(g.clone());
     cold_core::files::write(&bundle_dir.join(bundle::MANIFEST), &m)?;

@@ -350,6 +350,7 @@ fn a_fine_tune_bundle_records_the_training_it_started_from() {
     let mixture = crate::export::MixtureOptions {
         components: 0,
         images: 0,
+        subspace: None,
     };
     crate::export::export_run(&run, &out, false, mixture).expect("export the fine-tune");
     let b = cold_core::bundle::Bundle::open(&out, true).expect("open");
@@ -408,6 +409,7 @@ fn resume_continues_bit_identically() {
     let none = crate::export::MixtureOptions {
         components: 0,
         images: 0,
+        subspace: None,
     };
     crate::export::export_run(&straight, &out, false, none).expect("export");
     assert_eq!(

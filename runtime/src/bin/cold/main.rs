@@ -52,7 +52,8 @@ enum Command {
     /// Fréchet Inception Distance between two folders of images (or saved statistics).
     Fid(fid::FidArgs),
     /// Generate images from nothing: Algorithm 2 from constant images drawn from the bundle's
-    /// Gaussian mixture over channel means.
+    /// Gaussian mixture over channel means (or, for a mixture fitted with `cold-train mixture
+    /// --level L --dims K`, from images drawn in a subspace of D(x, L), restored from L).
     Generate(generate::GenerateArgs),
     /// What the tasks of the jobs that wrote into OUT_DIR did (one or many: Slurm arrays,
     /// Kubernetes Indexed Jobs), and what is missing. Exit code 2 when something is.

@@ -31,6 +31,7 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
     let mixture = MixtureOptions {
         components: a.mixture_components,
         images: a.mixture_images,
+        ..MixtureOptions::default()
     };
     let bundle = export::export_run(&RunDir::new(&a.run), &a.out, a.force, mixture)?;
     println!("{}", bundle.display());
@@ -62,6 +63,15 @@ pub struct MixtureArgs {
     /// Fit on the first N training images (0: all).
     #[arg(long, default_value_t = 0)]
     images: usize,
+    /// Fit the mixture over the principal components of the degraded images D(x, LEVEL)
+    /// (`--dims` of them) instead of their channel means: `cold generate` then starts from an
+    /// image drawn in that subspace and restores from LEVEL. Degradations without per-image
+    /// parameters only.
+    #[arg(long, requires = "dims")]
+    level: Option<usize>,
+    /// With --level: how many principal components.
+    #[arg(long, requires = "level")]
+    dims: Option<usize>,
 }
 
 pub fn mixture(a: MixtureArgs) -> Result<ExitCode> {
@@ -69,6 +79,7 @@ pub fn mixture(a: MixtureArgs) -> Result<ExitCode> {
     let opts = MixtureOptions {
         components: a.components,
         images: a.images,
+        subspace: a.level.zip(a.dims),
     };
     let g = export::add_mixture(&a.model, &data, opts)?;
     println!("{}", serde_json::to_string_pretty(&g)?);

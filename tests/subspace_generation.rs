@@ -1,0 +1,122 @@
+//! Generation from a mixture over a principal-component subspace of `D(x, L)` (`cold-train
+//! mixture --level L --dims K`): starts drawn in the subspace and restored from L.
+
+use cold_core::generation::{Component, Generation, Subspace};
+use cold_core::training::TrainingSummary;
+use cold_runtime::engine::{Algorithm, Engine, EngineOptions};
+use cold_runtime::generation::{GenerateOptions, generate};
+use cold_testkit::{random_images, tiny_model};
+use cold_trainer::export;
+use ndarray::Array2;
+
+/// A mixture over a subspace of `D(x, L)`: each sample starts from the subspace's image of its
+/// drawn coefficients and Algorithm 2 restores it from L, not T; a subspace fitted at another
+/// size is refused before anything is written.
+#[test]
+fn a_subspace_mixture_starts_from_its_images_at_its_level() {
+    let (cfg, net) = tiny_model(3);
+    let (level, side) = (5usize, 28usize);
+    let mean = random_images((1, 1, side, side), 11).mapv(|v| 0.5 * v);
+    let ramp: Vec<f32> = (0..side * side).map(|k| (k % side) as f32 - 13.5).collect();
+    let norm = ramp.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let space = Subspace {
+        level,
+        mean: mean.iter().copied().collect(),
+        basis: vec![ramp.iter().map(|v| v / norm).collect()],
+        explained: 0.9,
+    };
+    // One component at coefficient 3 with a negligible spread.
+    let g = Generation {
+        components: vec![Component {
+            weight: 1.0,
+            mean: vec![3.0],
+            covariance: vec![vec![1e-12]],
+        }],
+        fitted_on: "test".into(),
+        images: 0,
+        by_class: Vec::new(),
+        guidance: None,
+        subspace: Some(space.clone()),
+    };
+    let options = || GenerateOptions {
+        count: 3,
+        seed: 1,
+        noise: 0.0,
+        batch: 2,
+        overwrite: false,
+        shard: None,
+        class: None,
+        guidance: 1.0,
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("subspace");
+    export::export_model(
+        &net,
+        &cfg,
+        TrainingSummary::default(),
+        Some(g.clone()),
+        &dir,
+        false,
+    )
+    .expect("export");
+    let mut engine = Engine::open(&dir, EngineOptions::default()).expect("engine");
+    let out = tmp.path().join("out");
+    assert_eq!(
+        generate(&mut engine, &out, &options())
+            .expect("generate")
+            .written,
+        3
+    );
+    // The start: the mean plus 3 times the direction (the covariance is negligible).
+    let start: Vec<f32> = space.image(&[3.0]).iter().map(|&v| v as f32).collect();
+    let x = ndarray::Array4::from_shape_vec((1, 1, side, side), start).expect("start");
+    let params = Array2::<f32>::zeros((1, 0));
+    let from = |e: &mut Engine, t: usize| {
+        e.restore(x.view(), &[t], params.view(), Algorithm::Two, None, false)
+            .expect("restore")
+            .output
+    };
+    let want = from(&mut engine, level);
+    let other = from(&mut engine, cfg.degradation.steps);
+    let png = cold_core::imageio::read_image(&out.join("samples/00001.png"))
+        .expect("png")
+        .to_luma8();
+    let mut worst = (0.0f32, 0.0f32);
+    for (k, &p) in png.as_raw().iter().enumerate() {
+        let got = f32::from(p) / 255.0 * 2.0 - 1.0;
+        let (a, b) = (
+            want[[0, 0, k / side, k % side]],
+            other[[0, 0, k / side, k % side]],
+        );
+        worst.0 = worst.0.max((got - a.clamp(-1.0, 1.0)).abs());
+        worst.1 = worst.1.max((got - b.clamp(-1.0, 1.0)).abs());
+    }
+    assert!(
+        worst.0 <= 1.0 / 255.0 + 1e-4,
+        "from level {level}: {}",
+        worst.0
+    );
+    // Beyond the rounding the match above allows (a random network changes little with t).
+    assert!(worst.1 > 1.0 / 255.0 + 1e-3, "not from T: {}", worst.1);
+    // A subspace of another image size: refused, nothing written.
+    let mut small = g;
+    small.subspace = Some(Subspace {
+        mean: vec![0.0; 16],
+        basis: vec![vec![0.25; 16]],
+        ..space
+    });
+    let dir2 = tmp.path().join("small");
+    export::export_model(
+        &net,
+        &cfg,
+        TrainingSummary::default(),
+        Some(small),
+        &dir2,
+        false,
+    )
+    .expect("export");
+    let mut engine = Engine::open(&dir2, EngineOptions::default()).expect("engine");
+    let e = generate(&mut engine, &tmp.path().join("o2"), &options()).expect_err("refused");
+    assert!(e.to_string().contains("another size"), "{e}");
+    assert!(!tmp.path().join("o2/samples/00000.png").exists());
+}
