@@ -45,7 +45,7 @@ pub(crate) fn fit(
     by_class: bool,
 ) -> Result<Generation> {
     let means = channel_means(data, limit);
-    let g = fit_points(data, &means, data.channels, components, by_class)?;
+    let g = fit_points(data, &means, data.channels, components, by_class, 1e-6)?;
     g.validate(data.channels)?;
     Ok(g)
 }
@@ -68,10 +68,45 @@ pub(crate) fn fit_subspace(
          variance",
         100.0 * space.explained
     );
-    let mut g = fit_points(data, &coefficients, dims, components, by_class)?;
+    // The coefficients' spreads fall by orders of magnitude from the first direction to the
+    // last, which leaves linfa's EM ill-conditioned (NaN responsibilities): fit each coefficient
+    // in units of its own standard deviation, then scale the mixtures back.
+    let n = coefficients.len().max(1) as f64;
+    let sd: Vec<f64> = (0..dims)
+        .map(|j| {
+            let m = coefficients.iter().map(|z| z[j]).sum::<f64>() / n;
+            let v = coefficients.iter().map(|z| (z[j] - m).powi(2)).sum::<f64>() / n;
+            v.sqrt().max(1e-12)
+        })
+        .collect();
+    let unit: Vec<Vec<f64>> = coefficients
+        .iter()
+        .map(|z| z.iter().zip(&sd).map(|(v, s)| v / s).collect())
+        .collect();
+    // 1e-3 of each coefficient's variance added to the diagonals keeps every covariance
+    // positive definite in the EM steps at many dimensions.
+    let mut g = fit_points(data, &unit, dims, components, by_class, 1e-3)?;
+    rescale(&mut g, &sd);
+    for m in &mut g.by_class {
+        rescale(m, &sd);
+    }
     g.subspace = Some(space);
     g.validate(data.channels)?;
     Ok(g)
+}
+
+/// The components of `g`, fitted on coordinates divided by `sd`, in the original coordinates.
+fn rescale(g: &mut Generation, sd: &[f64]) {
+    for c in &mut g.components {
+        for (m, s) in c.mean.iter_mut().zip(sd) {
+            *m *= s;
+        }
+        for (row, si) in c.covariance.iter_mut().zip(sd) {
+            for (v, sj) in row.iter_mut().zip(sd) {
+                *v *= si * sj;
+            }
+        }
+    }
 }
 
 /// The first `dims` principal directions of `D(x, level)` over the images (all when `limit` is
@@ -173,8 +208,9 @@ fn fit_points(
     dims: usize,
     components: usize,
     by_class: bool,
+    reg: f64,
 ) -> Result<Generation> {
-    let mut g = fit_means(means, dims, components, &data.name)?;
+    let mut g = fit_means(means, dims, components, &data.name, reg)?;
     if by_class {
         for (k, name) in data.class_names.iter().enumerate() {
             let own: Vec<Vec<f64>> = means
@@ -197,7 +233,7 @@ fn fit_points(
                     ..g.clone()
                 }
             } else {
-                fit_means(&own, dims, components.min(n / 2).max(1), &label)?
+                fit_means(&own, dims, components.min(n / 2).max(1), &label, reg)?
             };
             g.by_class.push(class_mixture);
         }
@@ -205,34 +241,49 @@ fn fit_points(
     Ok(g)
 }
 
-/// Fits `components` Gaussians to channel means `[N, C]`.
-fn fit_means(means: &[Vec<f64>], c: usize, components: usize, name: &str) -> Result<Generation> {
+/// Fits `components` Gaussians to points `[N, C]` (channel means, or subspace coefficients),
+/// `reg` added to the diagonal of every covariance.
+fn fit_means(
+    means: &[Vec<f64>],
+    c: usize,
+    components: usize,
+    name: &str,
+    reg: f64,
+) -> Result<Generation> {
     let n = means.len();
     if components == 0 || n < components.max(2) {
         return Err(TrainError::Config(format!(
             "a mixture of {components} components needs more than {n} images"
         )));
     }
-    let flat: Vec<f64> = means.iter().flatten().copied().collect();
-    let x = ndarray016::Array2::from_shape_vec((n, c), flat)
-        .map_err(|e| TrainError::Config(e.to_string()))?;
-    let ds = DatasetBase::from(x);
-    let gmm = GaussianMixtureModel::params(components)
-        .covariance_type(GmmCovarType::Full)
-        .n_runs(3)
-        .tolerance(1e-6)
-        .max_n_iterations(500)
-        .fit(&ds)
-        .map_err(|e| TrainError::Config(format!("fitting the generation mixture: {e}")))?;
-    let comps = (0..components)
-        .map(|k| Component {
-            weight: gmm.weights()[k],
-            mean: gmm.means().row(k).to_vec(),
-            covariance: (0..c)
-                .map(|i| (0..c).map(|j| gmm.covariances()[[k, i, j]]).collect())
-                .collect(),
-        })
-        .collect();
+    let comps = if components == 1 {
+        // One Gaussian is the sample mean and covariance: no EM (whose responsibilities
+        // underflow for tight classes at many dimensions).
+        let mean: Vec<f64> = (0..c)
+            .map(|i| means.iter().map(|p| p[i]).sum::<f64>() / n as f64)
+            .collect();
+        let covariance = (0..c)
+            .map(|i| {
+                (0..c)
+                    .map(|j| {
+                        let v = means
+                            .iter()
+                            .map(|p| (p[i] - mean[i]) * (p[j] - mean[j]))
+                            .sum::<f64>()
+                            / n as f64;
+                        if i == j { v + reg } else { v }
+                    })
+                    .collect()
+            })
+            .collect();
+        vec![Component {
+            weight: 1.0,
+            mean,
+            covariance,
+        }]
+    } else {
+        gmm_components(means, c, components, name, reg)?
+    };
     let g = Generation {
         components: comps,
         fitted_on: name.to_string(),
@@ -243,6 +294,43 @@ fn fit_means(means: &[Vec<f64>], c: usize, components: usize, name: &str) -> Res
     };
     g.validate(c)?;
     Ok(g)
+}
+
+/// `components` Gaussians fitted to `means` by linfa's EM (full covariances, k-means start).
+fn gmm_components(
+    means: &[Vec<f64>],
+    c: usize,
+    components: usize,
+    name: &str,
+    reg: f64,
+) -> Result<Vec<Component>> {
+    let n = means.len();
+    let flat: Vec<f64> = means.iter().flatten().copied().collect();
+    let x = ndarray016::Array2::from_shape_vec((n, c), flat)
+        .map_err(|e| TrainError::Config(e.to_string()))?;
+    let ds = DatasetBase::from(x);
+    let gmm = GaussianMixtureModel::params(components)
+        .covariance_type(GmmCovarType::Full)
+        .n_runs(3)
+        .tolerance(1e-6)
+        .max_n_iterations(500)
+        .reg_covariance(reg)
+        .fit(&ds)
+        .map_err(|e| {
+            TrainError::Config(format!(
+                "fitting the generation mixture of {components} components over {c} dimensions \
+                 to {n} points ({name}): {e}; try fewer components or dimensions"
+            ))
+        })?;
+    Ok((0..components)
+        .map(|k| Component {
+            weight: gmm.weights()[k],
+            mean: gmm.means().row(k).to_vec(),
+            covariance: (0..c)
+                .map(|i| (0..c).map(|j| gmm.covariances()[[k, i, j]]).collect())
+                .collect(),
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -393,6 +481,10 @@ mod tests {
             .abs()
                 < 1e-4
         );
+        // The smallest direction too, relative to its own variance (the fit is in units of
+        // each coefficient's spread, scaled back).
+        let vl = g.components[0].covariance[dims - 1][dims - 1];
+        assert!((vl - last).abs() < 1e-3 * last, "{vl} against {last}");
         // Refused: a level outside 1..=T, too many directions, per-image parameters.
         assert!(fit_subspace(&data, &d, 0, 2, 1, 0, false).is_err());
         assert!(fit_subspace(&data, &d, d.steps + 1, 2, 1, 0, false).is_err());
