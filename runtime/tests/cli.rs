@@ -1019,7 +1019,7 @@ fn self_ensemble_makes_restoration_commute_with_flips() {
 
 #[test]
 fn the_null_class_generates_on_a_bundle_with_a_default_guidance() {
-    // models/mnist-gen carries a default guidance weight (3); it weighs a class against none, so
+    // models/mnist-gen carries a default guidance weight (2); it weighs a class against none, so
     // `--class none` runs without it instead of being refused, and an explicit weight is still
     // refused there.
     let tmp = tempfile::tempdir().expect("tmp");
