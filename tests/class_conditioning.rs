@@ -7,7 +7,7 @@ use cold_core::generation::{Component, Generation};
 use cold_core::training::TrainingSummary;
 use cold_runtime::engine::{Algorithm, Engine, EngineOptions};
 use cold_runtime::generation::{CLASSES_FILE, ClassChoice, GenerateOptions, generate};
-use cold_testkit::{max_abs_diff, random_images, tiny_model};
+use cold_testkit::{max_abs_diff, random_images, three_samples as options, tiny_model};
 use cold_trainer::CpuBackend as B;
 use cold_trainer::export;
 use cold_trainer::model::InitUNet;
@@ -29,19 +29,6 @@ fn mixture(mean: f64) -> Generation {
         by_class: Vec::new(),
         guidance: None,
         subspace: None,
-    }
-}
-
-fn options() -> GenerateOptions {
-    GenerateOptions {
-        count: 3,
-        seed: 1,
-        noise: 0.0,
-        batch: 2,
-        overwrite: false,
-        shard: None,
-        class: None,
-        guidance: 1.0,
     }
 }
 

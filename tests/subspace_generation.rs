@@ -4,7 +4,7 @@
 use cold_core::generation::{Component, Generation, Subspace};
 use cold_core::training::TrainingSummary;
 use cold_runtime::engine::{Algorithm, Engine, EngineOptions};
-use cold_runtime::generation::{GenerateOptions, generate};
+use cold_runtime::generation::generate;
 use cold_testkit::{random_images, tiny_model};
 use cold_trainer::export;
 use ndarray::Array2;
@@ -38,16 +38,7 @@ fn a_subspace_mixture_starts_from_its_images_at_its_level() {
         guidance: None,
         subspace: Some(space.clone()),
     };
-    let options = || GenerateOptions {
-        count: 3,
-        seed: 1,
-        noise: 0.0,
-        batch: 2,
-        overwrite: false,
-        shard: None,
-        class: None,
-        guidance: 1.0,
-    };
+    let options = cold_testkit::three_samples;
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("subspace");
     export::export_model(

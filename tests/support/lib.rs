@@ -54,3 +54,17 @@ pub fn max_abs_diff<'a>(
 pub fn tiny_bundle_dir() -> PathBuf {
     workspace_root().join("tests/fixtures/tiny-bundle")
 }
+
+/// Three samples in batches of two, seed 1, no broken-symmetry noise, no class, guidance 1.
+pub fn three_samples() -> cold_runtime::generation::GenerateOptions {
+    cold_runtime::generation::GenerateOptions {
+        count: 3,
+        seed: 1,
+        noise: 0.0,
+        batch: 2,
+        overwrite: false,
+        shard: None,
+        class: None,
+        guidance: 1.0,
+    }
+}
