@@ -566,12 +566,8 @@ mod tests {
             }
         }
         assert_eq!("linear".parse::<Levels>(), Ok(Levels::Linear));
-        assert!(
-            "square"
-                .parse::<Levels>()
-                .unwrap_err()
-                .contains("uniform or linear")
-        );
+        let e = "square".parse::<Levels>().expect_err("unknown");
+        assert!(e.contains("uniform or linear"), "{e}");
         // Configs without the field are uniform, and uniform ones are written without it.
         let cfg = TrainConfig::new("mnist", "mnist", "compact").expect("config");
         let json = serde_json::to_value(&cfg).expect("json");
