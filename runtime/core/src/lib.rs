@@ -30,6 +30,7 @@ pub mod files;
 pub mod folder;
 pub mod generation;
 pub mod imageio;
+pub mod levels;
 pub mod metrics;
 pub mod network;
 pub mod onnx;
