@@ -111,3 +111,101 @@ fn a_subspace_mixture_starts_from_its_images_at_its_level() {
     assert!(e.to_string().contains("another size"), "{e}");
     assert!(!tmp.path().join("o2/samples/00000.png").exists());
 }
+
+/// A network trained on the low levels only (`cold-train train --max-level K`) refuses what lies
+/// above them: restoring from t > K, and generating from a mixture whose start is above K; at
+/// K itself both run.
+#[test]
+fn a_network_trained_on_low_levels_refuses_to_start_above_them() {
+    use cold_core::folder::{DEFAULT_MAX_PIXELS, Resize};
+    use cold_runtime::jobs::{RestoreOptions, restore_folder};
+    let (cfg, net) = tiny_model(3);
+    let side = 28usize;
+    let space = |level| Subspace {
+        level,
+        mean: vec![0.0; side * side],
+        basis: vec![vec![1.0 / side as f32; side * side]],
+        explained: 0.9,
+    };
+    let mixture = |level| Generation {
+        components: vec![Component {
+            weight: 1.0,
+            mean: vec![0.5],
+            covariance: vec![vec![0.01]],
+        }],
+        fitted_on: "test".into(),
+        images: 0,
+        by_class: Vec::new(),
+        guidance: None,
+        subspace: Some(space(level)),
+    };
+    let trained = TrainingSummary {
+        max_level: Some(4),
+        ..TrainingSummary::default()
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bundle = |name: &str, level| {
+        let dir = tmp.path().join(name);
+        export::export_model(
+            &net,
+            &cfg,
+            trained.clone(),
+            Some(mixture(level)),
+            &dir,
+            false,
+        )
+        .expect("export");
+        Engine::open(&dir, EngineOptions::default()).expect("engine")
+    };
+    let mut above = bundle("above", 5);
+    let e = generate(
+        &mut above,
+        &tmp.path().join("g5"),
+        &cold_testkit::three_samples(),
+    )
+    .expect_err("start above the trained levels");
+    assert!(e.to_string().contains("trained on levels 1..=4"), "{e}");
+    assert!(!tmp.path().join("g5/samples/00000.png").exists());
+    // Fitting a mixture that would start above the trained levels is refused too.
+    let data = cold_core::data::Dataset::load(
+        &cold_core::data::Source::Mnist(Some(cold_testkit::mnist_fixture_dir())),
+        cold_core::data::Split::Test,
+    )
+    .expect("fixture");
+    let fit = |level| export::MixtureOptions {
+        components: 1,
+        images: 0,
+        subspace: Some((level, 4)),
+    };
+    let e = export::add_mixture(&tmp.path().join("above"), &data, fit(5)).expect_err("level 5");
+    assert!(e.to_string().contains("trained on levels 1..=4"), "{e}");
+    let mut at = bundle("at", 4);
+    let report = generate(
+        &mut at,
+        &tmp.path().join("g4"),
+        &cold_testkit::three_samples(),
+    );
+    assert_eq!(report.expect("start at K").written, 3);
+
+    let inputs = tmp.path().join("in");
+    let x = random_images((1, 1, side, side), 3);
+    cold_core::imageio::save_unit_png(&inputs.join("a.png"), x.index_axis(ndarray::Axis(0), 0))
+        .expect("png");
+    let opts = |t| RestoreOptions {
+        t: Some(t),
+        algorithm: Algorithm::Two,
+        steps: None,
+        batch: 4,
+        progression: false,
+        resize: Resize::Refuse,
+        max_pixels: DEFAULT_MAX_PIXELS,
+        shard: None,
+        overwrite: false,
+    };
+    let e = restore_folder(&mut at, &inputs, &tmp.path().join("r5"), &opts(5))
+        .expect_err("t above the trained levels");
+    assert!(e.to_string().contains("cannot start from level 5"), "{e}");
+    assert!(!tmp.path().join("r5/a.png").exists());
+    let r = restore_folder(&mut at, &inputs, &tmp.path().join("r4"), &opts(4)).expect("t = K");
+    assert_eq!(r.written, 1);
+}

@@ -90,6 +90,11 @@ pub fn describe(b: &Bundle) -> String {
             &t.backend
         }
     ));
+    if let Some(k) = t.max_level {
+        s.push_str(&format!(
+            "             on levels 1..={k} only: restores (and generates) from t <= {k}\n"
+        ));
+    }
     if let Some(base) = &t.started_from {
         let weights = base
             .weights_sha256

@@ -99,6 +99,7 @@ fn restore_inputs(
         )));
     }
     let t = level(engine, t.or(side.as_ref().map(|s| s.t)))?;
+    engine.bundle.manifest.check_trained_level(t)?;
     Ok((t, side))
 }
 

@@ -86,7 +86,7 @@ pub fn make_batch<B: Backend>(
             im.assign(&moved);
         }
     }
-    let steps = cfg.degradation.steps;
+    let steps = cfg.top_level();
     let levels: Vec<i64> = (0..n)
         .map(|_| match cfg.levels {
             // The reference's draw, kept as it was so that earlier runs replay.
@@ -183,6 +183,45 @@ mod tests {
         }
         let share = dropped as f64 / (kept + dropped) as f64;
         assert!((0.17..0.33).contains(&share), "dropped {share}");
+    }
+
+    #[test]
+    fn max_level_caps_the_drawn_levels_and_every_level_below_is_drawn() {
+        let fixture =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
+        let mut cfg = TrainConfig::new(&format!("mnist:{}", fixture.display()), "mnist", "tiny")
+            .expect("cfg");
+        cfg.split = "test".into();
+        cfg.batch_size = 64;
+        let data = cfg.load_data(Split::Test).expect("data");
+        let deg = cfg.degradation.prepare().expect("deg");
+        let dev = Default::default();
+        let levels = |cfg: &TrainConfig| -> Vec<i64> {
+            (0..4)
+                .flat_map(|step| {
+                    let b = make_batch::<B>(cfg, &data, &deg, step, &dev);
+                    b.t.to_data().convert::<i64>().to_vec::<i64>().expect("i64")
+                })
+                .collect()
+        };
+        // Without the cap the draw reaches above 3 (T = 20 here).
+        assert!(levels(&cfg).iter().any(|&t| t > 3));
+        for weighting in [Levels::Uniform, Levels::Linear] {
+            let mut capped = cfg.clone();
+            capped.levels = weighting;
+            capped.max_level = Some(3);
+            let t = levels(&capped);
+            for k in 1..=3 {
+                assert!(
+                    t.contains(&k),
+                    "{weighting:?}: level {k} never drawn in {t:?}"
+                );
+            }
+            assert!(
+                t.iter().all(|&v| (1..=3).contains(&v)),
+                "{weighting:?}: {t:?}"
+            );
+        }
     }
 
     #[test]

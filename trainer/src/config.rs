@@ -62,6 +62,8 @@ pub struct Overrides {
     pub ssim_weight: Option<f64>,
     /// How the training levels are drawn (`TrainConfig::levels`).
     pub levels: Option<Levels>,
+    /// The highest level trained on (`TrainConfig::max_level`).
+    pub max_level: Option<usize>,
     pub seed: Option<u64>,
     pub sample_every: Option<usize>,
     pub checkpoint_every: Option<usize>,
@@ -211,6 +213,9 @@ impl Overrides {
         }
         if let Some(l) = self.levels {
             cfg.levels = l;
+        }
+        if self.max_level.is_some() {
+            cfg.max_level = self.max_level;
         }
         if let Some(p) = self.label_dropout {
             cfg.label_dropout = p;

@@ -134,7 +134,28 @@ impl Manifest {
             let im = &self.image;
             s.validate((im.channels, im.height, im.width), self.degradation.steps)?;
         }
+        self.check_trained_level(g.start_level(self.degradation.steps))
+            .map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "{e}. Its generation starts there: fit the mixture at a level it was trained \
+                     on (`cold-train mixture --level`)"
+                ))
+            })?;
         Ok(g.clone())
+    }
+
+    /// Refuses level `t` when the network was trained on lower levels only (`cold-train train
+    /// --max-level`): its estimates above are untrained.
+    pub fn check_trained_level(&self, t: usize) -> Result<()> {
+        match self.training.max_level {
+            Some(k) if t > k => Err(Error::InvalidArgument(format!(
+                "model {} was trained on levels 1..={k} only (cold-train train --max-level {k}), \
+                 so it cannot start from level {t}: use a level up to {k}, or a model trained on \
+                 every level",
+                self.name
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 

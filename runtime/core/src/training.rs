@@ -64,6 +64,11 @@ pub struct TrainConfig {
     /// capacity on the strong degradations where restoration is hardest.
     #[serde(default, skip_serializing_if = "Levels::is_uniform")]
     pub levels: Levels,
+    /// The highest level trained on: t is drawn from 1..=max_level instead of 1..=T, so a
+    /// network that only ever restores from low levels (generation from a subspace of D(x, L),
+    /// L small) spends all its capacity there. None: T (the reference's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_level: Option<usize>,
     pub model: UNetConfig,
     pub batch_size: usize,
     /// The learning rate (the peak one under a decaying schedule).
@@ -172,6 +177,7 @@ impl TrainConfig {
             input_bits: None,
             ssim_weight: 0.0,
             levels: Levels::Uniform,
+            max_level: None,
             degradation,
             model: model_cfg,
             batch_size: 32,
@@ -248,6 +254,14 @@ impl TrainConfig {
                 "a class-conditioned network needs at least one class".into(),
             ));
         }
+        if let Some(k) = self.max_level
+            && !(1..=self.degradation.steps).contains(&k)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "max_level (--max-level) {k} must be between 1 and the degradation's T = {}",
+                self.degradation.steps
+            )));
+        }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return Err(Error::InvalidArgument(format!(
                 "learning rate {} must be positive",
@@ -263,6 +277,11 @@ impl TrainConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The highest level training draws: `max_level`, else T.
+    pub fn top_level(&self) -> usize {
+        self.max_level.unwrap_or(self.degradation.steps)
     }
 
     /// The learning rate of the optimiser step taken from `step` (0 for the run's first).
@@ -393,6 +412,10 @@ pub struct TrainingSummary {
     pub seconds: f64,
     #[serde(default)]
     pub backend: String,
+    /// The highest level this run trained on (`TrainConfig::max_level`), when below T: the
+    /// runtime refuses to restore from above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_level: Option<usize>,
     /// The training of the bundle this run started from (`cold-train train --init`), when it is a
     /// fine-tune; `steps` and `seconds` above are then this run's alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -415,6 +438,7 @@ impl Default for TrainingSummary {
             ema_decay: 0.0,
             seconds: 0.0,
             backend: String::new(),
+            max_level: None,
             started_from: None,
             weights_sha256: None,
         }
@@ -521,6 +545,26 @@ mod tests {
         let back: TrainConfig =
             serde_json::from_value(serde_json::to_value(&lin).expect("json")).expect("back");
         assert_eq!(back.levels, Levels::Linear);
+    }
+
+    #[test]
+    fn max_level_is_checked_against_t_and_absent_means_every_level() {
+        let cfg = TrainConfig::new("mnist", "mnist", "compact").expect("config");
+        let json = serde_json::to_value(&cfg).expect("json");
+        assert!(json.get("max_level").is_none());
+        assert_eq!(cfg.top_level(), cfg.degradation.steps);
+        let mut capped = cfg.clone();
+        capped.max_level = Some(5);
+        capped.validate().expect("5 <= T");
+        assert_eq!(capped.top_level(), 5);
+        let back: TrainConfig =
+            serde_json::from_value(serde_json::to_value(&capped).expect("json")).expect("back");
+        assert_eq!(back.max_level, Some(5));
+        for bad in [0, cfg.degradation.steps + 1] {
+            capped.max_level = Some(bad);
+            let e = capped.validate().expect_err("out of 1..=T").to_string();
+            assert!(e.contains("--max-level"), "{e}");
+        }
     }
 
     #[test]

@@ -189,6 +189,13 @@ pub struct MixtureOptions {
     pub subspace: Option<(usize, usize)>,
 }
 
+impl MixtureOptions {
+    /// The level its samples start from: the subspace's, else T.
+    fn start_level(&self, steps: usize) -> usize {
+        self.subspace.map_or(steps, |(level, _)| level)
+    }
+}
+
 impl Default for MixtureOptions {
     fn default() -> Self {
         MixtureOptions {
@@ -258,6 +265,7 @@ pub fn export_run(
         batch_size: cfg.batch_size,
         learning_rate: cfg.learning_rate,
         ema_decay: cfg.ema_decay,
+        max_level: cfg.max_level,
         seconds: summary
             .as_ref()
             .map(|s| s.total_seconds)
@@ -288,7 +296,17 @@ pub fn export_run(
         }
         None => (training, losses, None),
     };
-    let generation = if mixture.components > 0 {
+    let start = mixture.start_level(cfg.degradation.steps);
+    let untrained_start = cfg.max_level.is_some_and(|k| start > k);
+    if mixture.components > 0 && untrained_start {
+        tracing::warn!(
+            "no generation mixture: its samples would start at level {start}, above the levels \
+             this network was trained on (--max-level {}); add one with `cold-train mixture \
+             --level` at or below it",
+            cfg.top_level()
+        );
+    }
+    let generation = if mixture.components > 0 && !untrained_start {
         let data = cfg.load_data(cfg.split.parse()?)?;
         let g = fit_mixture(
             &data,
@@ -339,6 +357,12 @@ pub fn add_mixture(
             data.class_names.join(", ")
         )));
     }
+    let start = mixture.start_level(b.manifest.degradation.steps);
+    b.manifest.check_trained_level(start).map_err(|e| {
+        TrainError::Config(format!(
+            "{e}: fit the mixture at a level it was trained on (--level)"
+        ))
+    })?;
     let conditioned = classes.is_some();
     let mut g = fit_mixture(data, &b.manifest.degradation, mixture, conditioned)?;
     // The default guidance was chosen for the network, not for the mixture: it stays.

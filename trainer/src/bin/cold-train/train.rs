@@ -91,6 +91,11 @@ pub struct TrainArgs {
     /// to t, more training where the degradation is strongest).
     #[arg(long, value_name = "uniform|linear")]
     levels: Option<cold_trainer::config::Levels>,
+    /// Train on levels 1..=K only (default: every level, 1..=T): for a generation network that
+    /// starts from a low level (`cold-train mixture --level L`, L <= K). The bundle records K and
+    /// `cold` refuses to restore from above it.
+    #[arg(long, value_name = "K")]
+    max_level: Option<usize>,
     /// Start a new run from this bundle's network (fine-tuning) instead of a fresh one; its
     /// network, degradation and data set are the run's unless --model / --preset / --dataset say
     /// otherwise.
@@ -150,6 +155,7 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
         input_bits: a.input_bits,
         ssim_weight: a.ssim_weight,
         levels: a.levels,
+        max_level: a.max_level,
         seed: a.seed,
         sample_every: a.sample_every,
         checkpoint_every: a.checkpoint_every,
