@@ -39,6 +39,7 @@ pub mod report;
 pub mod sampler;
 pub mod shard;
 pub mod sidecar;
+pub mod summary;
 pub mod task;
 pub mod training;
 pub mod update;
