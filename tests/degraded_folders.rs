@@ -14,8 +14,8 @@ use cold_core::imageio::{self, BitDepth};
 use cold_core::sidecar::Sidecar;
 use cold_core::training::TrainingSummary;
 use cold_runtime::engine::{Algorithm, Engine, EngineOptions};
-use cold_runtime::jobs::{self, RestoreOptions};
-use cold_testkit::{mnist_fixture_dir, tiny_bundle_dir, tiny_model_for};
+use cold_runtime::jobs;
+use cold_testkit::{mnist_fixture_dir, restore_options, tiny_bundle_dir, tiny_model_for};
 use cold_trainer::export;
 
 fn write_digits(dir: &Path, n: usize) {
@@ -41,20 +41,6 @@ fn degrade_opts(t: usize, seed: u64) -> DegradeOptions {
         seed,
         max_pixels: DEFAULT_MAX_PIXELS,
         shard: None,
-    }
-}
-
-fn restore_opts() -> RestoreOptions {
-    RestoreOptions {
-        t: None,
-        algorithm: Algorithm::Two,
-        steps: Some(5),
-        batch: 4,
-        progression: false,
-        resize: Resize::Refuse,
-        max_pixels: DEFAULT_MAX_PIXELS,
-        shard: None,
-        overwrite: false,
     }
 }
 
@@ -147,13 +133,14 @@ fn degrade_then_restore_through_the_sidecar() {
 
     // restore reads the level and the centres from the sidecar
     let restored = tmp.path().join("restored");
-    let rep = jobs::restore_folder(&mut engine, &out, &restored, &restore_opts()).expect("restore");
+    let rep =
+        jobs::restore_folder(&mut engine, &out, &restored, &restore_options()).expect("restore");
     assert_eq!((rep.written, rep.failed.len()), (7, 0));
 
     // An image the sidecar does not list is reported and skipped; the others are restored.
     fs::copy(inp.join("even/00.png"), out.join("stray.png")).expect("copy");
     let again = tmp.path().join("again");
-    let rep = jobs::restore_folder(&mut engine, &out, &again, &restore_opts()).expect("restore");
+    let rep = jobs::restore_folder(&mut engine, &out, &again, &restore_options()).expect("restore");
     assert_eq!((rep.written, rep.failed.len()), (7, 1));
     assert!(
         rep.failed[0].1.contains("not listed"),
@@ -162,7 +149,7 @@ fn degrade_then_restore_through_the_sidecar() {
     );
 
     // --t other than the sidecar's level is refused.
-    let mut o = restore_opts();
+    let mut o = restore_options();
     o.t = Some(10);
     let e = jobs::restore_folder(&mut engine, &out, &tmp.path().join("t10"), &o).expect_err("t");
     assert!(e.to_string().contains("t = 30"), "{e}");
@@ -170,14 +157,16 @@ fn degrade_then_restore_through_the_sidecar() {
     // A model of another degradation refuses the folder instead of restoring it wrongly.
     let mut blur = Engine::open(&tiny_bundle_dir(), EngineOptions::default()).expect("blur");
     let wrong = tmp.path().join("wrong");
-    let e = jobs::restore_folder(&mut blur, &out, &wrong, &restore_opts()).expect_err("mismatch");
+    let e =
+        jobs::restore_folder(&mut blur, &out, &wrong, &restore_options()).expect_err("mismatch");
     assert!(e.to_string().contains("degraded by"), "{e}");
     assert_eq!(count_pngs(&wrong), 0);
 
     // Without the sidecar the inpainting model cannot restore: a clear error, nothing written.
     fs::remove_file(Sidecar::path(&out)).expect("rm");
     let none = tmp.path().join("none");
-    let e = jobs::restore_folder(&mut engine, &out, &none, &restore_opts()).expect_err("missing");
+    let e =
+        jobs::restore_folder(&mut engine, &out, &none, &restore_options()).expect_err("missing");
     let msg = e.to_string();
     assert!(
         msg.contains("degradation.json") && msg.contains("cold degrade"),
@@ -255,13 +244,13 @@ fn snow_and_noise_folders_round_trip_through_the_sidecar() {
         }
         for a in algorithms {
             let dir = tmp.path().join(format!("restored-{a:?}"));
-            let mut o = restore_opts();
+            let mut o = restore_options();
             o.algorithm = a;
             let rep = jobs::restore_folder(&mut engine, &out, &dir, &o).expect("restore");
             assert_eq!((rep.written, rep.failed.len()), (3, 0), "{preset} {a:?}");
         }
         if preset.ends_with("snow") {
-            let mut o = restore_opts();
+            let mut o = restore_options();
             o.algorithm = Algorithm::Estimated;
             let dir = tmp.path().join("estimated");
             let e = jobs::restore_folder(&mut engine, &out, &dir, &o).expect_err("not a mix");

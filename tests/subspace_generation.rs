@@ -117,7 +117,6 @@ fn a_subspace_mixture_starts_from_its_images_at_its_level() {
 /// K itself both run.
 #[test]
 fn a_network_trained_on_low_levels_refuses_to_start_above_them() {
-    use cold_core::folder::{DEFAULT_MAX_PIXELS, Resize};
     use cold_runtime::jobs::{RestoreOptions, restore_folder};
     let (cfg, net) = tiny_model(3);
     let side = 28usize;
@@ -193,14 +192,8 @@ fn a_network_trained_on_low_levels_refuses_to_start_above_them() {
         .expect("png");
     let opts = |t| RestoreOptions {
         t: Some(t),
-        algorithm: Algorithm::Two,
         steps: None,
-        batch: 4,
-        progression: false,
-        resize: Resize::Refuse,
-        max_pixels: DEFAULT_MAX_PIXELS,
-        shard: None,
-        overwrite: false,
+        ..cold_testkit::restore_options()
     };
     let e = restore_folder(&mut at, &inputs, &tmp.path().join("r5"), &opts(5))
         .expect_err("t above the trained levels");

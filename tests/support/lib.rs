@@ -55,6 +55,22 @@ pub fn tiny_bundle_dir() -> PathBuf {
     workspace_root().join("tests/fixtures/tiny-bundle")
 }
 
+/// Restoring a folder with Algorithm 2 from the level in its sidecar (or T), 5 steps, in
+/// batches of 4, images of the model's own size only.
+pub fn restore_options() -> cold_runtime::jobs::RestoreOptions {
+    cold_runtime::jobs::RestoreOptions {
+        t: None,
+        algorithm: cold_runtime::engine::Algorithm::Two,
+        steps: Some(5),
+        batch: 4,
+        progression: false,
+        resize: cold_core::folder::Resize::Refuse,
+        max_pixels: cold_core::folder::DEFAULT_MAX_PIXELS,
+        shard: None,
+        overwrite: false,
+    }
+}
+
 /// Three samples in batches of two, seed 1, no broken-symmetry noise, no class, guidance 1.
 pub fn three_samples() -> cold_runtime::generation::GenerateOptions {
     cold_runtime::generation::GenerateOptions {

@@ -134,17 +134,22 @@ pub fn make_batch<B: Backend>(
 mod tests {
     use super::*;
     use crate::CpuBackend as B;
-    use cold_core::data::Split;
+    use cold_core::data::{Dataset, Split};
 
-    #[test]
-    fn a_conditioned_batch_carries_the_labels_and_drops_some_to_the_null_class() {
-        let fixture =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
-        let mut cfg = TrainConfig::new(&format!("mnist:{}", fixture.display()), "mnist", "tiny")
-            .expect("cfg");
+    /// The tiny network on the MNIST test fixture, 64 images a batch.
+    fn fixture() -> (TrainConfig, Dataset) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
+        let mut cfg =
+            TrainConfig::new(&format!("mnist:{}", dir.display()), "mnist", "tiny").expect("cfg");
         cfg.split = "test".into();
         cfg.batch_size = 64;
         let data = cfg.load_data(Split::Test).expect("data");
+        (cfg, data)
+    }
+
+    #[test]
+    fn a_conditioned_batch_carries_the_labels_and_drops_some_to_the_null_class() {
+        let (cfg, data) = fixture();
         let deg = cfg.degradation.prepare().expect("deg");
         let dev = Default::default();
         let plain = make_batch::<B>(&cfg, &data, &deg, 3, &dev);
@@ -187,13 +192,7 @@ mod tests {
 
     #[test]
     fn max_level_caps_the_drawn_levels_and_every_level_below_is_drawn() {
-        let fixture =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mnist");
-        let mut cfg = TrainConfig::new(&format!("mnist:{}", fixture.display()), "mnist", "tiny")
-            .expect("cfg");
-        cfg.split = "test".into();
-        cfg.batch_size = 64;
-        let data = cfg.load_data(Split::Test).expect("data");
+        let (cfg, data) = fixture();
         let deg = cfg.degradation.prepare().expect("deg");
         let dev = Default::default();
         let levels = |cfg: &TrainConfig| -> Vec<i64> {
