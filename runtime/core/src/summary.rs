@@ -10,7 +10,8 @@ pub const SUMMARY_VERSION: u32 = 1;
 /// The run summary's format version (likewise).
 pub const RUN_SUMMARY_VERSION: u32 = 1;
 
-fn one() -> u32 {
+/// 1: the version of files written before the field existed (serde's default).
+pub(crate) fn one() -> u32 {
     1
 }
 

@@ -11,14 +11,11 @@ use crate::error::{Error, Result};
 use crate::files::Versioned;
 pub use crate::levels::Levels;
 use crate::network::{MODEL_PRESETS, UNetConfig};
+use crate::summary::one;
 pub use crate::summary::{RUN_SUMMARY_VERSION, RunSummary, SUMMARY_VERSION, TrainingSummary};
 
 /// The training config's format version (1: the first typed one; files without the field are 1).
 pub(crate) const CONFIG_VERSION: u32 = 1;
-
-fn one() -> u32 {
-    1
-}
 
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
