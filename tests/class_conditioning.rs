@@ -28,6 +28,7 @@ fn mixture(mean: f64) -> Generation {
         images: 0,
         by_class: Vec::new(),
         guidance: None,
+        temperature: None,
         subspace: None,
     }
 }

@@ -457,6 +457,7 @@ fn a_mask_generation_bundle_generates_from_its_fill_colours() {
         shard: None,
         class: None,
         guidance: 1.0,
+        temperature: 1.0,
     };
     let read = |d: &Path, i: usize| {
         cold_core::imageio::read_image(&d.join(format!("samples/0000{i}.png")))
@@ -482,4 +483,17 @@ fn a_mask_generation_bundle_generates_from_its_fill_colours() {
     }
     assert_ne!(read(&a, 0), read(&b, 0), "another seed");
     assert_ne!(read(&a, 0), read(&a, 1), "samples of one job differ");
+    // No mixture to draw from: a temperature other than 1 is refused, nothing written.
+    let t = tmp.path().join("t");
+    let e = generate(
+        &mut engine,
+        &t,
+        &GenerateOptions {
+            temperature: 0.5,
+            ..o.clone()
+        },
+    )
+    .expect_err("no mixture");
+    assert!(e.to_string().contains("--temperature"), "{e}");
+    assert!(!t.join("samples/00000.png").exists());
 }

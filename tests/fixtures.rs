@@ -24,6 +24,7 @@ fn tiny_bundle_fixture_is_current() {
         images: 0,
         by_class: Vec::new(),
         guidance: None,
+        temperature: None,
         subspace: None,
     });
     let fixture = tiny_bundle_dir();

@@ -36,6 +36,7 @@ fn a_subspace_mixture_starts_from_its_images_at_its_level() {
         images: 0,
         by_class: Vec::new(),
         guidance: None,
+        temperature: None,
         subspace: Some(space.clone()),
     };
     let options = cold_testkit::three_samples;
@@ -89,6 +90,46 @@ fn a_subspace_mixture_starts_from_its_images_at_its_level() {
     );
     // Beyond the rounding the match above allows (a random network changes little with t).
     assert!(worst.1 > 1.0 / 255.0 + 1e-3, "not from T: {}", worst.1);
+    // Temperature 0 draws the component's mean however wide it is; 1 spreads around it.
+    let mut wide = g.clone();
+    wide.components[0].covariance = vec![vec![4.0]];
+    let dir_w = tmp.path().join("wide");
+    export::export_model(
+        &net,
+        &cfg,
+        TrainingSummary::default(),
+        Some(wide),
+        &dir_w,
+        false,
+    )
+    .expect("export");
+    let mut engine = Engine::open(&dir_w, EngineOptions::default()).expect("engine");
+    let sample = |e: &mut Engine, name: &str, temperature: f64| {
+        let out = tmp.path().join(name);
+        let o = cold_runtime::generation::GenerateOptions {
+            temperature,
+            ..options()
+        };
+        generate(e, &out, &o).expect("generate");
+        let png = cold_core::imageio::read_image(&out.join("samples/00001.png")).expect("png");
+        let got: Vec<f32> = png
+            .to_luma8()
+            .as_raw()
+            .iter()
+            .map(|&p| f32::from(p) / 255.0 * 2.0 - 1.0)
+            .collect();
+        got.iter()
+            .zip(want.iter())
+            .map(|(g, w)| (g - w.clamp(-1.0, 1.0)).abs())
+            .fold(0.0f32, f32::max)
+    };
+    let cold = sample(&mut engine, "t0", 0.0);
+    assert!(cold <= 1.0 / 255.0 + 1e-4, "temperature 0: {cold}");
+    let warm = sample(&mut engine, "t1", 1.0);
+    assert!(
+        warm > 1.0 / 255.0 + 1e-3,
+        "temperature 1 draws around the mean: {warm}"
+    );
     // A subspace of another image size: refused, nothing written.
     let mut small = g;
     small.subspace = Some(Subspace {
@@ -136,6 +177,7 @@ fn a_network_trained_on_low_levels_refuses_to_start_above_them() {
         images: 0,
         by_class: Vec::new(),
         guidance: None,
+        temperature: None,
         subspace: Some(space(level)),
     };
     let trained = TrainingSummary {

@@ -34,6 +34,9 @@ pub struct GenerateOptions {
     pub class: Option<ClassChoice>,
     /// Classifier-free guidance with a class (1: none).
     pub guidance: f32,
+    /// The spread of the starts around their mixture component's mean (1: as fitted); models
+    /// that start from their parameters (noise, animorphosis, masks) take only 1.
+    pub temperature: f64,
 }
 
 /// What a class-conditioned model generates.
@@ -84,6 +87,10 @@ fn settings(model: &str, o: &GenerateOptions) -> serde_json::Value {
         v["class"] = c;
         v["guidance"] = o.guidance.into();
     }
+    // Only when not 1: jobs written before temperatures existed still resume.
+    if o.temperature != 1.0 {
+        v["temperature"] = o.temperature.into();
+    }
     v
 }
 
@@ -129,7 +136,7 @@ fn resolve_class(o: &GenerateOptions, null: Option<i64>) -> Result<Option<ClassC
 /// Generates `count` images into `out_dir/samples/` (`00000.png`, ...) and a grid of the first 64
 /// as `out_dir/grid.png` (apart, so that `cold fid OUT/samples` sees only the samples); the same
 /// seed gives the same images, sample by sample. A rerun of the same job (model, count, seed,
-/// noise: the task reports in `out_dir/.cold/` say) skips the samples already there; other
+/// noise, class, guidance, temperature: the task reports in `out_dir/.cold/` say) skips the samples already there; other
 /// existing samples are only replaced with `overwrite`.
 pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Result<Generated> {
     let m = engine.bundle.manifest.clone();
@@ -151,6 +158,13 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
     } else {
         Some(m.mixture()?.clone())
     };
+    cold_core::generation::check_temperature(o.temperature)?;
+    if g.is_none() && o.temperature != 1.0 {
+        return Err(Error::invalid(
+            "--temperature scales the draw from a generation mixture: this model starts from \
+             its own parameters at T (noise, an image, a fill colour), not from a mixture",
+        ));
+    }
     let prior = match (choice, null, &g) {
         (Some(ClassChoice::Drawn), Some(n), Some(g)) => g.class_prior(n as usize),
         (Some(ClassChoice::Drawn), Some(n), None) => vec![1.0 / n as f64; n as usize],
@@ -177,7 +191,8 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
     let existing = share.iter().filter(|&&i| name(i).exists()).count();
     if !o.overwrite && existing > 0 && !same_job {
         return Err(Error::invalid(format!(
-            "{} already holds generated images of another job (model, count, seed or noise): \
+            "{} already holds generated images of another job (model, count, seed, noise, \
+             class, guidance or temperature): \
              choose another folder or pass --overwrite",
             out_dir.display()
         )));
@@ -236,7 +251,7 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
                 let space = g.subspace.as_ref();
                 starts.push(
                     g.for_class(class)
-                        .starts(space, &mut rng, 1, shape, o.noise)?,
+                        .starts(space, &mut rng, 1, shape, o.noise, o.temperature)?,
                 );
             }
             params.push(m.degradation.sample_params(&mut rng, 1)?);

@@ -71,6 +71,12 @@ pub fn describe(b: &Bundle) -> String {
             None => "             by class: a class per sample drawn in the training proportions unless --class; guidance 1 by default\n".into(),
         });
     }
+    if let Some(t) = m.generation.as_ref().and_then(|g| g.temperature.as_ref()) {
+        s.push_str(&format!(
+            "             temperature {} by default ({})\n",
+            t.value, t.chosen_by
+        ));
+    }
     s.push_str(&format!("network      {}\n", m.network.describe()));
     let t = &m.training;
     s.push_str(&format!(

@@ -1042,3 +1042,48 @@ fn the_null_class_generates_on_a_bundle_with_a_default_guidance() {
     assert_ne!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("no class to weigh"), "{}", stderr(&o));
 }
+
+#[test]
+fn generate_draws_with_the_bundles_temperature_unless_asked() {
+    // A copy of models/mnist-gen with a default temperature of 0.5 in its manifest: without
+    // --temperature it draws exactly what --temperature 0.5 draws, and 1 draws other starts.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let model = tmp.path().join("gen");
+    fs::create_dir_all(&model).expect("mkdir");
+    for e in fs::read_dir(root().join("models/mnist-gen")).expect("ls") {
+        let e = e.expect("e");
+        if e.path().is_file() {
+            fs::copy(e.path(), model.join(e.file_name())).expect("copy");
+        }
+    }
+    let manifest = model.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&manifest).expect("read")).expect("json");
+    m["generation"]["temperature"] = serde_json::json!({"value": 0.5, "chosen_by": "a test"});
+    fs::write(&manifest, m.to_string()).expect("write");
+    let run = |out: &str, extra: &[&str]| {
+        let out = tmp.path().join(out);
+        let mut args = vec!["generate", "--model", model.to_str().expect("utf8")];
+        args.extend(["--count", "3", "--class", "8"]);
+        args.extend(extra);
+        args.push(out.to_str().expect("p"));
+        let o = cold(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        (0..3)
+            .map(|i| fs::read(out.join(format!("samples/0000{i}.png"))).expect("png"))
+            .collect::<Vec<_>>()
+    };
+    let default = run("default", &[]);
+    assert_eq!(default, run("half", &["--temperature", "0.5"]));
+    assert_ne!(default, run("one", &["--temperature", "1"]));
+    let o = cold(&[
+        "generate",
+        "--model",
+        model.to_str().expect("utf8"),
+        "--temperature",
+        "-1",
+        tmp.path().join("bad").to_str().expect("p"),
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("finite number >= 0"), "{}", stderr(&o));
+}

@@ -71,7 +71,7 @@ pub fn restore_options() -> cold_runtime::jobs::RestoreOptions {
     }
 }
 
-/// Three samples in batches of two, seed 1, no broken-symmetry noise, no class, guidance 1.
+/// Three samples in batches of two, seed 1, no broken-symmetry noise, no class, guidance 1, temperature 1.
 pub fn three_samples() -> cold_runtime::generation::GenerateOptions {
     cold_runtime::generation::GenerateOptions {
         count: 3,
@@ -82,5 +82,6 @@ pub fn three_samples() -> cold_runtime::generation::GenerateOptions {
         shard: None,
         class: None,
         guidance: 1.0,
+        temperature: 1.0,
     }
 }

@@ -290,6 +290,7 @@ fn fit_means(
         images: n,
         by_class: Vec::new(),
         guidance: None,
+        temperature: None,
         subspace: None,
     };
     g.validate(c)?;

@@ -1,11 +1,11 @@
 //! `cold-train steps`: a bundle's default number of sampling steps, and the quality/speed curve
 //! (`steps.png`) it is chosen from, drawn from `cold eval --steps-curve`'s report; and a
-//! class-conditioned bundle's default guidance weight.
+//! class-conditioned bundle's default guidance weight; a generation mixture's default temperature.
 
 use std::path::{Path, PathBuf};
 
 use cold_core::bundle::{Bundle, MANIFEST, SamplingDefaults};
-use cold_core::generation::GuidanceDefault;
+use cold_core::generation::{GuidanceDefault, TemperatureDefault};
 use cold_core::report::EvalReport;
 
 use crate::error::{Result, TrainError};
@@ -78,6 +78,27 @@ pub fn recommend_guidance(model: &Path, w: Option<f32>, because: &str) -> Result
     };
     g.guidance = w.map(|weight| GuidanceDefault {
         weight,
+        chosen_by: because.into(),
+    });
+    cold_core::files::write(&model.join(MANIFEST), &m)?;
+    Ok(())
+}
+
+/// Stores `t` as the temperature `cold generate` draws a bundle's starts with by default, with the
+/// measurement it was chosen by; `None` removes it (1).
+pub fn recommend_temperature(model: &Path, t: Option<f64>, because: &str) -> Result<()> {
+    let mut m = Bundle::open(model, true)?.manifest;
+    if let Some(t) = t {
+        cold_core::generation::check_temperature(t).map_err(|e| TrainError::Config(e.to_string()))?;
+    }
+    let Some(g) = m.generation.as_mut() else {
+        return Err(TrainError::Config(
+            "--temperature: the bundle has no generation mixture (`cold-train mixture` fits one)"
+                .into(),
+        ));
+    };
+    g.temperature = t.map(|value| TemperatureDefault {
+        value,
         chosen_by: because.into(),
     });
     cold_core::files::write(&model.join(MANIFEST), &m)?;

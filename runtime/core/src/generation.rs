@@ -27,7 +27,8 @@ pub struct Component {
     pub weight: f64,
     /// Per-channel mean, in the model's value range.
     pub mean: Vec<f64>,
-    /// Full covariance, channels x channels.
+    /// Full covariance, channels x channels (stored as its lower triangle, packed).
+    #[serde(with = "crate::packed::symmetric")]
     pub covariance: Vec<Vec<f64>>,
 }
 
@@ -47,6 +48,10 @@ pub struct Generation {
     /// by measurement for the model, `cold-train steps --guidance`; 1 where absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guidance: Option<GuidanceDefault>,
+    /// The temperature `cold generate` draws starts with by default (chosen by measurement for
+    /// the mixture, `cold-train steps --temperature`; 1 where absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<TemperatureDefault>,
     /// When set, the mixtures (this one and the per-class ones) are over the coefficients of
     /// this subspace of `D(x, level)`, not over channel means.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,8 +64,10 @@ pub struct Subspace {
     /// The level starts are drawn at (and restored from), 1..=T.
     pub level: usize,
     /// The mean of `D(x, level)` over the images fitted on, C * H * W values.
+    #[serde(with = "crate::packed::floats")]
     pub mean: Vec<f32>,
     /// Orthonormal principal directions, the largest variance first, each C * H * W values.
+    #[serde(with = "crate::packed::rows")]
     pub basis: Vec<Vec<f32>>,
     /// The share of the variance of `D(x, level)` the directions hold.
     pub explained: f64,
@@ -109,7 +116,34 @@ pub struct GuidanceDefault {
     pub chosen_by: String,
 }
 
+/// A mixture's default temperature: starts are drawn from each component with its covariance
+/// scaled by `value^2` (the spread around the component's mean times `value`): below 1, samples
+/// nearer the typical images of their class, less varied (the "truncation" of GAN sampling).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TemperatureDefault {
+    pub value: f64,
+    /// Why: the measurement it was chosen by.
+    #[serde(default)]
+    pub chosen_by: String,
+}
+
+/// Checks a temperature: finite and non-negative (0 draws each component's mean).
+pub fn check_temperature(t: f64) -> Result<()> {
+    if t.is_finite() && t >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "temperature {t} must be a finite number >= 0 (1: the mixture as fitted)"
+        )))
+    }
+}
+
 impl Generation {
+    /// The temperature starts are drawn with unless one is asked for: the bundle's, else 1.
+    pub fn default_temperature(&self) -> f64 {
+        self.temperature.as_ref().map_or(1.0, |t| t.value)
+    }
+
     /// The number of values a component is over: the subspace's directions when there is
     /// one, else the channels.
     pub fn dims(&self, channels: usize) -> usize {
@@ -197,7 +231,8 @@ impl Generation {
 
     /// Draws `n` starting images `[n, C, H, W]`: from the mixture, a mean per channel constant
     /// over the image, or with `subspace` (the overall mixture's, which the per-class ones share)
-    /// the coefficients of an image of it; plus independent `N(0, noise^2)` per pixel.
+    /// the coefficients of an image of it; plus independent `N(0, noise^2)` per pixel. A
+    /// component's draw is its mean plus `temperature` times a draw of its covariance.
     pub fn starts(
         &self,
         subspace: Option<&Subspace>,
@@ -205,7 +240,9 @@ impl Generation {
         n: usize,
         (c, h, w): (usize, usize, usize),
         noise: f64,
+        temperature: f64,
     ) -> Result<Array4<f32>> {
+        check_temperature(temperature)?;
         let dims = match subspace {
             Some(s) => {
                 s.validate((c, h, w), usize::MAX)?;
@@ -235,7 +272,8 @@ impl Generation {
             let l = &factors[k];
             let drawn: Vec<f64> = (0..dims)
                 .map(|i| {
-                    self.components[k].mean[i] + (0..=i).map(|j| l[(i, j)] * z[j]).sum::<f64>()
+                    self.components[k].mean[i]
+                        + temperature * (0..=i).map(|j| l[(i, j)] * z[j]).sum::<f64>()
                 })
                 .collect();
             let base: Vec<f64> = match subspace {
@@ -286,6 +324,7 @@ mod tests {
             images: 0,
             by_class: Vec::new(),
             guidance: None,
+            temperature: None,
             subspace: None,
         }
     }
@@ -328,7 +367,7 @@ mod tests {
         g.validate(2).expect("valid");
         let mut rng = StdRng::seed_from_u64(5);
         let x = g
-            .starts(None, &mut rng, 4000, (2, 3, 3), 0.0)
+            .starts(None, &mut rng, 4000, (2, 3, 3), 0.0, 1.0)
             .expect("starts");
         // perfect symmetry: every image is constant per channel
         for img in x.outer_iter() {
@@ -349,7 +388,7 @@ mod tests {
         assert!((mean1 - want).abs() < 0.02, "{mean1} vs {want}");
         // broken symmetry: pixel noise of the asked standard deviation
         let mut rng = StdRng::seed_from_u64(6);
-        let y = g.starts(None, &mut rng, 200, (1, 8, 8), 0.002);
+        let y = g.starts(None, &mut rng, 200, (1, 8, 8), 0.002, 1.0);
         assert!(
             y.is_err(),
             "a 2-channel mixture on 1-channel images is refused"
@@ -364,10 +403,11 @@ mod tests {
             images: 0,
             by_class: Vec::new(),
             guidance: None,
+            temperature: None,
             subspace: None,
         };
         let y = one
-            .starts(None, &mut rng, 200, (1, 8, 8), 0.002)
+            .starts(None, &mut rng, 200, (1, 8, 8), 0.002, 1.0)
             .expect("starts");
         let within: Vec<f64> = y
             .outer_iter()
@@ -382,10 +422,10 @@ mod tests {
         assert!((sd - 0.002).abs() < 0.0002, "{sd}");
         // the same seed, the same draws
         let a = one
-            .starts(None, &mut StdRng::seed_from_u64(9), 3, (1, 2, 2), 0.002)
+            .starts(None, &mut StdRng::seed_from_u64(9), 3, (1, 2, 2), 0.002, 1.0)
             .expect("a");
         let b = one
-            .starts(None, &mut StdRng::seed_from_u64(9), 3, (1, 2, 2), 0.002)
+            .starts(None, &mut StdRng::seed_from_u64(9), 3, (1, 2, 2), 0.002, 1.0)
             .expect("b");
         assert_eq!(a, b);
     }
@@ -399,5 +439,36 @@ mod tests {
         g.components[1].covariance = vec![vec![1.0, 2.0], vec![2.0, 1.0]];
         assert!(g.validate(2).is_err(), "not positive definite");
         assert!(mixture().validate(3).is_err(), "wrong channel count");
+    }
+
+    #[test]
+    fn temperature_scales_the_spread_around_each_component_mean() {
+        let mut g = mixture();
+        g.components = vec![Component {
+            weight: 1.0,
+            mean: vec![0.3],
+            covariance: vec![vec![0.04]],
+        }];
+        let draw = |t: f64| {
+            let x = g
+                .starts(None, &mut StdRng::seed_from_u64(7), 4000, (1, 2, 2), 0.0, t)
+                .expect("starts");
+            let v: Vec<f64> = x.outer_iter().map(|im| f64::from(im[[0, 0, 0]])).collect();
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+            (mean, sd)
+        };
+        let (m1, sd1) = draw(1.0);
+        let (m5, sd5) = draw(0.5);
+        assert!((sd1 - 0.2).abs() < 0.01 && (m1 - 0.3).abs() < 0.01, "{m1} {sd1}");
+        assert!((sd5 - 0.1).abs() < 0.005 && (m5 - 0.3).abs() < 0.005, "{m5} {sd5}");
+        let (m0, sd0) = draw(0.0);
+        assert!(sd0 < 1e-9 && (m0 - 0.3).abs() < 1e-6, "0: every start is the mean");
+        for bad in [-0.5, f64::NAN, f64::INFINITY] {
+            let e = g
+                .starts(None, &mut StdRng::seed_from_u64(7), 1, (1, 2, 2), 0.0, bad)
+                .expect_err("refused");
+            assert!(e.to_string().contains("must be a finite number >= 0"), "{e}");
+        }
     }
 }

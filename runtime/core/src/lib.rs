@@ -13,6 +13,7 @@
 //! - [`data`], [`imageio`], [`folder`], [`degrade`]: data sets, images, folder jobs and the one
 //!   degrade job of both binaries.
 //! - [`metrics`]: RMSE and SSIM, the paper's protocol.
+//! - [`packed`]: the manifest's big numeric arrays as base64 float32.
 //! - [`onnx`]: a small ONNX graph writer (the trainer's exporter, the FID network).
 //! - [`shard`], [`task`]: one task's share of a folder job (Slurm arrays, Kubernetes Indexed
 //!   Jobs) and its report under `OUT_DIR/.cold/`.
@@ -34,6 +35,7 @@ pub mod levels;
 pub mod metrics;
 pub mod network;
 pub mod onnx;
+pub mod packed;
 pub mod progress;
 pub mod report;
 pub mod sampler;

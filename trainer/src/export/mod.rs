@@ -371,6 +371,14 @@ pub fn add_mixture(
         .generation
         .as_ref()
         .and_then(|old| old.guidance.clone());
+    // The default temperature was chosen for the mixture this one replaces: it goes.
+    if let Some(t) = b.manifest.generation.as_ref().and_then(|old| old.temperature.as_ref()) {
+        tracing::warn!(
+            "the bundle's default temperature {} was chosen for the mixture this fit replaces: \
+             it is dropped (measure again and set it with `cold-train steps --temperature`)",
+            t.value
+        );
+    }
     let mut m = b.manifest.clone();
     m.generation = Some(g.clone());
     cold_core::files::write(&bundle_dir.join(bundle::MANIFEST), &m)?;

@@ -39,6 +39,12 @@ pub struct GenerateArgs {
     /// `generation.guidance`; not with `--class none`), else 1.
     #[arg(long, value_name = "W")]
     guidance: Option<f32>,
+    /// The spread T of the starts around their mixture component's mean: 1 draws from the
+    /// mixture as fitted, below 1 nearer its components' means (more typical, less varied
+    /// samples), 0 the means themselves. Default: the model's own (its manifest's
+    /// `generation.temperature`), else 1. Not for models that start from noise.
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    temperature: Option<f64>,
     /// Replace images already in OUT_DIR (a rerun of the same job skips the samples already
     /// there without it).
     #[arg(long)]
@@ -77,6 +83,10 @@ pub fn run(a: GenerateArgs) -> Result<ExitCode> {
                 .map(|g| g.weight)
         })
         .unwrap_or(1.0);
+    let temperature = a.temperature.unwrap_or_else(|| {
+        let g = engine.bundle.manifest.generation.as_ref();
+        g.map_or(1.0, cold_core::generation::Generation::default_temperature)
+    });
     let o = GenerateOptions {
         count: a.count,
         seed: a.seed,
@@ -86,6 +96,7 @@ pub fn run(a: GenerateArgs) -> Result<ExitCode> {
         shard,
         class,
         guidance,
+        temperature,
     };
     let g = generation::generate(&mut engine, &a.out_dir, &o)?;
     let share = o.shard.as_ref().map_or(String::new(), |s| {

@@ -22,6 +22,10 @@ pub struct StepsArgs {
     /// default (a negative value removes it: 1).
     #[arg(long, value_name = "W", allow_hyphen_values = true)]
     guidance: Option<f32>,
+    /// A bundle with a generation mixture: the temperature `cold generate` draws its starts with
+    /// by default (a negative value removes it: 1).
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    temperature: Option<f64>,
     /// Why (stored with it), e.g. "best FID on 2,000 test digits".
     #[arg(long, default_value = "")]
     because: String,
@@ -59,6 +63,15 @@ pub fn run(a: StepsArgs) -> Result<ExitCode> {
                 a.model.display()
             ),
         }
+    }
+    if let Some(t) = a.temperature {
+        let t = (t >= 0.0).then_some(t);
+        steps::recommend_temperature(&a.model, t, &a.because)?;
+        println!(
+            "{}: generates with temperature {} by default",
+            a.model.display(),
+            t.unwrap_or(1.0)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
