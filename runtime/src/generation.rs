@@ -249,10 +249,14 @@ pub fn generate(engine: &mut Engine, out_dir: &Path, o: &GenerateOptions) -> Res
             let class = sample_class(choice, &prior, &mut rng);
             if let Some(g) = &g {
                 let space = g.subspace.as_ref();
-                starts.push(
-                    g.for_class(class)
-                        .starts(space, &mut rng, 1, shape, o.noise, o.temperature)?,
-                );
+                starts.push(g.for_class(class).starts(
+                    space,
+                    &mut rng,
+                    1,
+                    shape,
+                    o.noise,
+                    o.temperature,
+                )?);
             }
             params.push(m.degradation.sample_params(&mut rng, 1)?);
             classes.push(class.map_or(null.unwrap_or(0), |c| c as i64));

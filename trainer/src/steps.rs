@@ -89,7 +89,8 @@ pub fn recommend_guidance(model: &Path, w: Option<f32>, because: &str) -> Result
 pub fn recommend_temperature(model: &Path, t: Option<f64>, because: &str) -> Result<()> {
     let mut m = Bundle::open(model, true)?.manifest;
     if let Some(t) = t {
-        cold_core::generation::check_temperature(t).map_err(|e| TrainError::Config(e.to_string()))?;
+        cold_core::generation::check_temperature(t)
+            .map_err(|e| TrainError::Config(e.to_string()))?;
     }
     let Some(g) = m.generation.as_mut() else {
         return Err(TrainError::Config(

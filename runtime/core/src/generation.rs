@@ -422,10 +422,24 @@ mod tests {
         assert!((sd - 0.002).abs() < 0.0002, "{sd}");
         // the same seed, the same draws
         let a = one
-            .starts(None, &mut StdRng::seed_from_u64(9), 3, (1, 2, 2), 0.002, 1.0)
+            .starts(
+                None,
+                &mut StdRng::seed_from_u64(9),
+                3,
+                (1, 2, 2),
+                0.002,
+                1.0,
+            )
             .expect("a");
         let b = one
-            .starts(None, &mut StdRng::seed_from_u64(9), 3, (1, 2, 2), 0.002, 1.0)
+            .starts(
+                None,
+                &mut StdRng::seed_from_u64(9),
+                3,
+                (1, 2, 2),
+                0.002,
+                1.0,
+            )
             .expect("b");
         assert_eq!(a, b);
     }
@@ -460,15 +474,27 @@ mod tests {
         };
         let (m1, sd1) = draw(1.0);
         let (m5, sd5) = draw(0.5);
-        assert!((sd1 - 0.2).abs() < 0.01 && (m1 - 0.3).abs() < 0.01, "{m1} {sd1}");
-        assert!((sd5 - 0.1).abs() < 0.005 && (m5 - 0.3).abs() < 0.005, "{m5} {sd5}");
+        assert!(
+            (sd1 - 0.2).abs() < 0.01 && (m1 - 0.3).abs() < 0.01,
+            "{m1} {sd1}"
+        );
+        assert!(
+            (sd5 - 0.1).abs() < 0.005 && (m5 - 0.3).abs() < 0.005,
+            "{m5} {sd5}"
+        );
         let (m0, sd0) = draw(0.0);
-        assert!(sd0 < 1e-9 && (m0 - 0.3).abs() < 1e-6, "0: every start is the mean");
+        assert!(
+            sd0 < 1e-9 && (m0 - 0.3).abs() < 1e-6,
+            "0: every start is the mean"
+        );
         for bad in [-0.5, f64::NAN, f64::INFINITY] {
             let e = g
                 .starts(None, &mut StdRng::seed_from_u64(7), 1, (1, 2, 2), 0.0, bad)
                 .expect_err("refused");
-            assert!(e.to_string().contains("must be a finite number >= 0"), "{e}");
+            assert!(
+                e.to_string().contains("must be a finite number >= 0"),
+                "{e}"
+            );
         }
     }
 }

@@ -61,9 +61,9 @@ pub fn decode<T: Packable>(text: &str) -> Result<Vec<T>, String> {
             text.chars().take(12).collect::<String>()
         )
     })?;
-    let bytes = STANDARD
-        .decode(body)
-        .map_err(|e| format!("a packed array is not valid base64 ({e}): the manifest is damaged"))?;
+    let bytes = STANDARD.decode(body).map_err(|e| {
+        format!("a packed array is not valid base64 ({e}): the manifest is damaged")
+    })?;
     if bytes.len() % T::BYTES != 0 {
         return Err(format!(
             "a packed array has {} bytes, not a whole number of {}-byte floats: the manifest is \

@@ -372,7 +372,12 @@ pub fn add_mixture(
         .as_ref()
         .and_then(|old| old.guidance.clone());
     // The default temperature was chosen for the mixture this one replaces: it goes.
-    if let Some(t) = b.manifest.generation.as_ref().and_then(|old| old.temperature.as_ref()) {
+    if let Some(t) = b
+        .manifest
+        .generation
+        .as_ref()
+        .and_then(|old| old.temperature.as_ref())
+    {
         tracing::warn!(
             "the bundle's default temperature {} was chosen for the mixture this fit replaces: \
              it is dropped (measure again and set it with `cold-train steps --temperature`)",
