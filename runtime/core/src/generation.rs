@@ -421,27 +421,12 @@ mod tests {
         let sd = (within.iter().map(|v| v * v).sum::<f64>() / within.len() as f64).sqrt();
         assert!((sd - 0.002).abs() < 0.0002, "{sd}");
         // the same seed, the same draws
-        let a = one
-            .starts(
-                None,
-                &mut StdRng::seed_from_u64(9),
-                3,
-                (1, 2, 2),
-                0.002,
-                1.0,
-            )
-            .expect("a");
-        let b = one
-            .starts(
-                None,
-                &mut StdRng::seed_from_u64(9),
-                3,
-                (1, 2, 2),
-                0.002,
-                1.0,
-            )
-            .expect("b");
-        assert_eq!(a, b);
+        let draw = |seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            one.starts(None, &mut rng, 3, (1, 2, 2), 0.002, 1.0)
+                .expect("draw")
+        };
+        assert_eq!(draw(9), draw(9));
     }
 
     #[test]
