@@ -14,6 +14,7 @@
 #   FID [10000]                  samples for FID (0: none), at FID_GUIDANCE [the bundle's default]
 #   TEST_STATS [WORK/test10k.fidstats]  the test digits' FID statistics (computed when missing)
 #   LABEL                        what to call the model in the rows (default: its folder name)
+#   SEED [0]                     the samples' seed (cold generate --seed)
 set -euo pipefail
 [ $# -eq 3 ] || { sed -n 2,18p "$0"; exit 2; }
 model=$1 work=$2 results=$3
@@ -21,6 +22,7 @@ cold=${COLD:-target/release/cold}
 samples=${SAMPLES:-500} per_class=${PER_CLASS:-50} guidance=${GUIDANCE:-1 3} fid=${FID:-10000}
 stats=${TEST_STATS:-$work/test10k.fidstats}
 label=${LABEL:-$(basename "$model")}
+seed=${SEED:-0}
 mkdir -p "$work"
 [ -x "$cold" ] || { echo "no cold binary at $cold (cargo build --release -p cold-runtime)" >&2; exit 1; }
 "$cold" info --model "$model" > "$work/info.txt"
@@ -33,7 +35,8 @@ import json, os, sys, datetime
 path, label, fields = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 rows = json.load(open(path)) if os.path.exists(path) else []
 rows.append({"machine": "cpu-box", "date": datetime.date.today().isoformat(),
-             "implementation": "cold (ONNX Runtime cpu)", "model": label, **fields})
+             "implementation": "cold (ONNX Runtime cpu)", "model": label,
+             "seed": int(os.environ.get("SEED", "0")), **fields})
 tmp = path + ".tmp"
 json.dump(rows, open(tmp, "w"), indent=1)
 os.replace(tmp, path)
@@ -62,7 +65,7 @@ job() {
   local name=$1; shift
   local t0; t0=$(date +%s)
   rm -rf "${work:?}/$name"
-  "$cold" generate --model "$model" --batch 100 "$@" "$work/$name" > /dev/null
+  "$cold" generate --model "$model" --seed "$seed" --batch 100 "$@" "$work/$name" > /dev/null
   local secs=$(( $(date +%s) - t0 ))
   row "$(python3 -c "
 import json,sys; c=json.loads(sys.argv[1]); a=sys.argv[3:]
@@ -77,7 +80,7 @@ if [ "$classes" -gt 0 ]; then
     t0=$(date +%s)
     for c in $(seq 0 $((classes - 1))); do
       rm -rf "${work:?}/w$w/c$c"
-      "$cold" generate --model "$model" --class "$c" --guidance "$w" --count "$per_class" \
+      "$cold" generate --model "$model" --seed "$seed" --class "$c" --guidance "$w" --count "$per_class" \
         --batch "$per_class" "$work/w$w/c$c" > /dev/null
       classify "$work/w$w/c$c/samples" > /dev/null
     done
@@ -121,7 +124,7 @@ if [ "$fid" -gt 0 ]; then
   [ -n "${FID_GUIDANCE:-}" ] && args+=(--guidance "$FID_GUIDANCE")
   t0=$(date +%s)
   rm -rf "${work:?}/fid"
-  "$cold" generate --model "$model" --batch 100 "${args[@]}" "$work/fid" > /dev/null
+  "$cold" generate --model "$model" --seed "$seed" --batch 100 "${args[@]}" "$work/fid" > /dev/null
   gen_secs=$(( $(date +%s) - t0 ))
   cls=$(classify "$work/fid/samples")
   t0=$(date +%s)
