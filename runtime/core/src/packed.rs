@@ -1,8 +1,9 @@
 //! Compact JSON for the manifest's big numeric arrays: little-endian floats in base64, written
-//! as `"f32le:<base64>"` or `"f64le:<base64>"`. A subspace mixture holds a covariance of K x K per component per class
-//! and K directions of C x H x W values; as JSON numbers (about 20 characters each) a
-//! 10-component mixture over 64 directions came to 19 MB, five times the network's weights;
-//! packed, about 2.6 MB. Reading also takes the plain JSON arrays older bundles hold.
+//! as `"f32le:<base64>"` or `"f64le:<base64>"`. A subspace mixture holds a covariance of K x K
+//! per component per class and K directions of C x H x W values; as JSON numbers (about 20
+//! characters each) a 10-component mixture over 64 directions came to 19 MB, five times the
+//! network's weights; packed, 3.0 MB. Reading also takes the plain JSON arrays older bundles
+//! hold, and small covariances (a channel-mean mixture's) are still written as plain numbers.
 //!
 //! Used through serde's `with`: [`floats`] for a vector of float32, [`rows`] for a vector of
 //! them, and [`symmetric`] for a symmetric float64 matrix (its lower triangle is stored).
@@ -120,11 +121,18 @@ pub mod rows {
 }
 
 /// A symmetric `Vec<Vec<f64>>`: its lower triangle row by row, packed as float64 (so the file
-/// round-trips exactly).
+/// round-trips exactly), when larger than [`symmetric::PLAIN_UP_TO`] on a side.
 pub mod symmetric {
     use super::*;
 
+    /// Matrices up to this side stay plain JSON (a channel-mean mixture's 1x1 or 3x3 covariance
+    /// reads as numbers); larger ones are packed.
+    pub const PLAIN_UP_TO: usize = 8;
+
     pub fn serialize<S: Serializer>(m: &[Vec<f64>], s: S) -> Result<S::Ok, S::Error> {
+        if m.len() <= PLAIN_UP_TO {
+            return s.collect_seq(m);
+        }
         let lower = m
             .iter()
             .enumerate()
@@ -188,10 +196,21 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&json).expect("json");
         assert!(v["mean"].as_str().is_some_and(|s| s.starts_with("f32le:")));
         assert!(v["basis"][1].as_str().is_some());
-        // The triangle of a 3 x 3 matrix: 6 float64, 48 bytes, 64 base64 characters.
-        assert_eq!(v["cov"].as_str().map(str::len), Some("f64le:".len() + 64));
+        // A 3 x 3 matrix stays plain numbers.
+        assert!(v["cov"].is_array(), "{}", v["cov"]);
         let back: Arrays = serde_json::from_str(&json).expect("deserialise");
         assert_eq!(back, arrays());
+        // A 9 x 9 one is packed: its triangle, 45 float64, 360 bytes, 480 base64 characters.
+        let n = super::symmetric::PLAIN_UP_TO + 1;
+        let big = Arrays {
+            cov: (0..n)
+                .map(|i| (0..n).map(|j| 1.0 / (1.0 + (i + j) as f64)).collect())
+                .collect(),
+            ..arrays()
+        };
+        let v = serde_json::to_value(&big).expect("value");
+        assert_eq!(v["cov"].as_str().map(str::len), Some("f64le:".len() + 480));
+        assert_eq!(serde_json::from_value::<Arrays>(v).expect("back"), big);
     }
 
     #[test]
