@@ -38,7 +38,8 @@ impl RunDir {
         self.root.join("summary.json")
     }
     /// A fine-tune's record of the bundle it started from: `base/training.json` (the bundle's
-    /// training summary) and `base/loss.csv` (its loss log), copied when the run starts.
+    /// training summary), `base/loss.csv` (its loss log) and `base/sampling.json` (its sampling
+    /// defaults and the degradation they were chosen for), copied when the run starts.
     pub fn base(&self) -> PathBuf {
         self.root.join("base")
     }
@@ -119,7 +120,75 @@ pub(crate) fn record_base(run: &RunDir, bundle_dir: &Path) -> Result<()> {
     if !losses.is_empty() {
         write_losses(&dir.join("loss.csv"), &losses)?;
     }
+    if let Some(sampling) = b.manifest.sampling.clone() {
+        let record = BaseSampling {
+            version: 1,
+            bundle: b.manifest.name.clone(),
+            degradation: b.manifest.degradation.clone(),
+            sampling,
+        };
+        cold_core::files::write(&dir.join("sampling.json"), &record)?;
+    }
     Ok(())
+}
+
+/// The sampling defaults of the bundle a fine-tune started from, and what they were chosen for.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct BaseSampling {
+    version: u32,
+    bundle: String,
+    degradation: cold_core::degradation::Degradation,
+    sampling: cold_core::bundle::SamplingDefaults,
+}
+
+impl cold_core::files::Versioned for BaseSampling {
+    const WHAT: &'static str = "record of a fine-tune's parent sampling defaults";
+    const FORMAT: Option<&'static str> = None;
+    const VERSION: u32 = 1;
+    const REMEDY: &'static str = "delete it: the bundle then gets no sampling defaults";
+}
+
+/// The sampling defaults a fine-tune's bundle inherits from the bundle it started from: the
+/// parent's, when the run kept its degradation (a default chosen for another D means nothing
+/// here), with `chosen_by` saying where they come from. Logged either way, so that a fine-tune
+/// is never scored with a default other than its parent's by surprise.
+pub(crate) fn inherited_sampling(
+    run: &RunDir,
+    cfg: &TrainConfig,
+) -> Option<cold_core::bundle::SamplingDefaults> {
+    cfg.init.as_ref()?;
+    let path = run.base().join("sampling.json");
+    let base: BaseSampling = match cold_core::files::read_optional(&path) {
+        Ok(Some(b)) => b,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!("{e}: the bundle gets no sampling defaults");
+            return None;
+        }
+    };
+    let steps = base.sampling.recommended_steps;
+    if base.degradation != cfg.degradation {
+        tracing::warn!(
+            "{} restores with {steps} sampling step(s) by default, but this run changed the \
+             degradation: the bundle gets no default (measure one with `cold eval --steps-curve` \
+             and set it with `cold-train steps`)",
+            base.bundle
+        );
+        return None;
+    }
+    tracing::info!(
+        "sampling defaults inherited from {}: {steps} step(s) (`cold-train steps` sets this \
+         network's own)",
+        base.bundle
+    );
+    Some(cold_core::bundle::SamplingDefaults {
+        recommended_steps: steps,
+        chosen_by: format!(
+            "inherited from {}, the bundle this network was fine-tuned from, not measured on \
+             this network: {}",
+            base.bundle, base.sampling.chosen_by
+        ),
+    })
 }
 
 /// The training a fine-tune started from (summary and loss log), from the run folder's record;

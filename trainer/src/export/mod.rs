@@ -325,6 +325,11 @@ pub fn export_run(
         None
     };
     let bundle = export_model(&ema, &cfg, training, generation, out, force)?;
+    if let Some(sampling) = crate::run_dir::inherited_sampling(run, &cfg) {
+        let mut m = cold_core::bundle::Bundle::open(out, true)?.manifest;
+        m.sampling = Some(sampling);
+        cold_core::files::write(&out.join(bundle::MANIFEST), &m)?;
+    }
     crate::run_dir::copy_record(run, &cfg, &losses, fine_tune_from, out)?;
     Ok(bundle)
 }

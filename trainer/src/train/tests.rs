@@ -341,6 +341,8 @@ fn a_fine_tune_bundle_records_the_training_it_started_from() {
         .manifest
         .sha256["weights.bin"]
         .clone();
+    // The base restores with 1 step by default (`cold-train steps`).
+    crate::steps::recommend(&base_dir, 1, "a steps curve").expect("the base's default");
     // Fine-tune it for 6 steps, then remove the base: the run folder alone must know it.
     cfg.init = Some(base_dir.clone());
     let run = RunDir::new(tmp.path().join("run"));
@@ -371,12 +373,35 @@ fn a_fine_tune_bundle_records_the_training_it_started_from() {
     let run_log = read_losses(&run.loss_csv());
     let shifted: Vec<(usize, f64)> = run_log.iter().map(|&(s, l)| (s + 40, l)).collect();
     assert_eq!(&log[40..], &shifted[..]);
+    // The base's sampling default carries over (same degradation), saying where it comes from.
+    let sampling = b
+        .manifest
+        .sampling
+        .as_ref()
+        .expect("inherited sampling defaults");
+    assert_eq!(sampling.recommended_steps, 1);
+    assert!(
+        sampling.chosen_by.contains("inherited from base")
+            && sampling.chosen_by.contains("a steps curve"),
+        "{}",
+        sampling.chosen_by
+    );
+    // A run that changed the degradation does not inherit it: it was chosen for another D.
+    let mut changed = cfg.clone();
+    changed.degradation.steps -= 1;
+    cold_core::files::write(&run.config(), &changed).expect("config");
+    let out = tmp.path().join("tuned-other-d");
+    crate::export::export_run(&run, &out, false, mixture).expect("export");
+    let b = cold_core::bundle::Bundle::open(&out, true).expect("open");
+    assert!(b.manifest.sampling.is_none());
+    cold_core::files::write(&run.config(), &cfg).expect("config");
     // Without its record (a run from before it was kept) the export has this run's alone.
     fs::remove_dir_all(run.base()).expect("remove the record");
     let out = tmp.path().join("tuned-alone");
     crate::export::export_run(&run, &out, false, mixture).expect("export");
     let b = cold_core::bundle::Bundle::open(&out, true).expect("open");
     assert!(b.manifest.training.started_from.is_none());
+    assert!(b.manifest.sampling.is_none());
     assert_eq!(read_losses(&out.join("loss.csv")), run_log);
     // A run from scratch records none.
     let scratch = RunDir::new(tmp.path().join("scratch"));
