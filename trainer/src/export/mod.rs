@@ -88,12 +88,25 @@ fn files() -> Files {
     }
 }
 
-/// Writes a bundle for `net` trained with `cfg` into `out`.
+/// Writes a bundle for `net` trained with `cfg` into `out`, without sampling defaults.
 pub fn export_model<B: Backend>(
     net: &UNet<B>,
     cfg: &TrainConfig,
     training: TrainingSummary,
     generation: Option<cold_core::generation::Generation>,
+    out: &Path,
+    force: bool,
+) -> Result<PathBuf> {
+    write_bundle(net, cfg, training, generation, None, out, force)
+}
+
+/// Writes a bundle for `net` trained with `cfg` into `out`, with these sampling defaults.
+fn write_bundle<B: Backend>(
+    net: &UNet<B>,
+    cfg: &TrainConfig,
+    training: TrainingSummary,
+    generation: Option<cold_core::generation::Generation>,
+    sampling: Option<bundle::SamplingDefaults>,
     out: &Path,
     force: bool,
 ) -> Result<PathBuf> {
@@ -119,7 +132,7 @@ pub fn export_model<B: Backend>(
         opset: onnx::OPSET,
         files: files(),
         generation,
-        sampling: None,
+        sampling,
         sha256: Default::default(),
         created_by: format!("cold-train {}", env!("CARGO_PKG_VERSION")),
     };
@@ -324,12 +337,8 @@ pub fn export_run(
     } else {
         None
     };
-    let bundle = export_model(&ema, &cfg, training, generation, out, force)?;
-    if let Some(sampling) = crate::run_dir::inherited_sampling(run, &cfg) {
-        let mut m = cold_core::bundle::Bundle::open(out, true)?.manifest;
-        m.sampling = Some(sampling);
-        cold_core::files::write(&out.join(bundle::MANIFEST), &m)?;
-    }
+    let sampling = crate::run_dir::inherited_sampling(run, &cfg);
+    let bundle = write_bundle(&ema, &cfg, training, generation, sampling, out, force)?;
     crate::run_dir::copy_record(run, &cfg, &losses, fine_tune_from, out)?;
     Ok(bundle)
 }
