@@ -43,16 +43,18 @@ fn grid_params(cfg: &TrainConfig, n: usize) -> Result<Array2<f32>> {
     Ok(cfg.degradation.sample_params(&mut rng, n)?)
 }
 
-/// Writes the sample grid: rows degraded x_T, direct R(x_T, T), Algorithm 1, Algorithm 2, original.
+/// Writes the sample grid: rows degraded x_t, direct R(x_t, t), Algorithm 1, Algorithm 2 (from
+/// t), original. `t` is the highest level the run trains on (`TrainConfig::top_level`: T, or
+/// `--max-level`, since a network trained on levels 1..=K shows nothing from above K).
 pub fn write_sample_grid<B: TrainBackend>(
     model: &UNet<B>,
     deg: &Prepared,
+    t: usize,
     x0: &Array4<f32>,
     params: &Array2<f32>,
     path: &Path,
 ) -> Result<()> {
     let device = model.final_conv.weight.device();
-    let t = deg.steps();
     let xt = deg.apply_uniform(x0.view(), t, params.view())?;
     let r = restore_all(
         model,
@@ -78,6 +80,7 @@ pub(crate) struct SampleGrids {
     run: RunDir,
     every: usize,
     degradation: Prepared,
+    level: usize,
     x0: Array4<f32>,
     params: Array2<f32>,
 }
@@ -97,6 +100,7 @@ impl SampleGrids {
             run: run.clone(),
             every: cfg.sample_every,
             degradation,
+            level: cfg.top_level(),
             x0,
             params,
         })
@@ -104,7 +108,7 @@ impl SampleGrids {
 
     fn write<B: TrainBackend>(&self, model: &UNet<B>, step: usize) -> Result<()> {
         let p = self.run.samples().join(format!("step-{step:07}.png"));
-        write_sample_grid(model, &self.degradation, &self.x0, &self.params, &p)?;
+        write_sample_grid(model, &self.degradation, self.level, &self.x0, &self.params, &p)?;
         fs::copy(&p, self.run.samples().join("latest.png")).map_err(|e| TrainError::io(&p, e))?;
         Ok(())
     }
@@ -142,7 +146,7 @@ mod tests {
         let params = Array2::<f32>::zeros((3, 0));
         let tmp = tempfile::tempdir().expect("tmp");
         let p = tmp.path().join("grid.png");
-        write_sample_grid(&net, &deg, &x0, &params, &p).expect("grid");
+        write_sample_grid(&net, &deg, deg.steps(), &x0, &params, &p).expect("grid");
         let im = image::open(&p).expect("png");
         // 5 rows (degraded, direct, Algorithm 1, Algorithm 2, original) of 3 images, scaled 3x.
         let (w, h) = (im.width() / 3, im.height() / 3);
