@@ -108,7 +108,14 @@ impl SampleGrids {
 
     fn write<B: TrainBackend>(&self, model: &UNet<B>, step: usize) -> Result<()> {
         let p = self.run.samples().join(format!("step-{step:07}.png"));
-        write_sample_grid(model, &self.degradation, self.level, &self.x0, &self.params, &p)?;
+        write_sample_grid(
+            model,
+            &self.degradation,
+            self.level,
+            &self.x0,
+            &self.params,
+            &p,
+        )?;
         fs::copy(&p, self.run.samples().join("latest.png")).map_err(|e| TrainError::io(&p, e))?;
         Ok(())
     }
@@ -136,6 +143,31 @@ mod tests {
     use super::*;
     use crate::CpuBackend as B;
     use crate::model::InitUNet;
+
+    #[test]
+    fn a_run_trained_below_t_draws_its_grids_from_its_top_level() {
+        let mut cfg = TrainConfig::new("mnist", "mnist", "tiny").expect("cfg");
+        // No test split to read: the grid falls back to the training images below.
+        cfg.dataset = "folder:/nonexistent/cold-grid-test".into();
+        let data = Dataset::from_parts(
+            "synthetic",
+            (1, 28, 28),
+            vec![0; 8 * 784],
+            vec![0; 8],
+            vec![],
+        )
+        .expect("data");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let level = |cfg: &TrainConfig| {
+            let deg = cfg.degradation.prepare().expect("deg");
+            SampleGrids::new(&RunDir::new(tmp.path()), cfg, &data, deg)
+                .expect("grids")
+                .level
+        };
+        assert_eq!(level(&cfg), cfg.degradation.steps);
+        cfg.max_level = Some(2);
+        assert_eq!(level(&cfg), 2);
+    }
 
     #[test]
     fn a_grid_has_a_row_per_stage_and_a_column_per_image() {
