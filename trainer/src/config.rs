@@ -72,6 +72,9 @@ pub struct Overrides {
     pub classes: bool,
     /// The share of labels replaced by the null class (`TrainConfig::label_dropout`).
     pub label_dropout: Option<f64>,
+    /// With `init`: start from the bundle's network at twice its base width
+    /// (`crate::widen`).
+    pub widen: bool,
 }
 
 impl Overrides {
@@ -94,6 +97,13 @@ impl Overrides {
             ));
         }
         let fixed = self.config.is_some() || self.resume;
+        if self.widen && (self.init.is_none() || self.model.is_some() || self.config.is_some()) {
+            return Err(TrainError::Config(
+                "--widen widens the --init bundle's network: give --init, and neither --model \
+                 nor --config"
+                    .into(),
+            ));
+        }
         if self.classes && (fixed || self.init.is_some()) {
             return Err(TrainError::Config(
                 "--classes builds a new network: the config, the resumed run or the --init \
@@ -176,6 +186,9 @@ impl Overrides {
             }
             if self.model.is_none() && self.config.is_none() {
                 cfg.model = b.manifest.network.config.clone();
+                if self.widen {
+                    cfg.model = crate::widen::widened(&cfg.model);
+                }
             }
             // Absolute, so that the run's config still names it when resumed from elsewhere.
             cfg.init = Some(dir.canonicalize().unwrap_or_else(|_| dir.clone()));
@@ -314,6 +327,22 @@ mod tests {
         .build(&run)
         .expect_err("conflict");
         assert!(e.to_string().contains("choose one"), "{e}");
+        // --widen needs a bundle to widen, and takes its network, not another.
+        for o in [
+            Overrides {
+                widen: true,
+                ..Default::default()
+            },
+            Overrides {
+                widen: true,
+                init: Some(tmp.path().into()),
+                model: Some("small".into()),
+                ..Default::default()
+            },
+        ] {
+            let e = o.build(&run).expect_err("widen");
+            assert!(e.to_string().contains("--widen"), "{e}");
+        }
     }
 
     #[test]

@@ -53,9 +53,14 @@ pub fn initializer_bytes(graph: &[u8], weights: &[u8]) -> Result<BTreeMap<String
 
 /// The module path of every float parameter, in visiting order.
 pub fn parameter_paths<B: Backend, M: Module<B>>(m: &M) -> Vec<String> {
+    parameter_shapes(m).into_iter().map(|(p, _)| p).collect()
+}
+
+/// The module path and shape of every float parameter, in visiting order.
+pub fn parameter_shapes<B: Backend, M: Module<B>>(m: &M) -> Vec<(String, Vec<usize>)> {
     struct Paths {
         stack: Vec<String>,
-        out: Vec<String>,
+        out: Vec<(String, Vec<usize>)>,
     }
     impl<B: Backend> ModuleVisitor<B> for Paths {
         fn enter_module(&mut self, name: &str, _: &str) {
@@ -64,8 +69,9 @@ pub fn parameter_paths<B: Backend, M: Module<B>>(m: &M) -> Vec<String> {
         fn exit_module(&mut self, _: &str, _: &str) {
             self.stack.pop();
         }
-        fn visit_float<const D: usize>(&mut self, _: &Param<Tensor<B, D>>) {
-            self.out.push(self.stack.join("."));
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+            self.out
+                .push((self.stack.join("."), p.val().dims().to_vec()));
         }
     }
     let mut p = Paths {
@@ -76,10 +82,12 @@ pub fn parameter_paths<B: Backend, M: Module<B>>(m: &M) -> Vec<String> {
     p.out
 }
 
+/// What a parameter's values are, given its module path and shape (an error says why not).
+type Fetch<'a> = dyn Fn(&str, &[usize]) -> std::result::Result<Vec<f32>, String> + 'a;
+
 struct Load<'a, B: Backend> {
     stack: Vec<String>,
-    index: &'a HashMap<String, (usize, usize, Vec<usize>)>,
-    weights: &'a [u8],
+    fetch: &'a Fetch<'a>,
     device: B::Device,
     error: Option<String>,
 }
@@ -95,32 +103,69 @@ impl<B: Backend> ModuleMapper<B> for Load<'_, B> {
         let (id, old, mapper): (ParamId, Tensor<B, D>, _) = param.consume();
         let name = self.stack.join(".");
         let shape = old.dims();
-        let loaded = match self.index.get(&name) {
-            Some((o, l, dims))
-                if dims.as_slice() == shape.as_slice() && o + l <= self.weights.len() =>
-            {
-                let vals: Vec<f32> = self.weights[*o..o + l]
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
-                // A fresh tensor does not require gradients: keep the parameter's setting, or an
-                // autodiff model loaded this way would not train.
-                Tensor::<B, D>::from_data(TensorData::new(vals, shape), &self.device)
-                    .set_require_grad(old.is_require_grad())
-            }
-            Some((_, _, dims)) => {
-                self.error.get_or_insert(format!(
-                    "{name}: shape {dims:?} in the bundle, {shape:?} in the model"
-                ));
-                old
-            }
-            None => {
-                self.error
-                    .get_or_insert(format!("{name}: not in the bundle"));
+        let loaded = match (self.fetch)(&name, &shape) {
+            // A fresh tensor does not require gradients: keep the parameter's setting, or an
+            // autodiff model loaded this way would not train.
+            Ok(vals) => Tensor::<B, D>::from_data(TensorData::new(vals, shape), &self.device)
+                .set_require_grad(old.is_require_grad()),
+            Err(e) => {
+                self.error.get_or_insert(e);
                 old
             }
         };
         Param::from_mapped_value(id, loaded, mapper)
+    }
+}
+
+/// The network a bundle holds (its manifest's config).
+pub fn bundle_network(dir: &Path) -> Result<UNetConfig> {
+    Ok(Bundle::open(dir, true)?.manifest.network.config.clone())
+}
+
+/// Every parameter of a bundle's network by module path: `(dims, values)`, and its config.
+fn bundle_params(dir: &Path) -> Result<(UNetConfig, crate::widen::Params)> {
+    let bundle = Bundle::open(dir, true)?;
+    let cfg = bundle.manifest.network.config.clone();
+    let rpath = bundle.path(&bundle.manifest.files.restorer);
+    let bytes = std::fs::read(&rpath).map_err(|e| TrainError::io(&rpath, e))?;
+    let model = ModelProto::parse_from_bytes(&bytes)
+        .map_err(|e| TrainError::Export(format!("{}: {e}", rpath.display())))?;
+    let wpath = bundle.path(&bundle.manifest.files.weights);
+    let weights = std::fs::read(&wpath).map_err(|e| TrainError::io(&wpath, e))?;
+    let mut params = crate::widen::Params::new();
+    for (name, (o, l, dims)) in external_initializers(&model) {
+        let bytes = weights.get(o..o + l).ok_or_else(|| {
+            TrainError::Export(format!(
+                "bundle {}: {name} lies outside the weights file",
+                dir.display()
+            ))
+        })?;
+        let vals = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        params.insert(name, (dims, vals));
+    }
+    Ok((cfg, params))
+}
+
+/// The network `cfg` with the values `fetch` gives each parameter.
+fn build<B: Backend>(
+    cfg: &UNetConfig,
+    fetch: &Fetch<'_>,
+    dir: &Path,
+    device: &B::Device,
+) -> Result<UNet<B>> {
+    let mut load = Load::<B> {
+        stack: Vec::new(),
+        fetch,
+        device: device.clone(),
+        error: None,
+    };
+    let net = cfg.init::<B>(device).map(&mut load);
+    match load.error {
+        Some(e) => Err(TrainError::Export(format!("bundle {}: {e}", dir.display()))),
+        None => Ok(net),
     }
 }
 
@@ -130,25 +175,46 @@ pub fn load_bundle_model<B: Backend>(
     dir: &Path,
     device: &B::Device,
 ) -> Result<(UNetConfig, UNet<B>)> {
-    let bundle = Bundle::open(dir, true)?;
-    let cfg = bundle.manifest.network.config.clone();
-    let rpath = bundle.path(&bundle.manifest.files.restorer);
-    let bytes = std::fs::read(&rpath).map_err(|e| TrainError::io(&rpath, e))?;
-    let model = ModelProto::parse_from_bytes(&bytes)
-        .map_err(|e| TrainError::Export(format!("{}: {e}", rpath.display())))?;
-    let index = external_initializers(&model);
-    let wpath = bundle.path(&bundle.manifest.files.weights);
-    let weights = std::fs::read(&wpath).map_err(|e| TrainError::io(&wpath, e))?;
-    let mut load = Load::<B> {
-        stack: Vec::new(),
-        index: &index,
-        weights: &weights,
-        device: device.clone(),
-        error: None,
+    let (cfg, params) = bundle_params(dir)?;
+    let fetch = |name: &str, shape: &[usize]| match params.get(name) {
+        Some((dims, vals)) if dims.as_slice() == shape => Ok(vals.clone()),
+        Some((dims, _)) => Err(format!(
+            "{name}: shape {dims:?} in the bundle, {shape:?} in the model"
+        )),
+        None => Err(format!("{name}: not in the bundle")),
     };
-    let net = cfg.init::<B>(device).map(&mut load);
-    if let Some(e) = load.error {
-        return Err(TrainError::Export(format!("bundle {}: {e}", dir.display())));
-    }
+    let net = build(&cfg, &fetch, dir, device)?;
     Ok((cfg, net))
+}
+
+/// Loads the network of a bundle widened to twice its base width (`crate::widen`): the same
+/// function (up to the time embedding's refit and `opts.noise`) with four times the weights.
+pub fn load_bundle_model_widened<B: Backend>(
+    dir: &Path,
+    opts: crate::widen::WidenOptions,
+    device: &B::Device,
+) -> Result<(UNetConfig, UNet<B>)> {
+    let (narrow, params) = bundle_params(dir)?;
+    widen_model(&narrow, &params, opts, device)
+        .map_err(|e| TrainError::Export(format!("widening bundle {}: {e}", dir.display())))
+}
+
+/// The network `narrow` with `params`, widened (`crate::widen`).
+pub(crate) fn widen_model<B: Backend>(
+    narrow: &UNetConfig,
+    params: &crate::widen::Params,
+    opts: crate::widen::WidenOptions,
+    device: &B::Device,
+) -> std::result::Result<(UNetConfig, UNet<B>), String> {
+    let wide = crate::widen::widened(narrow);
+    let shapes = parameter_shapes(&wide.init::<B>(device));
+    let widened = crate::widen::widen(narrow, params, &shapes, opts)?;
+    let fetch = |name: &str, _: &[usize]| {
+        widened
+            .get(name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| format!("{name}: not widened"))
+    };
+    let net = build(&wide, &fetch, Path::new("(widened)"), device).map_err(|e| e.to_string())?;
+    Ok((wide, net))
 }

@@ -30,6 +30,7 @@ mod state;
 pub mod steps;
 pub mod tensor_io;
 pub mod train;
+pub mod widen;
 
 pub use error::{Result, TrainError};
 

@@ -46,7 +46,21 @@ impl<B: AutodiffBackend> TrainState<B> {
     /// The network (and its EMA) of a bundle, to fine-tune; a fresh optimiser, step 0.
     pub(crate) fn from_bundle(cfg: &TrainConfig, dir: &Path, device: &B::Device) -> Result<Self> {
         B::seed(device, cfg.seed);
-        let (net, model) = crate::import::load_bundle_model::<B>(dir, device)?;
+        let narrow = crate::import::bundle_network(dir)?;
+        let (net, model) = if cfg.model != narrow && cfg.model == crate::widen::widened(&narrow) {
+            tracing::info!(
+                "widening the bundle's network to base width {}",
+                cfg.model.dim
+            );
+            let opts = crate::widen::WidenOptions {
+                max_level: cfg.top_level(),
+                noise: crate::widen::NOISE,
+                seed: cfg.seed,
+            };
+            crate::import::load_bundle_model_widened::<B>(dir, opts, device)?
+        } else {
+            crate::import::load_bundle_model::<B>(dir, device)?
+        };
         if net != cfg.model {
             return Err(TrainError::Config(format!(
                 "--init {}: its network is {net:?} but this run's is {:?}; leave out --model to \

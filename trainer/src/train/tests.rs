@@ -316,6 +316,22 @@ fn a_run_can_start_from_a_bundle() {
         .err()
         .expect("another network");
     assert!(e.to_string().contains("leave out --model"), "{e}");
+    // Twice the width (`--widen`): the bundle's network widened, nearly the same function (the
+    // exact case, without noise, is `widen`'s own test).
+    let mut wide = cfg.clone();
+    wide.model = crate::widen::widened(&cfg.model);
+    let state = TrainState::<AD>::from_bundle(&wide, &dir, &dev).expect("widened");
+    let wnet = state.model.valid();
+    assert_eq!(
+        wnet.num_params(),
+        crate::model::InitUNet::init::<B>(&wide.model, &dev).num_params()
+    );
+    let x = batch.xt.clone().inner();
+    let t = batch.t.clone().inner();
+    let y0 = net.forward(x.clone(), t.clone());
+    let scale = y0.clone().abs().mean().into_scalar();
+    let rel = (wnet.forward(x, t) - y0).abs().max().into_scalar() / scale;
+    assert!(rel > 0.0 && rel < 0.2, "widened: relative change {rel}");
 }
 
 #[test]

@@ -122,6 +122,11 @@ pub struct TrainArgs {
     /// of the first step, which on a GPU includes kernel compilation).
     #[arg(long)]
     max_seconds: Option<f64>,
+    /// With --init: start from the bundle's network at twice its base width, computing the same
+    /// function (Net2Net: channels copied, their inputs halved; the time embedding refitted; a
+    /// little noise to let the copies differ), for more capacity without training again.
+    #[arg(long, requires = "init")]
+    widen: bool,
     #[arg(long, value_enum, default_value = "flex")]
     backend: BackendKind,
     /// GPU index for --backend cuda.
@@ -162,6 +167,7 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
         max_images: a.max_images,
         classes: a.classes,
         label_dropout: a.label_dropout,
+        widen: a.widen,
     }
     .build(&run.config())?;
     let opts = RunOptions {
