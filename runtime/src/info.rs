@@ -30,9 +30,14 @@ pub fn describe(b: &Bundle) -> String {
     }
     if let Some(sm) = &m.sampling {
         s.push_str(&format!(
-            "sampling     {} step{} by default ({})\n",
+            "sampling     {} step{}{} by default ({})\n",
             sm.recommended_steps,
             if sm.recommended_steps == 1 { "" } else { "s" },
+            if sm.self_ensemble {
+                ", self-ensembled"
+            } else {
+                ""
+            },
             sm.chosen_by
         ));
     }

@@ -961,8 +961,24 @@ fn self_ensemble_makes_restoration_commute_with_flips() {
             .expect("save");
     }
     let model = bundle();
+    // A copy whose manifest makes the self-ensemble its default.
+    let ensembled = tmp.path().join("ensembled");
+    copy_bundle(&ensembled);
+    let manifest = ensembled.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&manifest).expect("read")).expect("json");
+    m["sampling"] = serde_json::json!({"recommended_steps": 4, "chosen_by": "a test",
+        "self_ensemble": true});
+    fs::write(&manifest, m.to_string()).expect("write");
     let run = |from: &Path, out: &Path, extra: &[&str]| {
-        let mut args = vec!["restore", "--model", model.to_str().expect("utf8")];
+        let by_default = extra.contains(&"--bundle-default");
+        let extra: Vec<&str> = extra
+            .iter()
+            .copied()
+            .filter(|a| *a != "--bundle-default")
+            .collect();
+        let m = if by_default { &ensembled } else { &model };
+        let mut args = vec!["restore", "--model", m.to_str().expect("utf8")];
         args.extend(["--t", "12", "--steps", "4"]);
         args.extend(extra);
         args.extend([from.to_str().expect("p"), out.to_str().expect("p")]);
@@ -995,6 +1011,10 @@ fn self_ensemble_makes_restoration_commute_with_flips() {
         asymmetry(&[], "plain") > 4,
         "the plain network is symmetric already"
     );
+    // A bundle that self-ensembles by default does so without the flag, and not with
+    // --no-self-ensemble.
+    assert!(asymmetry(&["--bundle-default"], "default") <= 1);
+    assert!(asymmetry(&["--bundle-default", "--no-self-ensemble"], "off") > 4);
     // A bundle of format version 1 has no restorer graph: refused up front, saying what to do.
     let old = tmp.path().join("v1");
     copy_bundle(&old);

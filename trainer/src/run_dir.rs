@@ -188,6 +188,7 @@ pub(crate) fn inherited_sampling(
              this network: {}",
             base.bundle, base.sampling.chosen_by
         ),
+        self_ensemble: base.sampling.self_ensemble,
     })
 }
 

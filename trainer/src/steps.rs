@@ -36,9 +36,9 @@ pub fn plot(model: &Path, eval: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Stores `k` sampling steps (0: none, every level) as the bundle's default, with the
-/// measurement it was chosen by.
-pub fn recommend(model: &Path, k: usize, because: &str) -> Result<()> {
+/// Stores `k` sampling steps (0: none, every level) as the bundle's default, and whether
+/// `cold restore` self-ensembles by default, with the measurement they were chosen by.
+pub fn recommend(model: &Path, k: usize, self_ensemble: bool, because: &str) -> Result<()> {
     let mut m = Bundle::open(model, true)?.manifest;
     if k > m.degradation.steps {
         return Err(TrainError::Config(format!(
@@ -46,9 +46,16 @@ pub fn recommend(model: &Path, k: usize, because: &str) -> Result<()> {
             m.degradation.steps
         )));
     }
+    if self_ensemble && k == 0 {
+        return Err(TrainError::Config(
+            "--self-ensemble is stored with a number of steps: give --recommend K with K >= 1"
+                .into(),
+        ));
+    }
     m.sampling = (k > 0).then(|| SamplingDefaults {
         recommended_steps: k,
         chosen_by: because.into(),
+        self_ensemble,
     });
     cold_core::files::write(&model.join(MANIFEST), &m)?;
     Ok(())

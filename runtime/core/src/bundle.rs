@@ -92,6 +92,14 @@ pub struct SamplingDefaults {
     /// Why: the measurement it was chosen by.
     #[serde(default)]
     pub chosen_by: String,
+    /// Whether `cold restore` averages the restorer's estimate over the eight flips and transposes
+    /// of its input by default (`--self-ensemble`; `--no-self-ensemble` turns it off).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub self_ensemble: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// `manifest.json`.

@@ -358,7 +358,7 @@ fn a_fine_tune_bundle_records_the_training_it_started_from() {
         .sha256["weights.bin"]
         .clone();
     // The base restores with 1 step by default (`cold-train steps`).
-    crate::steps::recommend(&base_dir, 1, "a steps curve").expect("the base's default");
+    crate::steps::recommend(&base_dir, 1, true, "a steps curve").expect("the base's default");
     // Fine-tune it for 6 steps, then remove the base: the run folder alone must know it.
     cfg.init = Some(base_dir.clone());
     let run = RunDir::new(tmp.path().join("run"));
@@ -396,6 +396,10 @@ fn a_fine_tune_bundle_records_the_training_it_started_from() {
         .as_ref()
         .expect("inherited sampling defaults");
     assert_eq!(sampling.recommended_steps, 1);
+    assert!(
+        sampling.self_ensemble,
+        "the self-ensemble default is not inherited"
+    );
     assert!(
         sampling.chosen_by.contains("inherited from base")
             && sampling.chosen_by.contains("a steps curve"),

@@ -51,8 +51,12 @@ pub struct RestoreArgs {
     /// Average the restorer's estimate over the eight flips and transposes of its input
     /// (test-time augmentation): a little sharper and cleaner, eight times the restorer's time.
     /// D and the sampler's update are unchanged. Bundles of format version 2.
+    /// A bundle that self-ensembles by default (`cold info` says so) does this without the flag.
     #[arg(long, alias = "tta")]
     self_ensemble: bool,
+    /// One pass of the restorer per step, even where the bundle self-ensembles by default.
+    #[arg(long, conflicts_with = "self_ensemble")]
+    no_self_ensemble: bool,
     /// Redo outputs that already exist.
     #[arg(long)]
     overwrite: bool,
@@ -83,6 +87,18 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
     };
     options.self_ensemble = a.self_ensemble;
     let mut engine = Engine::open(&a.model.model, options)?;
+    let manifest = &engine.bundle.manifest;
+    if !a.self_ensemble
+        && !a.no_self_ensemble
+        && manifest.format_version >= 2
+        && manifest.sampling.as_ref().is_some_and(|s| s.self_ensemble)
+    {
+        tracing::info!(
+            "self-ensemble on, the bundle's default (--no-self-ensemble: one pass of the \
+             restorer, about 8 times faster)"
+        );
+        engine.options.self_ensemble = true;
+    }
     tracing::info!(
         "model {} on {}",
         engine.bundle.manifest.name,

@@ -18,6 +18,10 @@ pub struct StepsArgs {
     /// The recommended number of steps to store in the bundle (0: remove the recommendation).
     #[arg(long)]
     recommend: Option<usize>,
+    /// With --recommend: `cold restore` averages the restorer over the eight flips and
+    /// transposes of its input by default (`--no-self-ensemble` turns it off there).
+    #[arg(long, requires = "recommend")]
+    self_ensemble: bool,
     /// A class-conditioned bundle: the classifier-free guidance weight `cold generate` uses by
     /// default (a negative value removes it: 1).
     #[arg(long, value_name = "W", allow_hyphen_values = true)]
@@ -36,11 +40,16 @@ pub fn run(a: StepsArgs) -> Result<ExitCode> {
         println!("{}", steps::plot(&a.model, p)?.display());
     }
     if let Some(k) = a.recommend {
-        steps::recommend(&a.model, k, &a.because)?;
+        steps::recommend(&a.model, k, a.self_ensemble, &a.because)?;
         if k > 0 {
             let steps = if k == 1 { "step" } else { "steps" };
+            let ensemble = if a.self_ensemble {
+                ", self-ensembled"
+            } else {
+                ""
+            };
             println!(
-                "{}: restores with {k} {steps} by default",
+                "{}: restores with {k} {steps}{ensemble} by default",
                 a.model.display()
             );
         } else {
