@@ -95,7 +95,7 @@ pub fn run(a: RestoreArgs) -> Result<ExitCode> {
     {
         tracing::info!(
             "self-ensemble on, the bundle's default (--no-self-ensemble: one pass of the \
-             restorer, about 8 times faster)"
+             restorer per step, an eighth of its work)"
         );
         engine.options.self_ensemble = true;
     }
