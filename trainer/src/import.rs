@@ -117,13 +117,8 @@ impl<B: Backend> ModuleMapper<B> for Load<'_, B> {
     }
 }
 
-/// The network a bundle holds (its manifest's config).
-pub fn bundle_network(dir: &Path) -> Result<UNetConfig> {
-    Ok(Bundle::open(dir, true)?.manifest.network.config.clone())
-}
-
 /// Every parameter of a bundle's network by module path: `(dims, values)`, and its config.
-fn bundle_params(dir: &Path) -> Result<(UNetConfig, crate::widen::Params)> {
+pub(crate) fn bundle_params(dir: &Path) -> Result<(UNetConfig, crate::widen::Params)> {
     let bundle = Bundle::open(dir, true)?;
     let cfg = bundle.manifest.network.config.clone();
     let rpath = bundle.path(&bundle.manifest.files.restorer);
@@ -176,6 +171,17 @@ pub fn load_bundle_model<B: Backend>(
     device: &B::Device,
 ) -> Result<(UNetConfig, UNet<B>)> {
     let (cfg, params) = bundle_params(dir)?;
+    let net = model_from_params(&cfg, &params, dir, device)?;
+    Ok((cfg, net))
+}
+
+/// The network `cfg` with the parameters read from the bundle in `dir` (named in errors).
+pub(crate) fn model_from_params<B: Backend>(
+    cfg: &UNetConfig,
+    params: &crate::widen::Params,
+    dir: &Path,
+    device: &B::Device,
+) -> Result<UNet<B>> {
     let fetch = |name: &str, shape: &[usize]| match params.get(name) {
         Some((dims, vals)) if dims.as_slice() == shape => Ok(vals.clone()),
         Some((dims, _)) => Err(format!(
@@ -183,23 +189,11 @@ pub fn load_bundle_model<B: Backend>(
         )),
         None => Err(format!("{name}: not in the bundle")),
     };
-    let net = build(&cfg, &fetch, dir, device)?;
-    Ok((cfg, net))
+    build(cfg, &fetch, dir, device)
 }
 
-/// Loads the network of a bundle widened to twice its base width (`crate::widen`): the same
-/// function (up to the time embedding's refit and `opts.noise`) with four times the weights.
-pub fn load_bundle_model_widened<B: Backend>(
-    dir: &Path,
-    opts: crate::widen::WidenOptions,
-    device: &B::Device,
-) -> Result<(UNetConfig, UNet<B>)> {
-    let (narrow, params) = bundle_params(dir)?;
-    widen_model(&narrow, &params, opts, device)
-        .map_err(|e| TrainError::Export(format!("widening bundle {}: {e}", dir.display())))
-}
-
-/// The network `narrow` with `params`, widened (`crate::widen`).
+/// The network `narrow` with `params`, widened to twice its base width (`crate::widen`): the
+/// same function (up to the time embedding's refit and `opts.noise`) with four times the weights.
 pub(crate) fn widen_model<B: Backend>(
     narrow: &UNetConfig,
     params: &crate::widen::Params,

@@ -46,7 +46,8 @@ impl<B: AutodiffBackend> TrainState<B> {
     /// The network (and its EMA) of a bundle, to fine-tune; a fresh optimiser, step 0.
     pub(crate) fn from_bundle(cfg: &TrainConfig, dir: &Path, device: &B::Device) -> Result<Self> {
         B::seed(device, cfg.seed);
-        let narrow = crate::import::bundle_network(dir)?;
+        // The bundle is read (and its hashes checked) once, whichever network is built from it.
+        let (narrow, params) = crate::import::bundle_params(dir)?;
         let (net, model) = if cfg.model != narrow && cfg.model == crate::widen::widened(&narrow) {
             tracing::info!(
                 "widening the bundle's network to base width {}",
@@ -57,9 +58,12 @@ impl<B: AutodiffBackend> TrainState<B> {
                 noise: crate::widen::NOISE,
                 seed: cfg.seed,
             };
-            crate::import::load_bundle_model_widened::<B>(dir, opts, device)?
+            crate::import::widen_model::<B>(&narrow, &params, opts, device).map_err(|e| {
+                TrainError::Export(format!("widening bundle {}: {e}", dir.display()))
+            })?
         } else {
-            crate::import::load_bundle_model::<B>(dir, device)?
+            let net = crate::import::model_from_params::<B>(&narrow, &params, dir, device)?;
+            (narrow, net)
         };
         if net != cfg.model {
             return Err(TrainError::Config(format!(
